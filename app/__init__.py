@@ -1,0 +1,91 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from config import Config, get_config
+
+
+def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config → extensions → blueprints → error handlers → CLI.
+
+    `config` is a config name (`development`, `testing`, `production`), a config
+    class, or a mapping of overrides on top of the class `APP_ENV` selects.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    config_class = _configure(app, config)
+    config_class.validate(app.config)
+
+    from app import database, extensions, requestlog
+    from app.auth import register_jwt_callbacks
+    from app.errors import register_error_handlers
+    from app.openapi import api
+    from app.security import register_security_headers
+
+    database.configure_engine(app)
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db)
+    extensions.jwt.init_app(app)
+    extensions.compress.init_app(app)
+    extensions.csrf.init_app(app)
+    extensions.limiter.init_app(app)
+    extensions.cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["Link", "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit",
+                        "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+        supports_credentials=False,
+    )
+    api.init_app(app)
+    _register_api(app)
+
+    register_error_handlers(app)
+    register_jwt_callbacks(app)
+    register_security_headers(app)
+    requestlog.init_app(app)
+    _install_proxy_fix(app)
+
+    from app.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None) -> type[Config]:
+    if isinstance(config, Mapping):
+        config_class = get_config(config.get("APP_ENV"))
+        app.config.from_object(config_class)
+        app.config.update(config)
+    else:
+        config_class = config if isinstance(config, type) else get_config(config)
+        app.config.from_object(config_class)
+    app.config["ENV_NAME"] = config_class.ENV_NAME
+    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_WRITE"])
+    if app.config.get("RATELIMIT_READ"):
+        from app.ratelimit import read_limit_exempt
+
+        app.config.setdefault("RATELIMIT_APPLICATION", app.config["RATELIMIT_READ"])
+        app.config.setdefault("RATELIMIT_APPLICATION_EXEMPT_WHEN", read_limit_exempt)
+    return config_class
+
+
+def _register_api(app: Flask) -> None:
+    from app.api import auth, health, posts, users
+    from app.extensions import csrf
+    from app.openapi import api
+
+    for module in (health, auth, users, posts):
+        csrf.exempt(module.blp)  # API clients authenticate with bearer tokens, not cookies
+        api.register_blueprint(module.blp)
+
+
+def _install_proxy_fix(app: Flask) -> None:
+    hops = app.config.get("PROXY_FIX_HOPS", 0)
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

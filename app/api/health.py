@@ -1,0 +1,33 @@
+"""Liveness and readiness probes for load balancers."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api import Blueprint
+from app.errors import problem
+from app.extensions import db
+from app.schemas import HealthSchema
+
+blp = Blueprint("health", __name__, url_prefix="/health", description="Health probes")
+
+
+@blp.route("")
+@blp.response(200, HealthSchema)
+def health():
+    """The process is up."""
+    return {"status": "healthy"}
+
+
+@blp.route("/ready")
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, description="The database does not answer.")
+def ready():
+    """The process can reach its database."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return problem(503, "The database does not answer.", headers={"Retry-After": "5"})
+    return {"status": "ready"}

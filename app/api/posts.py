@@ -1,0 +1,71 @@
+"""Posts: public reading, writing by any signed-in user, changes by author or admin."""
+
+from __future__ import annotations
+
+from flask import Response, url_for
+from flask_jwt_extended import current_user, jwt_required
+
+from app.api import Blueprint, json_response
+from app.models import Post
+from app.pagination import Page, next_link, page_request
+from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
+from app.services import posts
+
+blp = Blueprint("posts", __name__, url_prefix="/api/posts", description="Posts")
+BEARER = [{"bearerAuth": []}]
+_post_schema = PostSchema()
+_posts_schema = PostSchema(many=True)
+
+
+def dump_posts(page: Page[Post]) -> Response:
+    return json_response(_posts_schema.dump(page.items), headers=next_link(page.next_key))
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(PostListArgsSchema, location="query", as_kwargs=False)
+@blp.response(200, PostSchema(many=True))
+def list_posts(args):
+    """Newest first; filter by `author_id` and by `q` (case-insensitive, in the title)."""
+    page = posts.list_posts(page_request(args, posts.SORT_KEY),
+                            author_id=args.get("author_id"), title_contains=args.get("q"))
+    return dump_posts(page)
+
+
+@blp.route("", methods=["POST"])
+@jwt_required()
+@blp.arguments(PostCreateSchema)
+@blp.response(201, PostSchema, headers={"Location": {"schema": {"type": "string"}}})
+@blp.doc(security=BEARER)
+def create_post(fields):
+    """Write a post as the caller."""
+    post = posts.create_post(current_user, **fields)
+    location = url_for("posts.get_post", post_id=post.id)
+    return json_response(_post_schema.dump(post), 201, {"Location": location})
+
+
+@blp.route("/<int:post_id>", methods=["GET"])
+@blp.response(200, PostSchema)
+def get_post(post_id: int):
+    """One post with its author."""
+    return json_response(_post_schema.dump(posts.get_post(post_id)))
+
+
+@blp.route("/<int:post_id>", methods=["PATCH"])
+@jwt_required()
+@blp.arguments(PostUpdateSchema)
+@blp.response(200, PostSchema)
+@blp.doc(security=BEARER)
+def update_post(changes, post_id: int):
+    """Change a post's title or body: its author or an admin."""
+    post = posts.update_post(current_user, posts.get_post(post_id), changes)
+    return json_response(_post_schema.dump(post))
+
+
+@blp.route("/<int:post_id>", methods=["DELETE"])
+@jwt_required()
+@blp.response(204)
+@blp.doc(security=BEARER)
+def delete_post(post_id: int):
+    """Delete a post: its author or an admin."""
+    posts.delete_post(current_user, posts.get_post(post_id))
+    return ""

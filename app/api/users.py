@@ -1,0 +1,101 @@
+"""Users: registration, profiles, and changes by the user themself or an admin."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask_jwt_extended import current_user, jwt_required
+
+from app.api import Blueprint, json_response
+from app.api.posts import dump_posts
+from app.auth import admin_required
+from app.extensions import limiter
+from app.models import User
+from app.pagination import next_link, page_request
+from app.ratelimit import client_ip, register_limit
+from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
+from app.services import posts, users
+
+blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
+BEARER = [{"bearerAuth": []}]
+_user_schema = UserSchema()
+
+
+def dump_user(user: User, viewer: User | None) -> dict:
+    data = _user_schema.dump(user)
+    if not users.can_see_email(viewer, user):
+        del data["email"]
+    return data
+
+
+@blp.route("", methods=["POST"])
+@limiter.limit(register_limit, key_func=client_ip, scope="register")
+@blp.arguments(UserCreateSchema)
+@blp.response(201, UserSchema, headers={"Location": {"schema": {"type": "string"}}})
+@blp.alt_response(409, description="An account with this email already exists.")
+def register(fields):
+    """Create an account. Anyone may register; nobody may choose their role."""
+    user = users.register(**fields)
+    location = url_for("users.get_user", user_id=user.id)
+    return json_response(dump_user(user, user), 201, {"Location": location})
+
+
+@blp.route("", methods=["GET"])
+@jwt_required()
+@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.response(200, UserSchema(many=True))
+@blp.doc(security=BEARER)
+def list_users(args):
+    """Users by id, keyset-paginated (`Link: rel="next"`)."""
+    page = users.list_users(page_request(args, users.SORT_KEY))
+    return json_response([dump_user(u, current_user) for u in page.items],
+                         headers=next_link(page.next_key))
+
+
+@blp.route("/me")
+@jwt_required()
+@blp.response(200, UserSchema)
+@blp.doc(security=BEARER)
+def me():
+    """The caller's own account."""
+    return json_response(dump_user(current_user, current_user))
+
+
+@blp.route("/<int:user_id>", methods=["GET"])
+@jwt_required()
+@blp.response(200, UserSchema)
+@blp.doc(security=BEARER)
+def get_user(user_id: int):
+    """One user; `email` only for the user themself and admins."""
+    return json_response(dump_user(users.get_user(user_id), current_user))
+
+
+@blp.route("/<int:user_id>", methods=["PATCH"])
+@jwt_required()
+@blp.arguments(UserUpdateSchema)
+@blp.response(200, UserSchema)
+@blp.doc(security=BEARER)
+def update_user(changes, user_id: int):
+    """Change a user: themself or an admin; `role` and `is_active` by an admin only.
+    A new `password` needs `current_password` unless an admin sets it."""
+    user = users.update_user(current_user, users.get_user(user_id), changes)
+    return json_response(dump_user(user, current_user))
+
+
+@blp.route("/<int:user_id>", methods=["DELETE"])
+@admin_required
+@blp.response(204)
+@blp.doc(security=BEARER)
+def delete_user(user_id: int):
+    """Delete a user and their posts (admins only)."""
+    users.delete_user(current_user, users.get_user(user_id))
+    return ""
+
+
+@blp.route("/<int:user_id>/posts")
+@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.response(200, PostSchema(many=True))
+def list_user_posts(args, user_id: int):
+    """One author's posts, newest first."""
+    users.get_user(user_id)
+    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id)
+    return dump_posts(page)

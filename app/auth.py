@@ -1,0 +1,78 @@
+"""flask-jwt-extended wired to the services, with every failure as problem JSON.
+
+Out of the box the library answers bad tokens with 422 and `{"msg": ...}` and no
+`WWW-Authenticate`; every loader is replaced here so none of that leaks.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Flask, Response, g
+from flask_jwt_extended import current_user, jwt_required
+
+from app.errors import PermissionDenied, unauthorized
+from app.extensions import jwt
+from app.services import tokens
+
+Claims = dict[str, Any]
+
+
+def register_jwt_callbacks(app: Flask) -> None:
+    @jwt.token_in_blocklist_loader
+    def is_revoked(_header: Claims, claims: Claims) -> bool:
+        user, revoked = tokens.load_token_user(claims)
+        g.token_user = user
+        return revoked
+
+    @jwt.user_lookup_loader
+    def load_user(_header: Claims, claims: Claims):
+        user = g.pop("token_user", None)
+        return user if user is not None and user.is_active else None
+
+    @jwt.token_verification_loader
+    def has_required_claims(_header: Claims, claims: Claims) -> bool:
+        sub = claims.get("sub")
+        return "exp" in claims and isinstance(sub, str) and sub.isdigit()
+
+    @jwt.unauthorized_loader
+    def missing_token(reason: str) -> Response:
+        return unauthorized("Missing bearer token in the Authorization header.", error="")
+
+    @jwt.invalid_token_loader
+    def invalid_token(reason: str) -> Response:
+        return unauthorized(f"Invalid token: {reason}.")
+
+    @jwt.expired_token_loader
+    def expired_token(_header: Claims, _claims: Claims) -> Response:
+        return unauthorized("The token has expired.")
+
+    @jwt.revoked_token_loader
+    def revoked_token(_header: Claims, _claims: Claims) -> Response:
+        return unauthorized("The token has been revoked.")
+
+    @jwt.user_lookup_error_loader
+    def unknown_user(_header: Claims, _claims: Claims) -> Response:
+        return unauthorized("The token's account does not exist or is deactivated.")
+
+    @jwt.token_verification_failed_loader
+    def failed_verification(_header: Claims, _claims: Claims) -> Response:
+        return unauthorized("The token is missing required claims.")
+
+    @jwt.needs_fresh_token_loader
+    def needs_fresh(_header: Claims, _claims: Claims) -> Response:
+        return unauthorized("A fresh token is required.")
+
+
+def admin_required(view: Callable) -> Callable:
+    """A valid access token of an admin; others get 403."""
+
+    @wraps(view)
+    @jwt_required()
+    def wrapper(*args: Any, **kwargs: Any):
+        if not current_user.is_admin:
+            raise PermissionDenied("Admins only.")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,37 @@
+"""Engine settings per backend: pooled, fail-fast PostgreSQL; SQLite as the embedded default."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import make_url
+
+
+def configure_engine(app: Flask) -> None:
+    uri = app.config.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        os.makedirs(app.instance_path, exist_ok=True)
+        uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
+        app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+    if make_url(uri).get_backend_name() == "postgresql":
+        options.update(app.config["SQLALCHEMY_ENGINE_OPTIONS_POOL"])
+        options.setdefault("pool_pre_ping", True)
+        connect_args = options.setdefault("connect_args", {})
+        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
+        connect_args.setdefault(
+            "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}"
+        )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite ignores foreign keys (and so ON DELETE CASCADE) unless asked per connection."""
+    if type(dbapi_connection).__module__ == "sqlite3":
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()

@@ -1,0 +1,179 @@
+"""Domain errors, and every error rendered as RFC 9457 problem details.
+
+Services raise the `DomainError` subclasses; they know nothing of HTTP
+responses. The API turns any error into `application/problem+json`; paths
+under `/admin` get HTML instead, through a renderer the admin registers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, current_app, json, request
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+HTML_PREFIXES = ("/admin",)
+
+FieldErrors = Mapping[str, list[str] | Any]
+
+
+class DomainError(Exception):
+    """A rule of the service said no. Carries an HTTP status for the faces."""
+
+    status = 400
+    default_detail = "The request could not be processed."
+
+    def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None) -> None:
+        self.detail = detail or self.default_detail
+        self.errors = errors
+        super().__init__(self.detail)
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    default_detail = "The request contains invalid fields."
+
+
+class AuthenticationFailed(DomainError):
+    status = 401
+    default_detail = "Invalid credentials."
+
+
+class PermissionDenied(DomainError):
+    status = 403
+    default_detail = "You are not allowed to do this."
+
+
+class NotFound(DomainError):
+    status = 404
+    default_detail = "The resource was not found."
+
+
+class Conflict(DomainError):
+    status = 409
+    default_detail = "The request conflicts with the current state of the resource."
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    errors: FieldErrors | None = None,
+    headers: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> Response:
+    """Build an RFC 9457 problem response."""
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or phrase,
+        "status": status,
+        "detail": detail or phrase,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def unauthorized(detail: str, error: str = "invalid_token") -> Response:
+    response = problem(401, detail)
+    response.headers["WWW-Authenticate"] = f'Bearer error="{error}"' if error else "Bearer"
+    return response
+
+
+HtmlRenderer = Callable[[int, str, str], Response]
+
+
+def _wants_html() -> bool:
+    return request.path.startswith(HTML_PREFIXES)
+
+
+def _render(status: int, detail: str, *, errors: FieldErrors | None = None,
+            headers: Mapping[str, str] | None = None) -> Response:
+    if _wants_html():
+        renderer: HtmlRenderer | None = current_app.extensions.get("html_error_renderer")
+        title = HTTPStatus(status).phrase
+        if renderer is not None:
+            response = renderer(status, title, detail)
+        else:
+            response = Response(
+                f"<!doctype html><title>{status} {escape(title)}</title>"
+                f"<h1>{escape(title)}</h1><p>{escape(detail)}</p>",
+                status=status, mimetype="text/html",
+            )
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
+    return problem(status, detail, errors=errors, headers=headers)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers: dict[str, str] = {}
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    for key, value in error.get_headers():
+        if key.lower() in ("retry-after", "allow", "www-authenticate"):
+            headers[key] = value
+    data = getattr(error, "data", None) or {}
+    errors = None
+    if status == 422:
+        errors = _flatten_webargs_messages(data.get("messages"))
+    detail = error.description if isinstance(error.description, str) else None
+    if errors is not None:
+        detail = "The request contains invalid fields."
+    if status == 429:
+        detail = f"Too many requests: the limit is {error.description}. Try again later."
+        if "Retry-After" not in headers:
+            headers["Retry-After"] = "60"
+    return _render(status, detail or HTTPStatus(status).phrase, errors=errors, headers=headers)
+
+
+def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
+    """webargs nests messages by location (`json`, `query`); clients want fields."""
+    if not isinstance(messages, Mapping):
+        return None
+    flat: dict[str, Any] = {}
+    for location_messages in messages.values():
+        if isinstance(location_messages, Mapping):
+            flat.update(location_messages)
+    return flat
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return _render(error.status, error.detail, errors=error.errors)
+
+
+def handle_database_unavailable(error: Exception) -> Response:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return _render(503, "The database is unavailable. Try again shortly.",
+                   headers={"Retry-After": "5"})
+
+
+def handle_unexpected_error(error: Exception) -> Response:
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return handle_database_unavailable(error)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _render(500, "An unexpected error occurred. It has been logged.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(PoolTimeoutError, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected_error)

@@ -1,0 +1,84 @@
+"""Keyset pagination: opaque cursors and the `Link: <...>; rel="next"` header.
+
+A cursor is the sort key of the last item on a page, base64url-encoded JSON.
+Walking `next` links visits every item once, in order, even while new items
+arrive, because each page starts strictly after the previous page's last key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode
+
+from flask import request
+
+from app.errors import ValidationFailed
+
+T = TypeVar("T")
+SortKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_key: SortKey | None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """What a client asked for: a page size and either a keyset position or an offset."""
+
+    limit: int = 20
+    after: SortKey | None = None
+    skip: int | None = None
+
+
+def encode_cursor(key: SortKey) -> str:
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, kinds: Sequence[type]) -> SortKey:
+    """Turn a cursor back into a sort key of the given types, or a 422 naming `cursor`."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        if not isinstance(values, list) or len(values) != len(kinds):
+            raise ValueError
+        key = []
+        for kind, value in zip(kinds, values, strict=True):
+            if kind is datetime:
+                parsed = datetime.fromisoformat(value)
+                if parsed.tzinfo is None:
+                    raise ValueError
+                key.append(parsed)
+            elif kind is int:
+                if type(value) is not int or not 0 <= value < 2**63:
+                    raise ValueError
+                key.append(value)
+            else:
+                raise ValueError
+        return tuple(key)
+    except (ValueError, TypeError, UnicodeError, binascii.Error):
+        raise ValidationFailed(errors={"cursor": ["Not a valid cursor."]}) from None
+
+
+def page_request(args: dict[str, Any], kinds: Sequence[type]) -> PageRequest:
+    after = decode_cursor(args["cursor"], kinds) if "cursor" in args else None
+    return PageRequest(limit=args["limit"], after=after, skip=args.get("skip"))
+
+
+def next_link(next_key: SortKey | None) -> dict[str, str]:
+    """The `Link` header for the page after this one, if there is one."""
+    if next_key is None:
+        return {}
+    params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "skip")]
+    params.append(("cursor", encode_cursor(next_key)))
+    return {"Link": f'<{request.base_url}?{urlencode(params)}>; rel="next"'}

@@ -1,0 +1,204 @@
+"""Marshmallow schemas: strict on what comes in, no secrets in what goes out.
+
+The same classes validate requests and feed the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from app.models import Role
+
+# C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+PASSWORD_MIN_BYTES = 8
+PASSWORD_MAX_BYTES = 72  # bcrypt ignores (5.x: rejects) anything longer
+
+
+class SafeString(fields.String):
+    """A string that PostgreSQL and UTF-8 can store: no NUL, controls or lone surrogates.
+
+    `multiline=True` keeps tab, newline and carriage return (for post bodies).
+    `strip=True` trims surrounding whitespace before the length check.
+    """
+
+    def __init__(self, *args: Any, multiline: bool = False, strip: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.multiline = multiline
+        self.strip = strip
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _SURROGATE.search(text):
+            raise ValidationError("Must be valid Unicode text (no lone surrogates).")
+        pattern = _CONTROL_EXCEPT_WHITESPACE if self.multiline else _CONTROL
+        if pattern.search(text):
+            raise ValidationError("Must not contain NUL or other control characters.")
+        return text.strip() if self.strip else text
+
+
+class EmailAddress(fields.Email):
+    """An email address, stored lower-cased so `Ann@X.io` and `ann@x.io` are one account."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str) and (_SURROGATE.search(value) or _CONTROL.search(value)):
+            raise ValidationError("Not a valid email address.")
+        text = super()._deserialize(value.strip() if isinstance(value, str) else value,
+                                    attr, data, **kwargs)
+        return text.lower()
+
+
+class Password(fields.String):
+    """8–72 bytes of UTF-8 with an uppercase letter and a digit."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _SURROGATE.search(text) or "\x00" in text:
+            raise ValidationError("Must be valid Unicode text without NUL characters.")
+        size = len(text.encode())
+        if size < PASSWORD_MIN_BYTES or size > PASSWORD_MAX_BYTES:
+            raise ValidationError(
+                f"Must be {PASSWORD_MIN_BYTES} to {PASSWORD_MAX_BYTES} bytes long in UTF-8."
+            )
+        if not any(ch.isupper() for ch in text) or not any(ch.isdigit() for ch in text):
+            raise ValidationError("Must contain at least one uppercase letter and one digit.")
+        return text
+
+
+class LoginPassword(fields.String):
+    """Any string: a wrong password is a 401, not a validation error."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if _SURROGATE.search(text):
+            raise ValidationError("Must be valid Unicode text (no lone surrogates).")
+        return text
+
+
+def _name(**kwargs: Any) -> SafeString:
+    return SafeString(strip=True, validate=validate.Length(min=2, max=100), **kwargs)
+
+
+def _age(**kwargs: Any) -> fields.Integer:
+    return fields.Integer(strict=True, validate=validate.Range(min=18, max=120), **kwargs)
+
+
+# ---- users -----------------------------------------------------------------
+
+
+class UserCreateSchema(Schema):
+    email = EmailAddress(required=True)
+    name = _name(required=True)
+    password = Password(required=True, load_only=True)
+    age = _age(allow_none=True)
+
+
+class UserUpdateSchema(Schema):
+    email = EmailAddress()
+    name = _name()
+    age = _age(allow_none=True)
+    password = Password(load_only=True)
+    current_password = LoginPassword(load_only=True)
+    role = fields.Enum(Role, by_value=True)
+    is_active = fields.Boolean(truthy={True}, falsy={False})
+
+
+class UserSchema(Schema):
+    """A user as others see it. `email` is present only for the user themself and admins."""
+
+    id = fields.Integer(dump_only=True)
+    email = fields.String(dump_only=True, metadata={
+        "description": "Only present for the user themself and for admins."})
+    name = fields.String(dump_only=True)
+    age = fields.Integer(dump_only=True, allow_none=True)
+    role = fields.Enum(Role, by_value=True, dump_only=True)
+    is_active = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+    class Meta:
+        ordered = True
+
+
+# ---- auth ------------------------------------------------------------------
+
+
+class LoginSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(max=320))
+    password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
+
+
+class LogoutSchema(Schema):
+    refresh_token = SafeString(validate=validate.Length(max=4096))
+
+
+class TokenSchema(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds until the access token expires."})
+
+    class Meta:
+        ordered = True
+
+
+# ---- posts -----------------------------------------------------------------
+
+
+class PostCreateSchema(Schema):
+    title = SafeString(required=True, validate=validate.Length(min=1, max=200))
+    body = SafeString(required=True, multiline=True, validate=validate.Length(min=1, max=50_000))
+
+
+class PostUpdateSchema(Schema):
+    title = SafeString(validate=validate.Length(min=1, max=200))
+    body = SafeString(multiline=True, validate=validate.Length(min=1, max=50_000))
+
+
+class AuthorSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+    class Meta:
+        ordered = True
+
+
+class PostSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    title = fields.String(dump_only=True)
+    body = fields.String(dump_only=True)
+    author = fields.Nested(AuthorSchema, dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+    class Meta:
+        ordered = True
+
+
+# ---- lists -----------------------------------------------------------------
+
+
+class PageArgsSchema(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    cursor = SafeString(validate=validate.Length(min=1, max=200))
+    skip = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
+
+    @validates_schema
+    def _cursor_or_skip(self, data: dict, **kwargs: Any) -> None:
+        if "cursor" in data and "skip" in data:
+            raise ValidationError("Use either cursor or skip, not both.", "skip")
+
+
+class PostListArgsSchema(PageArgsSchema):
+    author_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    q = SafeString(validate=validate.Length(min=1, max=200))
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)

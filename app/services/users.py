@@ -1,0 +1,151 @@
+"""Users: registration, sign-in checks, who may see and change what."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.extensions import db
+from app.models import Role, User
+from app.pagination import Page, PageRequest
+from app.security import hash_password, verify_password
+
+ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
+SORT_KEY = (int,)  # id, ascending
+
+
+def is_unique_violation(error: IntegrityError) -> bool:
+    """SQLSTATE 23505 on PostgreSQL; SQLite says so in its message."""
+    code = getattr(error.orig, "pgcode", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(error.orig)
+
+
+def _commit_or_conflict(detail: str) -> None:
+    """Commit; a unique violation becomes a 409 (the constraint is what makes races safe)."""
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        if is_unique_violation(error):
+            raise Conflict(detail) from None
+        raise
+
+
+def register(*, email: str, name: str, password: str, age: int | None = None,
+             role: Role = Role.USER) -> User:
+    user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password))
+    db.session.add(user)
+    _commit_or_conflict("An account with this email already exists.")
+    return user
+
+
+def authenticate(email: str, password: str) -> User:
+    """The active user with these credentials; one identical failure for every wrong case."""
+    user = find_by_email(email)
+    ok = verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or not user.is_active:
+        raise AuthenticationFailed("Invalid email or password.")
+    return user
+
+
+def find_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("User not found.")
+    return user
+
+
+def list_users(page: PageRequest, *, search: str | None = None, role: Role | None = None,
+               is_active: bool | None = None) -> Page[User]:
+    """Users by id, keyset-paginated; the filters serve the admin pages."""
+    stmt = select(User).order_by(User.id).limit(page.limit + 1)
+    if search:
+        stmt = stmt.where(or_(User.email.icontains(search, autoescape=True),
+                              User.name.icontains(search, autoescape=True)))
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if is_active is not None:
+        stmt = stmt.where(User.is_active.is_(is_active))
+    if page.after is not None:
+        stmt = stmt.where(User.id > page.after[0])
+    elif page.skip:
+        stmt = stmt.offset(page.skip)
+    users = list(db.session.scalars(stmt))
+    more = len(users) > page.limit
+    users = users[: page.limit]
+    return Page(users, (users[-1].id,) if more else None)
+
+
+def can_see_email(viewer: User | None, user: User) -> bool:
+    return viewer is not None and (viewer.is_admin or viewer.id == user.id)
+
+
+def can_edit(actor: User, user: User) -> bool:
+    return actor.is_admin or actor.id == user.id
+
+
+def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
+    """Apply a partial update, enforcing who may change which fields."""
+    if not can_edit(actor, user):
+        raise PermissionDenied("You may only change your own account.")
+    forbidden = sorted(ADMIN_ONLY_FIELDS & changes.keys())
+    if forbidden and not actor.is_admin:
+        raise PermissionDenied(f"Only an admin may change {', '.join(forbidden)}.")
+    if "current_password" in changes and "password" not in changes:
+        raise ValidationFailed(errors={"current_password": ["Only needed to change the password."]})
+    if "password" in changes and not actor.is_admin:
+        current = changes.get("current_password")
+        if current is None:
+            raise ValidationFailed(errors={"current_password": ["Required to change the password."]})
+        if not verify_password(current, user.password_hash):
+            raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
+    if "role" in changes and changes["role"] != user.role:
+        _guard_admin_removal(actor, user, "change the role of")
+    if "is_active" in changes and not changes["is_active"] and user.is_active:
+        _guard_admin_removal(actor, user, "deactivate")
+
+    for field in ("email", "name", "age", "role", "is_active"):
+        if field in changes:
+            setattr(user, field, changes[field])
+    if "password" in changes:
+        user.password_hash = hash_password(changes["password"])
+    _commit_or_conflict("An account with this email already exists.")
+    return user
+
+
+def set_role(actor: User, user: User, role: Role) -> User:
+    return update_user(actor, user, {"role": role})
+
+
+def set_active(actor: User, user: User, is_active: bool) -> User:
+    return update_user(actor, user, {"is_active": is_active})
+
+
+def delete_user(actor: User, user: User) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied("Only an admin may delete users.")
+    _guard_admin_removal(actor, user, "delete")
+    db.session.delete(user)
+    db.session.commit()
+
+
+def _guard_admin_removal(actor: User, user: User, action: str) -> None:
+    """An admin may not remove themself, and the last active admin must stay."""
+    if actor.id == user.id and actor.is_admin:
+        raise Conflict(f"You cannot {action} your own account.")
+    if user.is_admin and user.is_active and count_active_admins() <= 1:
+        raise Conflict(f"Cannot {action} the last active admin.")
+
+
+def count_active_admins() -> int:
+    stmt = select(func.count()).select_from(User).where(User.role == Role.ADMIN,
+                                                        User.is_active.is_(True))
+    return db.session.scalar(stmt) or 0

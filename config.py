@@ -1,0 +1,154 @@
+"""Configuration classes, read from the environment (and `.env` when present).
+
+`APP_ENV` picks the class: development (default), testing or production.
+Production refuses to start without strong secrets; development generates
+a per-instance secret so a first run needs no set-up.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+load_dotenv()
+
+BASE_DIR = Path(__file__).resolve().parent
+MIN_SECRET_LENGTH = 32
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def _normalise_db_url(url: str) -> str:
+    """Pick the psycopg2 driver for plain `postgresql://` (and Heroku's `postgres://`) URLs;
+    SQLAlchemy 2.1 would otherwise look for psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
+
+
+class Config:
+    ENV_NAME = "base"
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY")
+
+    SQLALCHEMY_DATABASE_URI = _normalise_db_url(os.environ.get("DATABASE_URL", ""))
+    SQLALCHEMY_ENGINE_OPTIONS_POOL = {
+        "pool_size": _env_int("DB_POOL_SIZE", 5),
+        "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
+        "pool_timeout": _env_int("DB_POOL_TIMEOUT", 5),
+        "pool_recycle": _env_int("DB_POOL_RECYCLE", 1800),
+    }
+    DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 3)
+    DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
+
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_DECODE_LEEWAY = 0
+    BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
+
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    CORS_ORIGINS = _env_list("CORS_ORIGINS")
+    PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
+    COMPRESS_MIN_SIZE = 1000
+    COMPRESS_ALGORITHM = ["gzip"]
+    COMPRESS_MIMETYPES = ["application/json", "application/problem+json", "text/html", "text/css",
+                          "application/javascript", "text/javascript"]
+
+    # Rate limits (Flask-Limiter syntax). Storage is Redis when REDIS_URL is set.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") not in ("0", "false", "False")
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
+    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "20/hour")
+    RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
+    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "")
+
+    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_NAME = "admin_session"
+    WTF_CSRF_TIME_LIMIT = None
+
+    API_TITLE = "Users & Posts API"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+    OPENAPI_REDOC_PATH = "/redoc"
+    OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
+    JSON_SORT_KEYS = False
+
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        """Hook for classes that must refuse to start on bad settings."""
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    SECRET_KEY = Config.SECRET_KEY or secrets.token_urlsafe(48)
+    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or secrets.token_urlsafe(48)
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret-key-that-is-long-enough-0123456789"
+    JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
+    SQLALCHEMY_DATABASE_URI = _normalise_db_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
+    BCRYPT_ROUNDS = 4
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    WTF_CSRF_ENABLED = True
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        problems = []
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            value = config.get(name) or ""
+            if len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{name} must be set to a random string of at least "
+                                f"{MIN_SECRET_LENGTH} characters")
+        if config.get("SECRET_KEY") and config.get("SECRET_KEY") == config.get("JWT_SECRET_KEY"):
+            problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
+        if not config.get("SQLALCHEMY_DATABASE_URI"):
+            problems.append("DATABASE_URL must be set")
+        if problems:
+            raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[Config]:
+    name = name or os.environ.get("APP_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None
