@@ -28,21 +28,12 @@ def _env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def _normalise_db_url(url: str) -> str:
-    """Pick the psycopg2 driver for plain `postgresql://` (and Heroku's `postgres://`) URLs;
-    SQLAlchemy 2.1 would otherwise look for psycopg 3."""
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg2://" + url.removeprefix(prefix)
-    return url
-
-
 class Config:
     ENV_NAME = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY")
     JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY")
 
-    SQLALCHEMY_DATABASE_URI = _normalise_db_url(os.environ.get("DATABASE_URL", ""))
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "")
     SQLALCHEMY_ENGINE_OPTIONS_POOL = {
         "pool_size": _env_int("DB_POOL_SIZE", 5),
         "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
@@ -55,6 +46,7 @@ class Config:
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
     JWT_TOKEN_LOCATION = ["headers"]
+    JWT_COOKIE_CSRF_PROTECT = False  # bearer headers only: no cookie, no CSRF claim
     JWT_DECODE_LEEWAY = 0
     BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
 
@@ -92,7 +84,6 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
     OPENAPI_REDOC_PATH = "/redoc"
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
-    JSON_SORT_KEYS = False
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
 
@@ -112,7 +103,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-secret-key-that-is-long-enough-0123456789"
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
-    SQLALCHEMY_DATABASE_URI = _normalise_db_url(os.environ.get("TEST_DATABASE_URL", "sqlite://"))
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     BCRYPT_ROUNDS = 4
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"

@@ -17,6 +17,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     class, or a mapping of overrides on top of the class `APP_ENV` selects.
     """
     app = Flask(__name__, instance_relative_config=True)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
     config_class = _configure(app, config)
     config_class.validate(app.config)
 

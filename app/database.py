@@ -16,6 +16,8 @@ def configure_engine(app: Flask) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
         app.config["SQLALCHEMY_DATABASE_URI"] = uri
+    uri = normalise_url(uri)
+    app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if make_url(uri).get_backend_name() == "postgresql":
         options.update(app.config["SQLALCHEMY_ENGINE_OPTIONS_POOL"])
@@ -26,6 +28,15 @@ def configure_engine(app: Flask) -> None:
             "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}"
         )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg2 for plain `postgresql://` (and Heroku's `postgres://`) URLs;
+    SQLAlchemy 2.1 would otherwise look for psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
 
 
 @event.listens_for(Engine, "connect")

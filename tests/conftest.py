@@ -1,0 +1,224 @@
+"""Shared fixtures.
+
+The database is real: PostgreSQL when `TEST_DATABASE_URL` is set (its name must
+contain "test", so a developer's database is never touched), otherwise a
+throwaway SQLite file. The schema is built by the Alembic migrations, once per
+session; every test starts from empty tables (they are emptied after each test).
+
+- `app`, `client`: the Flask app and its test client (the real HTTP layer, in process).
+- `make_user`: creates a user through the service; returns a `Person` with
+  `id`, `email`, `password` and ready `headers` (a bearer access token).
+- `live_server`: the same app under gunicorn with several workers, for tests
+  that need real concurrency or separate processes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.extensions import db
+from app.models import Role
+from app.services import tokens, users
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "Sup3rSecret"
+_counter = itertools.count(1)
+
+
+@dataclass
+class Person:
+    id: int
+    email: str
+    password: str
+    role: Role
+    access_token: str
+    refresh_token: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    name = make_url(url).database or ""
+    if "test" not in name:
+        pytest.exit(f"TEST_DATABASE_URL must name a throwaway database containing 'test', not {name!r}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _test_database_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    with app.app_context():
+        _rebuild_schema()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def _rebuild_schema() -> None:
+    """Drop everything, then run the real migrations: the tests use the schema deployers get."""
+    from flask_migrate import upgrade
+
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(directory=str(ROOT / "migrations"))
+
+
+def empty_tables() -> None:
+    tables = ["revoked_tokens", "posts", "users"]
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated(app: Flask) -> Iterator[None]:
+    yield
+    with app.app_context():
+        db.session.remove()
+        empty_tables()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask):
+    """Create a user (through the service) and sign them in."""
+
+    def make(role: Role = Role.USER, *, email: str | None = None, name: str | None = None,
+             password: str = PASSWORD, is_active: bool = True, age: int | None = None) -> Person:
+        n = next(_counter)
+        email = email or f"person{n}@example.com"
+        with app.app_context():
+            user = users.register(email=email, name=name or f"Person {n}", password=password,
+                                  age=age, role=role)
+            pair = tokens.issue_tokens(user)
+            if not is_active:
+                user.is_active = False
+                db.session.commit()
+            person = Person(user.id, user.email, password, role, pair["access_token"],
+                            pair["refresh_token"])
+        person.headers = {"Authorization": f"Bearer {person.access_token}"}
+        return person
+
+    return make
+
+
+@pytest.fixture
+def user(make_user) -> Person:
+    return make_user()
+
+
+@pytest.fixture
+def admin(make_user) -> Person:
+    return make_user(Role.ADMIN)
+
+
+def assert_problem(response, status: int) -> dict:
+    """The response is RFC 9457 problem details with this status."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json(force=True)
+    assert {"type", "title", "status", "detail"} <= body.keys()
+    assert body["status"] == status
+    if status == 401:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    return body
+
+
+# ---- a real server ------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        return [int(pid) for pid in out.stdout.split()]
+
+
+def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    environment = {
+        **os.environ,
+        "APP_ENV": "testing",
+        "TEST_DATABASE_URL": database_url,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
+        "LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited: " + process.stderr.read().decode()[-2000:])
+        try:
+            healthy = requests.get(server.url + "/health", timeout=2).status_code == 200
+            if healthy and len(server.worker_pids()) >= workers:
+                return server
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gunicorn did not become healthy in 30 s")
+
+
+def stop_gunicorn(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Flask, database_url: str) -> Iterator[LiveServer]:
+    server = start_gunicorn(database_url)
+    yield server
+    stop_gunicorn(server)
