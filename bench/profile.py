@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--path", default="/api/posts?limit=20")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))
+    parser.add_argument("--time-only", action="store_true", help="no profiler: just ms per request")
     parser.add_argument("--log-level", default="INFO", help="the app's LOG_LEVEL (production: INFO)")
     options = parser.parse_args()
     os.environ.update(
@@ -53,6 +54,13 @@ def main() -> None:
     client = app.test_client()
     for _ in range(50):
         assert client.get(options.path).status_code == 200
+    if options.time_only:
+        started = time.perf_counter()
+        for _ in range(options.requests):
+            client.get(options.path)
+        elapsed = time.perf_counter() - started
+        print(f"{options.path}: {elapsed / options.requests * 1000:.3f} ms per request (in process)")
+        return
     profiler = Profiler(interval=0.0002)
     started = time.perf_counter()
     profiler.start()
