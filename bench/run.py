@@ -55,7 +55,7 @@ class Mode:
 
 
 FULL = Mode("full", users=10_000, posts=1_000_000, duration=10, warmup=2, rounds=3, login_duration=10)
-QUICK = Mode("quick", users=10_000, posts=100_000, duration=3, warmup=1, rounds=1, login_duration=3)
+QUICK = Mode("quick", users=10_000, posts=100_000, duration=3, warmup=1, rounds=3, login_duration=8)
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Result:
     p99_ms: float
     errors: int
     requests: int
+    cpu_ms: float  # gunicorn workers' + their PostgreSQL backends' CPU time per request
     runs: list[dict] = field(default_factory=list)
 
 
@@ -211,12 +212,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def postgres_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to `database` (named in their titles)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+                total += _cpu_seconds(entry.name)
+    return total
+
+
 @dataclass
 class Server:
     name: str
     url: str
     process: subprocess.Popen
     log_path: Path
+    database: str
+
+    def cpu_seconds(self) -> float:
+        """Workers' CPU plus their database backends' CPU: a noise-proof cost per request."""
+        return sum(_cpu_seconds(pid) for pid in self.workers()) + postgres_cpu_seconds(self.database)
 
     def workers(self) -> list[int]:
         pids = []
@@ -242,7 +273,7 @@ class Server:
         return sizes
 
 
-def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> Server:
+def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str, database: str) -> Server:
     """gunicorn with the project's gunicorn.conf.py: worker count and settings as deployed."""
     port = free_port()
     log_path = OUT / f"{name}-gunicorn.log"
@@ -253,7 +284,7 @@ def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> S
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
     )
-    server = Server(name, f"http://127.0.0.1:{port}", process, log_path)
+    server = Server(name, f"http://127.0.0.1:{port}", process, log_path, database)
     deadline = time.monotonic() + 60
     expected = int(env.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2))
     while time.monotonic() < deadline:
@@ -300,6 +331,7 @@ def check_floor_matches(app: Server, floor: Server) -> str:
 
 
 def wrk(
+    server: Server,
     url: str,
     duration: int,
     connections: int,
@@ -322,18 +354,22 @@ def wrk(
     ]
     if args:
         command += ["--", *args]
+    cpu_before = server.cpu_seconds()
     completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+    cpu = server.cpu_seconds() - cpu_before
     for line in completed.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             data = json.loads(line.removeprefix("BENCH_JSON "))
             data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+            data["cpu_s"] = cpu
             return data
     raise RuntimeError(f"wrk gave no summary: {completed.stdout}\n{completed.stderr}")
 
 
 def measure(
     label: str,
-    url: str,
+    server: Server,
+    path: str,
     mode: Mode,
     connections: int,
     *,
@@ -343,8 +379,11 @@ def measure(
     rounds: int = 1,
     timeout: int = 5,
 ) -> Result:
-    wrk(url, mode.warmup, connections, script, args, timeout)
-    runs = [wrk(url, duration or mode.duration, connections, script, args, timeout) for _ in range(rounds)]
+    url = server.url + path
+    wrk(server, url, mode.warmup, connections, script, args, timeout)
+    runs = [
+        wrk(server, url, duration or mode.duration, connections, script, args, timeout) for _ in range(rounds)
+    ]
     return summarise(label, runs)
 
 
@@ -357,30 +396,28 @@ def summarise(label: str, runs: list[dict]) -> Result:
         middle["p99_us"] / 1000,
         sum(r["errors_status"] + r["errors_socket"] for r in runs),
         sum(r["requests"] for r in runs),
+        sum(r["cpu_s"] for r in runs) * 1000 / max(sum(r["requests"] for r in runs), 1),
         runs,
     )
+    rounds = ", ".join(f"{r['rps']:.0f}" for r in runs)
     log(
-        f"{label}: {result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
-        f"errors {result.errors}"
+        f"{label}: {result.rps:.0f} req/s (rounds: {rounds}), "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, errors {result.errors}, "
+        f"CPU {result.cpu_ms:.2f} ms/request"
     )
     return result
 
 
-def first_page_against_floor(
-    app: Server, floor: Server, mode: Mode, connections: int
-) -> tuple[Result, Result]:
-    """Alternate app and floor runs so that noise from other load hits both alike."""
-    app_url, floor_url = app.url + f"/api/posts?limit={PAGE}", floor.url + f"/api/posts?limit={PAGE}"
-    wrk(app_url, mode.warmup, connections)
-    wrk(floor_url, mode.warmup, connections)
-    app_runs, floor_runs = [], []
+def alternated(runs: dict[str, tuple[Server, str]], mode: Mode, connections: int) -> dict[str, Result]:
+    """Round-robin the runs (app first page, floor, deep page) so that noise from other
+    load on the machine hits all of them alike; each reports its median round."""
+    for server, path in runs.values():
+        wrk(server, server.url + path, mode.warmup, connections)
+    results: dict[str, list[dict]] = {label: [] for label in runs}
     for _ in range(mode.rounds):
-        app_runs.append(wrk(app_url, mode.duration, connections))
-        floor_runs.append(wrk(floor_url, mode.duration, connections))
-    return (
-        summarise("GET /api/posts?limit=20 (first page)", app_runs),
-        summarise("floor: psycopg2 + stdlib, same SQL and JSON", floor_runs),
-    )
+        for label, (server, path) in runs.items():
+            results[label].append(wrk(server, server.url + path, mode.duration, connections))
+    return {label: summarise(label, found) for label, found in results.items()}
 
 
 def bearer_token(server: Server, email: str) -> str:
@@ -490,24 +527,27 @@ def render(
         "## Throughput and latency",
         "",
         f"wrk 1 thread, {facts['connections']} connections, {mode.duration} s per run after a "
-        f"{mode.warmup} s warm-up; first page and floor: median of {mode.rounds} alternated run(s). "
+        f"{mode.warmup} s warm-up; first page, floor and deep page: median of {mode.rounds} "
+        "round-robin runs. "
         "No `Accept-Encoding` is sent, so neither side compresses. "
         '"vs floor" is requests/s divided by the floor\'s first-page requests/s (the floor serves only '
         "that query, so it is the headline only for the list rows).",
         "",
-        "| Endpoint | Requests/s | p50 (ms) | p99 (ms) | Errors | SQL statements/request | vs floor |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Endpoint | Requests/s | p50 (ms) | p99 (ms) | Errors | SQL statements/request | vs floor "
+        "| CPU ms/request | floor CPU / CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     keys = ["health", "first", "deep", "post", "user_posts", "create"]
     for key, result in zip(keys, results, strict=True):
         count = counts[key]
         lines.append(
             f"| {result.label} | {result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | "
-            f"{result.errors} | {count.statements:g} | {result.rps / floor.rps:.2f} |"
+            f"{result.errors} | {count.statements:g} | {result.rps / floor.rps:.2f} | "
+            f"{result.cpu_ms:.2f} | {floor.cpu_ms / result.cpu_ms:.2f} |"
         )
     lines.append(
         f"| {floor.label} | {floor.rps:,.0f} | {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | "
-        f"{floor.errors} | 1 | 1.00 |"
+        f"{floor.errors} | 1 | 1.00 | {floor.cpu_ms:.2f} | 1.00 |"
     )
     lines += [
         "",
@@ -611,14 +651,14 @@ def main() -> None:
 
     servers: list[Server] = []
     try:
-        app = start_gunicorn("app", "wsgi:app", env, "/health")
+        app = start_gunicorn("app", "wsgi:app", env, "/health", options.database)
         servers.append(app)
-        floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1")
+        floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1", options.database)
         servers.append(floor)
         facts["floor_check"] = check_floor_matches(app, floor)
         log(f"floor check: {facts['floor_check']}")
-        deep_url = app.url + f"/api/posts?limit={PAGE}&cursor={data.deep_cursor}"
-        deep_items = json.loads(fetch(deep_url)[0])
+        deep_path = f"/api/posts?limit={PAGE}&cursor={data.deep_cursor}"
+        deep_items = json.loads(fetch(app.url + deep_path)[0])
         facts["deep_check"] = (
             "its first item is the expected row"
             if deep_items and deep_items[0]["id"] == data.deep_first_id
@@ -663,14 +703,24 @@ def main() -> None:
 
         c = options.connections
         log("load: wrk")
-        health = measure("GET /health", app.url + "/health", mode, c)
-        first, floor_result = first_page_against_floor(app, floor, mode, c)
-        deep = measure(
-            f"GET /api/posts?limit=20&cursor=… ({data.deep_pages:,} pages deep)", deep_url, mode, c
+        health = measure("GET /health", app, "/health", mode, c)
+        first_label = "GET /api/posts?limit=20 (first page)"
+        floor_label = "floor: psycopg2 + stdlib, same SQL and JSON"
+        deep_label = f"GET /api/posts?limit=20&cursor=… ({data.deep_pages:,} pages deep)"
+        trio = alternated(
+            {
+                first_label: (app, f"/api/posts?limit={PAGE}"),
+                floor_label: (floor, f"/api/posts?limit={PAGE}"),
+                deep_label: (app, deep_path),
+            },
+            mode,
+            c,
         )
+        first, floor_result, deep = trio[first_label], trio[floor_label], trio[deep_label]
         post = measure(
             "GET /api/posts/<random id>",
-            app.url + "/api/posts/1",
+            app,
+            "/api/posts/1",
             mode,
             c,
             script="random_post.lua",
@@ -678,7 +728,8 @@ def main() -> None:
         )
         user_posts = measure(
             "GET /api/users/<random id>/posts?limit=20",
-            app.url + "/api/users/1/posts",
+            app,
+            "/api/users/1/posts",
             mode,
             c,
             script="user_posts.lua",
@@ -686,7 +737,8 @@ def main() -> None:
         )
         create = measure(
             "POST /api/posts (bearer token)",
-            app.url + "/api/posts",
+            app,
+            "/api/posts",
             mode,
             c,
             script="create_post.lua",
@@ -695,7 +747,8 @@ def main() -> None:
         workers = len(app.workers())
         login = measure(
             "POST /api/auth/login (bcrypt cost 12)",
-            app.url + "/api/auth/login",
+            app,
+            "/api/auth/login",
             mode,
             workers,
             script="login.lua",
