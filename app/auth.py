@@ -6,8 +6,9 @@ Out of the box the library answers bad tokens with 422 and `{"msg": ...}` and no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, g
 from flask_jwt_extended import current_user, jwt_required

@@ -55,7 +55,7 @@ class EmailAddress(fields.Email):
 
 
 class Password(fields.String):
-    """8–72 bytes of UTF-8 with an uppercase letter and a digit."""
+    """8 to 72 bytes of UTF-8 with an uppercase letter and a digit."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
