@@ -65,9 +65,7 @@ def test_login_with_missing_fields_is_422(client):
 
 
 def test_login_with_unknown_field_is_422(client, user):
-    response = client.post(
-        "/api/auth/login", json={"email": user.email, "password": PASSWORD, "remember": True}
-    )
+    response = client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD, "remember": True})
     assert "remember" in assert_problem(response, 422)["errors"]
 
 
@@ -110,8 +108,7 @@ def test_access_token_is_refused_where_a_refresh_token_is_expected(client, user)
 
 def test_refresh_token_is_refused_as_an_access_token(client, user):
     assert_problem(me(client, user.refresh_token), 401)
-    assert_problem(client.post("/api/posts", json={"title": "t", "body": "b"},
-                               headers=bearer(user.refresh_token)), 401)
+    assert_problem(client.post("/api/posts", json={"title": "t", "body": "b"}, headers=bearer(user.refresh_token)), 401)
 
 
 def test_refresh_without_token_is_401(client):
@@ -141,9 +138,7 @@ def test_logout_without_refresh_token_leaves_the_refresh_token_usable(client, us
 
 
 def test_logout_revokes_the_refresh_token_sent_in_the_body(client, user):
-    response = client.post(
-        "/api/auth/logout", json={"refresh_token": user.refresh_token}, headers=user.headers
-    )
+    response = client.post("/api/auth/logout", json={"refresh_token": user.refresh_token}, headers=user.headers)
     assert response.status_code == 204
     assert_problem(refresh(client, user.refresh_token), 401)
     assert_problem(me(client, user.access_token), 401)
@@ -160,9 +155,7 @@ def test_logout_needs_an_access_token(client, user):
 
 
 @pytest.mark.parametrize("kind", ["garbage", "access-token", "someone-elses", "empty", "number"])
-def test_logout_with_a_bad_refresh_token_in_the_body_is_422_and_revokes_nothing(
-    client, make_user, kind
-):
+def test_logout_with_a_bad_refresh_token_in_the_body_is_422_and_revokes_nothing(client, make_user, kind):
     user, other = make_user(), make_user()
     token = {
         "garbage": "not.a.jwt",

@@ -250,9 +250,7 @@ def test_malformed_json_is_400(client, raw):
     assert_problem(post_raw(client, raw), 400)
 
 
-@pytest.mark.parametrize(
-    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data"])
 def test_non_json_body_is_415(client, content_type):
     response = post_raw(client, b"email=ann@example.com&name=Ann", content_type)
     assert_problem(response, 415)
