@@ -71,6 +71,15 @@ class Password(fields.String):
         return text
 
 
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` or `false`: marshmallow's Boolean also takes 0, 1 and "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class LoginPassword(fields.String):
     """Any string: a wrong password is a 401, not a validation error."""
 
@@ -106,7 +115,7 @@ class UserUpdateSchema(Schema):
     password = Password(load_only=True)
     current_password = LoginPassword(load_only=True)
     role = fields.Enum(Role, by_value=True)
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
 
 
 class UserSchema(Schema):
