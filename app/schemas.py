@@ -211,3 +211,16 @@ class PostListArgsSchema(PageArgsSchema):
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details: the body of every error response."""
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), metadata={"description": "Messages per field; only on 422 responses."})
+
+    class Meta:
+        ordered = True
