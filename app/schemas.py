@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.models import Role
+from app.models import MAX_ID, Role
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -205,7 +205,7 @@ class PageArgsSchema(Schema):
 
 
 class PostListArgsSchema(PageArgsSchema):
-    author_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    author_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     q = SafeString(validate=validate.Length(min=1, max=200))
 
 
