@@ -6,6 +6,7 @@ throwaway SQLite file. The schema is built by the Alembic migrations, once per
 session; every test starts from empty tables (they are emptied after each test).
 
 - `app`, `client`: the Flask app and its test client (the real HTTP layer, in process).
+- `sql_statements`: the SQL statements run during a test (for query counts).
 - `make_app`: another app on the same database, with config overrides.
 - `make_user`: creates a user through the service; returns a `Person` with
   `id`, `email`, `password` and ready `headers` (a bearer access token).
@@ -29,7 +30,7 @@ import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -130,6 +131,21 @@ def make_app(database_url: str) -> Iterator:
     for other in made:
         with other.app_context():
             db.engine.dispose()
+
+
+@pytest.fixture
+def sql_statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL the app runs from now on, to prove query counts (never timings)."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture
