@@ -6,9 +6,6 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import event
-
-from app.extensions import db
 from app.pagination import PageRequest
 from app.schemas import PostSchema
 from app.services import posts
@@ -98,25 +95,8 @@ def test_the_next_link_keeps_the_filters_and_drops_skip(client, user):
     assert "skip" not in next_path
 
 
-@pytest.fixture
-def statements(app):
-    """SQL statements the app sends, per request, counted by a SQLAlchemy event."""
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(engine, "before_cursor_execute", count)
-
-
 @pytest.mark.parametrize("limit", [1, 20, 100])
-def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(
-    client, make_user, statements, limit
-):
+def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(client, make_user, sql_statements, limit):
     authors = [make_user() for _ in range(3)]
     for author in authors:
         _write_posts(client, author, 4)
@@ -128,11 +108,11 @@ def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(
     }
 
     for path, total in totals.items():
-        statements.clear()
+        sql_statements.clear()
         response = client.get(path)
         assert response.status_code == 200
         assert len(response.get_json()) == min(limit, total)
-        assert len(statements) <= 2, statements
+        assert len(sql_statements) <= 2, sql_statements
 
 
 def test_post_objects_and_rows_page_alike(app, client, make_user):

@@ -52,15 +52,13 @@ _READABLE = select(
 
 def read_post(post_id: int) -> Row:
     """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change."""
-    row = db.session.execute(_READABLE.where(_posts.id == post_id)).first()
+    row = db.session.execute(_READABLE.where(_posts.id == post_id)).first() if 0 < post_id <= MAX_ID else None
     if row is None:
         raise NotFound("Post not found.")
     return row
 
 
-def _newest_first(
-    stmt: Select, page: PageRequest, author_id: int | None, title_contains: str | None
-) -> Select:
+def _newest_first(stmt: Select, page: PageRequest, author_id: int | None, title_contains: str | None) -> Select:
     stmt = stmt.order_by(_posts.created_at.desc(), _posts.id.desc()).limit(page.limit + 1)
     if author_id is not None:
         stmt = stmt.where(_posts.author_id == author_id)
@@ -80,17 +78,13 @@ def _page(items: Sequence[Any], limit: int) -> Page:
     return Page(items, (items[-1].created_at, items[-1].id) if more else None)
 
 
-def list_posts(
-    page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None
-) -> Page[Post]:
+def list_posts(page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None) -> Page[Post]:
     """Newest first, as objects with their authors joined in the same statement."""
     stmt = _newest_first(_with_author(), page, author_id, title_contains)
     return _page(list(db.session.scalars(stmt)), page.limit)
 
 
-def list_post_rows(
-    page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None
-) -> Page[Row]:
+def list_post_rows(page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None) -> Page[Row]:
     """The same page as `list_posts`, as rows like `read_post`'s: the API's hot path."""
     stmt = _newest_first(_READABLE, page, author_id, title_contains)
     return _page(db.session.execute(stmt).all(), page.limit)
