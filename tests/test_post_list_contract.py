@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+
 from app.pagination import PageRequest
 from app.schemas import PostSchema
 from app.services import posts
