@@ -51,9 +51,13 @@ _READABLE = select(
 ).join_from(Post.__table__, User.__table__, _users.id == _posts.author_id)
 
 
+_ONE_POST = _READABLE.where(_posts.id == bindparam("post_id"))
+
+
 def read_post(post_id: int) -> Row:
     """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change."""
-    row = db.session.execute(_READABLE.where(_posts.id == post_id)).first() if 0 < post_id <= MAX_ID else None
+    found = 0 < post_id <= MAX_ID
+    row = db.session.connection().execute(_ONE_POST, {"post_id": post_id}).first() if found else None
     if row is None:
         raise NotFound("Post not found.")
     return row
