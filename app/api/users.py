@@ -96,6 +96,5 @@ def delete_user(user_id: int):
 @blp.response(200, PostSchema(many=True))
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first."""
-    users.get_user(user_id)
-    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id)
+    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, author_must_exist=True)
     return dump_posts(page)
