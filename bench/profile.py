@@ -24,9 +24,7 @@ OUT = ROOT / "bench" / "out"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--path", default="/api/posts?limit=20")
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))

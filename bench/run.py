@@ -54,7 +54,7 @@ class Mode:
     login_duration: int
 
 
-FULL = Mode("full", users=10_000, posts=1_000_000, duration=10, warmup=2, rounds=3, login_duration=10)
+FULL = Mode("full", users=10_000, posts=1_000_000, duration=10, warmup=2, rounds=5, login_duration=10)
 QUICK = Mode("quick", users=10_000, posts=100_000, duration=3, warmup=1, rounds=3, login_duration=8)
 
 
@@ -243,7 +243,11 @@ class Server:
     url: str
     process: subprocess.Popen
     log_path: Path
-    database: str
+    database_url: str
+
+    @property
+    def database(self) -> str:
+        return self.database_url.rsplit("/", 1)[1]
 
     def cpu_seconds(self) -> float:
         """Workers' CPU plus their database backends' CPU: a noise-proof cost per request."""
@@ -273,7 +277,7 @@ class Server:
         return sizes
 
 
-def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str, database: str) -> Server:
+def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> Server:
     """gunicorn with the project's gunicorn.conf.py: worker count and settings as deployed."""
     port = free_port()
     log_path = OUT / f"{name}-gunicorn.log"
@@ -284,7 +288,7 @@ def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str, data
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
     )
-    server = Server(name, f"http://127.0.0.1:{port}", process, log_path, database)
+    server = Server(name, f"http://127.0.0.1:{port}", process, log_path, env["DATABASE_URL"])
     deadline = time.monotonic() + 60
     expected = int(env.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2))
     while time.monotonic() < deadline:
@@ -319,15 +323,29 @@ def check_floor_matches(app: Server, floor: Server) -> str:
     """The floor must return the app's bytes, or the comparison means nothing."""
     app_body, app_headers = fetch(app.url + f"/api/posts?limit={PAGE}")
     floor_body, floor_headers = fetch(floor.url + f"/api/posts?limit={PAGE}")
-    same_link = app_headers.get("Link", "").replace(app.url, "") == floor_headers.get("Link", "").replace(
-        floor.url, ""
-    )
+    same_link = app_headers.get("Link", "").replace(app.url, "") == floor_headers.get("Link", "").replace(floor.url, "")
     if app_body == floor_body and same_link:
         return f"identical body ({len(app_body)} bytes) and Link header"
     return "DIFFERENT from the app's response: the ratio is not comparable"
 
 
 # ---- load -----------------------------------------------------------------------
+
+
+RESTARTS: list[str] = []  # runs repeated because PostgreSQL restarted under them
+
+
+def postmaster_started(database_url: str) -> str:
+    """When PostgreSQL last started (empty while it is down)."""
+    try:
+        connection = psycopg2.connect(database_url, connect_timeout=3)
+    except psycopg2.OperationalError:
+        return ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()::text")
+        (started,) = cursor.fetchone()
+    connection.close()
+    return started
 
 
 def wrk(
@@ -354,9 +372,23 @@ def wrk(
     ]
     if args:
         command += ["--", *args]
-    cpu_before = server.cpu_seconds()
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-    cpu = server.cpu_seconds() - cpu_before
+    for attempt in range(3):
+        before = postmaster_started(server.database_url)
+        cpu_before = server.cpu_seconds()
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+        cpu = server.cpu_seconds() - cpu_before
+        after = postmaster_started(server.database_url)
+        if before and before == after:
+            break
+        # Something else on the machine restarted PostgreSQL (fault-injection tests do):
+        # the run measured an outage, not the app. Wait for the server and run again.
+        RESTARTS.append(f"{url} (attempt {attempt + 1})")
+        log(f"PostgreSQL restarted during a run of {url}; repeating it")
+        for _ in range(60):
+            if postmaster_started(server.database_url):
+                break
+            time.sleep(1)
+        time.sleep(2)
     for line in completed.stdout.splitlines():
         if line.startswith("BENCH_JSON "):
             data = json.loads(line.removeprefix("BENCH_JSON "))
@@ -381,9 +413,7 @@ def measure(
 ) -> Result:
     url = server.url + path
     wrk(server, url, mode.warmup, connections, script, args, timeout)
-    runs = [
-        wrk(server, url, duration or mode.duration, connections, script, args, timeout) for _ in range(rounds)
-    ]
+    runs = [wrk(server, url, duration or mode.duration, connections, script, args, timeout) for _ in range(rounds)]
     return summarise(label, runs)
 
 
@@ -441,9 +471,7 @@ def machine() -> dict[str, str]:
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal:")
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
     )
     return {
         "CPU": cpu,
@@ -582,14 +610,13 @@ def render(
         f"- Random `GET /api/posts/<id>` over ids {data.min_post}-{data.max_post} and "
         f"`GET /api/users/<id>/posts` over ids {data.min_user}-{data.max_user} (Lua in bench/lua/).",
         f"- Floor worker RSS after the run: {', '.join(f'{x:.0f}' for x in floor_rss)} MB.",
+        f"- Runs repeated because PostgreSQL was restarted under them by another job: {len(RESTARTS)}"
+        + (f" ({'; '.join(RESTARTS)})" if RESTARTS else "")
+        + ". Errors a repeated run saw (the database was down) are not counted.",
         "",
         "## Machine",
         "",
-        *[
-            f"- {k}: {v}"
-            for k, v in facts.items()
-            if k in ("CPU", "Cores", "RAM", "Kernel", "Python", "PostgreSQL")
-        ],
+        *[f"- {k}: {v}" for k, v in facts.items() if k in ("CPU", "Cores", "RAM", "Kernel", "Python", "PostgreSQL")],
         "",
         "## Query plans (`EXPLAIN (ANALYZE, BUFFERS)`, the exact statements the app ran)",
         "",
@@ -606,9 +633,7 @@ def render(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="100,000 posts and short runs")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))
@@ -641,9 +666,7 @@ def main() -> None:
     seed_log.write_text("")
     timings = {"migrate": flask(env, "db", "upgrade", log_file=seed_log)}
     log(f"seeding {mode.users:,} users and {mode.posts:,} posts")
-    timings["seed"] = flask(
-        env, "seed", "--users", str(mode.users), "--posts", str(mode.posts), log_file=seed_log
-    )
+    timings["seed"] = flask(env, "seed", "--users", str(mode.users), "--posts", str(mode.posts), log_file=seed_log)
     log(f"seeded in {timings['seed']:.1f} s")
     timings["vacuum"] = vacuum_analyze(database_url)
     facts["PostgreSQL"] = pg_version(database_url)
@@ -651,9 +674,9 @@ def main() -> None:
 
     servers: list[Server] = []
     try:
-        app = start_gunicorn("app", "wsgi:app", env, "/health", options.database)
+        app = start_gunicorn("app", "wsgi:app", env, "/health")
         servers.append(app)
-        floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1", options.database)
+        floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1")
         servers.append(floor)
         facts["floor_check"] = check_floor_matches(app, floor)
         log(f"floor check: {facts['floor_check']}")

@@ -103,9 +103,7 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
                     captured = list(seen)
                 total_statements += len(seen)
                 total_pings += pings[0]
-            counts.append(
-                Count(probe.label, total_statements / probe.runs, total_pings / probe.runs, status, captured)
-            )
+            counts.append(Count(probe.label, total_statements / probe.runs, total_pings / probe.runs, status, captured))
             if probe.explain:
                 plans.append(_explain(engine, probe.label, captured))
     finally:
