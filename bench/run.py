@@ -147,6 +147,34 @@ def vacuum_analyze(database_url: str) -> float:
     return time.perf_counter() - started
 
 
+def prepare_database(admin_url: str, name: str, database_url: str, env: dict[str, str], mode: Mode) -> dict:
+    """Fresh database, migrations, seed, VACUUM ANALYZE; started over (up to three times)
+    when something else on the machine restarts PostgreSQL meanwhile."""
+    seed_log = OUT / "seed.log"
+    for attempt in range(1, 4):
+        log(f"mode {mode.name}: fresh database {name}")
+        ensure_postgres(admin_url)
+        started = postmaster_started(admin_url)
+        seed_log.write_text("")
+        try:
+            recreate_database(admin_url, name)
+            timings = {"migrate": flask(env, "db", "upgrade", log_file=seed_log)}
+            log(f"seeding {mode.users:,} users and {mode.posts:,} posts")
+            seed = ["seed", "--users", str(mode.users), "--posts", str(mode.posts)]
+            timings["seed"] = flask(env, *seed, log_file=seed_log)
+            timings["vacuum"] = vacuum_analyze(database_url)
+        except (subprocess.CalledProcessError, psycopg2.Error):
+            if postmaster_started(admin_url) == started:
+                sys.exit(f"set-up failed; see {seed_log.relative_to(ROOT)}")
+        if postmaster_started(admin_url) == started:
+            log(f"seeded in {timings['seed']:.1f} s")
+            return timings
+        log(f"PostgreSQL restarted during set-up (attempt {attempt}); starting over")
+        RESTARTS.append(f"set-up attempt {attempt}")
+        time.sleep(3)
+    sys.exit("PostgreSQL kept restarting during set-up; try again on a quieter machine")
+
+
 @dataclass(frozen=True)
 class Dataset:
     users: int
@@ -660,15 +688,7 @@ def main() -> None:
     env = app_environment(database_url)
     os.environ.update(env)  # for the in-process debug run (config.py reads the environment)
 
-    log(f"mode {mode.name}: fresh database {options.database}")
-    recreate_database(options.admin_url, options.database)
-    seed_log = OUT / "seed.log"
-    seed_log.write_text("")
-    timings = {"migrate": flask(env, "db", "upgrade", log_file=seed_log)}
-    log(f"seeding {mode.users:,} users and {mode.posts:,} posts")
-    timings["seed"] = flask(env, "seed", "--users", str(mode.users), "--posts", str(mode.posts), log_file=seed_log)
-    log(f"seeded in {timings['seed']:.1f} s")
-    timings["vacuum"] = vacuum_analyze(database_url)
+    timings = prepare_database(options.admin_url, options.database, database_url, env, mode)
     facts["PostgreSQL"] = pg_version(database_url)
     data = describe_dataset(database_url, mode.posts)
 
