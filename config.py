@@ -73,6 +73,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "admin_session"
+    SESSION_COOKIE_PATH = "/admin"  # browsers never send the admin session to /api
     WTF_CSRF_TIME_LIMIT = None
 
     API_TITLE = "Users & Posts API"
