@@ -54,7 +54,7 @@ class BarChart:
 
 
 def tick_step(value: int, ticks: int = 4) -> int:
-    """A whole-number step of 1, 2, 2.5 or 5 × 10ⁿ so that `ticks` steps reach `value`."""
+    """A whole-number step of 1, 2, 2.5 or 5 times a power of ten so that `ticks` steps reach `value`."""
     raw = max(1, math.ceil(value / ticks))
     magnitude = 10 ** math.floor(math.log10(raw))
     for factor in (1, 2, 2.5, 5, 10):
