@@ -24,7 +24,6 @@ test: $(BIN)/activate
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 
 fmt: $(BIN)/activate
 	$(BIN)/ruff format .

@@ -28,6 +28,10 @@ def _env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a safe configuration."""
+
+
 class Config:
     ENV_NAME = "base"
     SECRET_KEY = os.environ.get("SECRET_KEY")
@@ -128,7 +132,7 @@ class ProductionConfig(Config):
         if not config.get("SQLALCHEMY_DATABASE_URI"):
             problems.append("DATABASE_URL must be set")
         if problems:
-            raise RuntimeError("Refusing to start in production: " + "; ".join(problems))
+            raise ConfigurationError("Refusing to start in production: " + "; ".join(problems))
 
 
 CONFIGS: dict[str, type[Config]] = {
@@ -143,4 +147,4 @@ def get_config(name: str | None = None) -> type[Config]:
     try:
         return CONFIGS[name]
     except KeyError:
-        raise RuntimeError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None
+        raise ConfigurationError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {name!r}") from None

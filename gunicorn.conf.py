@@ -15,3 +15,5 @@ accesslog = None  # the app logs one line per request itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn 27's control socket is one fixed path per user; several instances on a host would share it.
+control_socket_disable = True

@@ -1,5 +1,11 @@
 """What gunicorn loads: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 
-from app import create_app
+import sys
 
-app = create_app()
+from app import create_app
+from config import ConfigurationError
+
+try:
+    app = create_app()
+except ConfigurationError as error:
+    sys.exit(f"error: {error}")

@@ -6,8 +6,9 @@ Out of the box the library answers bad tokens with 422 and `{"msg": ...}` and no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from flask import Flask, Response, g
 from flask_jwt_extended import current_user, jwt_required
@@ -17,11 +18,14 @@ from app.extensions import jwt
 from app.services import tokens
 
 Claims = dict[str, Any]
+MAX_JTI_LENGTH = 64  # RevokedToken.jti
 
 
 def register_jwt_callbacks(app: Flask) -> None:
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: Claims, claims: Claims) -> bool:
+        if not _well_formed(claims):
+            return False  # the library checks revocation first; `has_required_claims` refuses it next
         user, revoked = tokens.load_token_user(claims)
         g.token_user = user
         return revoked
@@ -33,8 +37,7 @@ def register_jwt_callbacks(app: Flask) -> None:
 
     @jwt.token_verification_loader
     def has_required_claims(_header: Claims, claims: Claims) -> bool:
-        sub = claims.get("sub")
-        return "exp" in claims and isinstance(sub, str) and sub.isdigit()
+        return _well_formed(claims)
 
     @jwt.unauthorized_loader
     def missing_token(reason: str) -> Response:
@@ -63,6 +66,20 @@ def register_jwt_callbacks(app: Flask) -> None:
     @jwt.needs_fresh_token_loader
     def needs_fresh(_header: Claims, _claims: Claims) -> Response:
         return unauthorized("A fresh token is required.")
+
+
+def _well_formed(claims: Claims) -> bool:
+    """The claims the services rely on: an expiry, a storable `jti` and a numeric `sub`."""
+    sub, jti = claims.get("sub"), claims.get("jti")
+    return (
+        "exp" in claims
+        and isinstance(jti, str)
+        and 0 < len(jti) <= MAX_JTI_LENGTH
+        and isinstance(sub, str)
+        and sub.isascii()
+        and sub.isdigit()
+        and len(sub) <= 18
+    )
 
 
 def admin_required(view: Callable) -> Callable:

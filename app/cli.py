@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from flask import Flask
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import insert, select
 
@@ -65,6 +65,7 @@ def prune_tokens() -> None:
 
 
 @click.command("seed")
+@with_appcontext
 @click.option("--users", "user_count", type=click.IntRange(0, 10_000_000), default=100, show_default=True)
 @click.option("--posts", "post_count", type=click.IntRange(0, 100_000_000), default=1000, show_default=True)
 @click.option("--batch", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)

@@ -55,7 +55,7 @@ class EmailAddress(fields.Email):
 
 
 class Password(fields.String):
-    """8–72 bytes of UTF-8 with an uppercase letter and a digit."""
+    """8 to 72 bytes of UTF-8 with an uppercase letter and a digit."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -69,6 +69,15 @@ class Password(fields.String):
         if not any(ch.isupper() for ch in text) or not any(ch.isdigit() for ch in text):
             raise ValidationError("Must contain at least one uppercase letter and one digit.")
         return text
+
+
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` or `false`: marshmallow's Boolean also takes 0, 1 and "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 class LoginPassword(fields.String):
@@ -106,7 +115,7 @@ class UserUpdateSchema(Schema):
     password = Password(load_only=True)
     current_password = LoginPassword(load_only=True)
     role = fields.Enum(Role, by_value=True)
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
 
 
 class UserSchema(Schema):
@@ -130,7 +139,7 @@ class UserSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(max=320))
+    email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
     password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
 
 

@@ -6,6 +6,7 @@ throwaway SQLite file. The schema is built by the Alembic migrations, once per
 session; every test starts from empty tables (they are emptied after each test).
 
 - `app`, `client`: the Flask app and its test client (the real HTTP layer, in process).
+- `make_app`: another app on the same database, with config overrides.
 - `make_user`: creates a user through the service; returns a `Person` with
   `id`, `email`, `password` and ready `headers` (a bearer access token).
 - `live_server`: the same app under gunicorn with several workers, for tests
@@ -112,6 +113,23 @@ def _isolated(app: Flask) -> Iterator[None]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator:
+    """Build another app on the same database with config overrides (e.g. `CORS_ORIGINS`),
+    as another worker or host would be. It shares the tables, so the usual cleanup applies."""
+    made: list[Flask] = []
+
+    def make(**overrides) -> Flask:
+        other = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        with other.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from jwt import PyJWTError
 from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import PyJWTError
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 

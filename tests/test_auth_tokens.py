@@ -1,0 +1,183 @@
+"""Login, refresh-token rotation and logout."""
+
+import pytest
+
+from tests.conftest import PASSWORD, assert_problem
+
+
+def login(client, email, password=PASSWORD):
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def refresh(client, token: str):
+    return client.post("/api/auth/refresh", headers=bearer(token))
+
+
+def me(client, token: str):
+    return client.get("/api/users/me", headers=bearer(token))
+
+
+# ---- login -------------------------------------------------------------------
+
+
+def test_login_returns_a_bearer_token_pair(app, client, user):
+    response = login(client, user.email)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == int(app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
+    assert body["access_token"] != body["refresh_token"]
+    assert me(client, body["access_token"]).get_json()["id"] == user.id
+
+
+def test_login_email_is_case_insensitive(client, user):
+    assert login(client, "  " + user.email.upper()).status_code == 200
+
+
+def test_wrong_password_unknown_email_and_deactivated_account_get_the_same_401(client, make_user):
+    active = make_user()
+    inactive = make_user(is_active=False)
+    wrong_password = login(client, active.email, "Wr0ngPassword")
+    unknown_email = login(client, "nobody@example.com")
+    deactivated = login(client, inactive.email)
+    bodies = [assert_problem(r, 401) for r in (wrong_password, unknown_email, deactivated)]
+    assert bodies[0] == bodies[1] == bodies[2]
+    assert len({r.headers["WWW-Authenticate"] for r in (wrong_password, unknown_email, deactivated)}) == 1
+
+
+@pytest.mark.parametrize("size", [73, 100, 1000])
+def test_overlong_password_at_login_is_401_not_500(client, user, size):
+    assert_problem(login(client, user.email, "A1" + "x" * (size - 2)), 401)
+
+
+def test_overlong_multibyte_password_at_login_is_401(client, user):
+    assert_problem(login(client, user.email, "€" * 34), 401)
+
+
+def test_login_with_missing_fields_is_422(client):
+    body = assert_problem(client.post("/api/auth/login", json={}), 422)
+    assert {"email", "password"} <= body["errors"].keys()
+
+
+def test_login_with_unknown_field_is_422(client, user):
+    response = client.post("/api/auth/login", json={"email": user.email, "password": PASSWORD, "remember": True})
+    assert "remember" in assert_problem(response, 422)["errors"]
+
+
+def test_login_with_lone_surrogate_is_422(client, user):
+    raw = b'{"email": "%s", "password": "Sup3r\\ud800Secret"}' % user.email.encode()
+    response = client.post("/api/auth/login", data=raw, content_type="application/json")
+    assert "password" in assert_problem(response, 422)["errors"]
+
+
+def test_login_with_non_json_body_is_415(client):
+    assert_problem(client.post("/api/auth/login", data="email=a", content_type="text/plain"), 415)
+
+
+def test_login_with_malformed_json_is_400(client):
+    assert_problem(client.post("/api/auth/login", data="{", content_type="application/json"), 400)
+
+
+# ---- refresh -----------------------------------------------------------------
+
+
+def test_refresh_returns_a_new_pair(client, user):
+    response = refresh(client, user.refresh_token)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert body["access_token"] != user.access_token
+    assert body["refresh_token"] != user.refresh_token
+    assert me(client, body["access_token"]).status_code == 200
+    assert refresh(client, body["refresh_token"]).status_code == 200
+
+
+def test_used_refresh_token_is_revoked(client, user):
+    assert refresh(client, user.refresh_token).status_code == 200
+    assert_problem(refresh(client, user.refresh_token), 401)
+
+
+def test_access_token_is_refused_where_a_refresh_token_is_expected(client, user):
+    assert_problem(refresh(client, user.access_token), 401)
+
+
+def test_refresh_token_is_refused_as_an_access_token(client, user):
+    assert_problem(me(client, user.refresh_token), 401)
+    assert_problem(client.post("/api/posts", json={"title": "t", "body": "b"}, headers=bearer(user.refresh_token)), 401)
+
+
+def test_refresh_without_token_is_401(client):
+    assert_problem(client.post("/api/auth/refresh"), 401)
+
+
+def test_deactivated_user_cannot_refresh(client, admin, user):
+    deactivate = client.patch(f"/api/users/{user.id}", json={"is_active": False}, headers=admin.headers)
+    assert deactivate.status_code == 200
+    assert_problem(refresh(client, user.refresh_token), 401)
+
+
+# ---- logout ------------------------------------------------------------------
+
+
+def test_logout_is_204_and_revokes_the_access_token(client, user):
+    assert me(client, user.access_token).status_code == 200
+    response = client.post("/api/auth/logout", headers=user.headers)
+    assert response.status_code == 204
+    assert response.get_data() == b""
+    assert_problem(me(client, user.access_token), 401)
+
+
+def test_logout_without_refresh_token_leaves_the_refresh_token_usable(client, user):
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
+    assert refresh(client, user.refresh_token).status_code == 200
+
+
+def test_logout_revokes_the_refresh_token_sent_in_the_body(client, user):
+    response = client.post("/api/auth/logout", json={"refresh_token": user.refresh_token}, headers=user.headers)
+    assert response.status_code == 204
+    assert_problem(refresh(client, user.refresh_token), 401)
+    assert_problem(me(client, user.access_token), 401)
+
+
+def test_logout_twice_is_401_the_second_time(client, user):
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
+    assert_problem(client.post("/api/auth/logout", headers=user.headers), 401)
+
+
+def test_logout_needs_an_access_token(client, user):
+    assert_problem(client.post("/api/auth/logout"), 401)
+    assert_problem(client.post("/api/auth/logout", headers=bearer(user.refresh_token)), 401)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "access-token", "someone-elses", "empty", "number"])
+def test_logout_with_a_bad_refresh_token_in_the_body_is_422_and_revokes_nothing(client, make_user, kind):
+    user, other = make_user(), make_user()
+    token = {
+        "garbage": "not.a.jwt",
+        "access-token": user.access_token,
+        "someone-elses": other.refresh_token,
+        "empty": "",
+        "number": 12,
+    }[kind]
+    response = client.post("/api/auth/logout", json={"refresh_token": token}, headers=user.headers)
+    assert "refresh_token" in assert_problem(response, 422)["errors"]
+    assert me(client, user.access_token).status_code == 200
+    assert refresh(client, other.refresh_token).status_code == 200
+
+
+def test_logout_with_unknown_field_is_422(client, user):
+    response = client.post("/api/auth/logout", json={"everywhere": True}, headers=user.headers)
+    assert "everywhere" in assert_problem(response, 422)["errors"]
+
+
+def test_revocation_is_shared_through_the_database(client, user, make_app):
+    """A second app (as another worker or host would be) refuses a token the first one revoked."""
+    other_client = make_app().test_client()
+    assert me(other_client, user.access_token).status_code == 200
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
+    assert_problem(me(other_client, user.access_token), 401)

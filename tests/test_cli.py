@@ -1,0 +1,90 @@
+"""The `flask` commands deployers use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Post, RevokedToken, Role, User
+
+
+def _count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_create_admin_creates_an_admin_who_can_log_in(app, client):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create-admin", "Boss@Example.com", "--password", "Adm1nPassword"])
+    assert result.exit_code == 0, result.output
+    assert "Created admin boss@example.com" in result.output
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == "boss@example.com"))
+        assert user.role == Role.ADMIN
+    response = client.post("/api/auth/login", json={"email": "boss@example.com", "password": "Adm1nPassword"})
+    assert response.status_code == 200
+
+
+def test_create_admin_prompts_for_the_password_without_echo(app):
+    result = app.test_cli_runner().invoke(args=["users", "create-admin", "prompted@example.com"],
+                                          input="Adm1nPassword\nAdm1nPassword\n")
+    assert result.exit_code == 0, result.output
+    assert "Adm1nPassword" not in result.output
+
+
+def test_create_admin_promotes_an_existing_user(app, user):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create-admin", user.email, "--password", "Adm1nPassword"])
+    assert result.exit_code == 0, result.output
+    assert "Promoted" in result.output
+    with app.app_context():
+        assert db.session.get(User, user.id).role == Role.ADMIN
+
+
+def test_create_admin_rejects_bad_input_with_a_message_and_no_traceback(app):
+    runner = app.test_cli_runner()
+    bad_email = runner.invoke(args=["users", "create-admin", "not-an-email", "--password", "Adm1nPassword"])
+    weak = runner.invoke(args=["users", "create-admin", "ok@example.com", "--password", "short"])
+    for result in (bad_email, weak):
+        assert result.exit_code != 0
+        assert "Traceback" not in result.output
+    assert "email" in bad_email.output
+    assert "password" in weak.output
+    assert _count(app, User) == 0
+
+
+def test_seed_fills_the_requested_numbers_of_users_and_posts(app):
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "7", "--posts", "250", "--batch", "100"])
+    assert result.exit_code == 0, result.output
+    assert _count(app, User) == 7
+    assert _count(app, Post) == 250
+
+
+def test_seed_refuses_posts_without_users(app):
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "0", "--posts", "5"])
+    assert result.exit_code != 0
+    assert "no users" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_seed_rejects_a_negative_count(app):
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value" in result.output
+
+
+def test_tokens_prune_removes_only_expired_revocations(app, user):
+    now = datetime.now(UTC)
+    with app.app_context():
+        db.session.add_all([
+            RevokedToken(jti="old", token_type="access", user_id=user.id, expires_at=now - timedelta(hours=1)),
+            RevokedToken(jti="live", token_type="access", user_id=user.id, expires_at=now + timedelta(hours=1)),
+        ])
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["tokens", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "Removed 1" in result.output
+    with app.app_context():
+        assert list(db.session.scalars(select(RevokedToken.jti))) == ["live"]

@@ -1,0 +1,39 @@
+from app import create_app
+from tests.conftest import assert_problem
+
+
+def test_health_says_healthy(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "healthy"}
+
+
+def test_ready_when_database_answers(client):
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "ready"
+
+
+def test_not_ready_is_503_problem_when_database_does_not_answer(tmp_path):
+    unreachable = f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}"
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": unreachable})
+    response = app.test_client().get("/health/ready")
+    body = assert_problem(response, 503)
+    assert "Retry-After" in response.headers
+    assert "sqlite" not in body["detail"].lower()
+
+
+def test_liveness_does_not_need_the_database(tmp_path):
+    unreachable = f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}"
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": unreachable})
+    assert app.test_client().get("/health").status_code == 200
+
+
+def test_unknown_health_route_is_problem_json(client):
+    assert_problem(client.get("/health/nope"), 404)
+
+
+def test_wrong_method_on_health_is_405_with_allow(client):
+    response = client.post("/health")
+    assert_problem(response, 405)
+    assert "GET" in response.headers["Allow"]

@@ -1,0 +1,176 @@
+"""Every way a bearer token can be wrong gives a 401 problem with `WWW-Authenticate: Bearer`.
+
+flask-jwt-extended's own answers (`{"msg": ...}`, 422 for bad tokens) must never leak.
+"""
+
+import time
+import uuid
+from datetime import timedelta
+
+import jwt as pyjwt
+import pytest
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from tests.conftest import assert_problem
+
+PROTECTED = [
+    ("GET", "/api/users/me"),
+    ("GET", "/api/users"),
+    ("GET", "/api/users/1"),
+    ("PATCH", "/api/users/1"),
+    ("DELETE", "/api/users/1"),
+    ("POST", "/api/posts"),
+    ("PATCH", "/api/posts/1"),
+    ("DELETE", "/api/posts/1"),
+    ("POST", "/api/auth/logout"),
+]
+
+
+def claims_for(user_id: int, **overrides) -> dict:
+    now = int(time.time())
+    claims = {
+        "sub": str(user_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": str(uuid.uuid4()),
+        "type": "access",
+        "fresh": False,
+    }
+    claims.update(overrides)
+    return {key: value for key, value in claims.items() if value is not ...}
+
+
+def sign(app, claims: dict, key: str | None = None, algorithm: str = "HS256") -> str:
+    return pyjwt.encode(claims, key or app.config["JWT_SECRET_KEY"], algorithm=algorithm)
+
+
+def call(client, method: str, path: str, headers: dict[str, str]):
+    return client.open(path, method=method, headers=headers, json={} if method != "GET" else None)
+
+
+def assert_token_refused(response) -> dict:
+    body = assert_problem(response, 401)
+    assert "msg" not in body
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_missing_token_is_401_everywhere(client, method, path):
+    assert_token_refused(call(client, method, path, {}))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearer not-a-token",
+        "Bearer a.b.c",
+        "Bearer a.b",
+        "Basic dXNlcjpwYXNz",
+        "Token abc",
+        "bearer",
+        "Bearer \u00e9\u00e9",
+    ],
+)
+def test_malformed_authorization_header_is_401(client, header):
+    assert_token_refused(client.get("/api/users/me", headers={"Authorization": header}))
+
+
+def test_token_signed_with_another_key_is_401(app, client, user):
+    forged = sign(app, claims_for(user.id), key="another-key-that-is-long-enough-for-hs256!")
+    assert_token_refused(client.get("/api/users/me", headers=bearer(forged)))
+
+
+def test_token_with_alg_none_is_401(app, client, user):
+    forged = pyjwt.encode(claims_for(user.id), None, algorithm="none")
+    assert_token_refused(client.get("/api/users/me", headers=bearer(forged)))
+
+
+def test_correctly_signed_token_is_accepted(app, client, user):
+    """The forging helper itself makes tokens the app accepts, so the refusals above mean something."""
+    token = sign(app, claims_for(user.id))
+    assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+
+
+def test_expired_token_is_401(app, client, user):
+    with app.app_context():
+        expired = create_access_token(identity=str(user.id), expires_delta=timedelta(seconds=-1))
+    body = assert_token_refused(client.get("/api/users/me", headers=bearer(expired)))
+    assert "expired" in body["detail"].lower()
+
+
+def test_expired_refresh_token_is_401(app, client, user):
+    with app.app_context():
+        expired = create_refresh_token(identity=str(user.id), expires_delta=timedelta(seconds=-1))
+    assert_token_refused(client.post("/api/auth/refresh", headers=bearer(expired)))
+
+
+def test_token_without_exp_is_401(app, client, user):
+    with app.app_context():
+        eternal = create_access_token(identity=str(user.id), expires_delta=False)
+    assert "exp" not in pyjwt.decode(eternal, options={"verify_signature": False})
+    assert_token_refused(client.get("/api/users/me", headers=bearer(eternal)))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(sign(app, claims_for(user.id, exp=...)))))
+
+
+def test_revoked_token_is_401(client, user):
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
+    body = assert_token_refused(client.get("/api/users/me", headers=user.headers))
+    assert "revoked" in body["detail"].lower()
+
+
+def test_refresh_token_where_access_token_is_expected_is_401(client, user):
+    for method, path in PROTECTED:
+        assert_token_refused(call(client, method, path, bearer(user.refresh_token)))
+
+
+def test_access_token_where_refresh_token_is_expected_is_401(client, user):
+    assert_token_refused(client.post("/api/auth/refresh", headers=user.headers))
+
+
+def test_token_of_a_deleted_user_is_401(client, admin, user):
+    assert client.delete(f"/api/users/{user.id}", headers=admin.headers).status_code == 204
+    assert_token_refused(client.get("/api/users/me", headers=user.headers))
+    assert_token_refused(client.post("/api/auth/refresh", headers=bearer(user.refresh_token)))
+
+
+def test_token_of_a_user_that_never_existed_is_401(app, client, user):
+    assert_token_refused(client.get("/api/users/me", headers=bearer(sign(app, claims_for(999_999)))))
+
+
+def test_token_of_a_deactivated_user_is_401(client, make_user):
+    inactive = make_user(is_active=False)
+    assert_token_refused(client.get("/api/users/me", headers=inactive.headers))
+
+
+@pytest.mark.parametrize("sub", [..., 5, "abc", "", "-1", "1.0", " 1", "\u00b2", "\u0661", "9" * 30, None, ["1"]])
+def test_token_with_a_bad_subject_is_401(app, client, user, sub):
+    token = sign(app, claims_for(user.id, sub=sub))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
+
+
+@pytest.mark.parametrize("jti", [..., "", 42, None, "x" * 65])
+def test_token_with_a_bad_jti_is_401(app, client, user, jti):
+    token = sign(app, claims_for(user.id, jti=jti))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
+
+
+def test_token_not_yet_valid_is_401(app, client, user):
+    future = int(time.time()) + 3600
+    token = sign(app, claims_for(user.id, nbf=future, iat=future))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+
+
+def test_token_in_query_string_or_cookie_is_ignored(client, user):
+    assert_token_refused(client.get(f"/api/users/me?jwt={user.access_token}"))
+    client.set_cookie("access_token_cookie", user.access_token)
+    assert_token_refused(client.get("/api/users/me"))
