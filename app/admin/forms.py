@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectField, StringField
+from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from app.models import Role
@@ -46,11 +46,13 @@ class ActionForm(FlaskForm):
 
 
 class RoleForm(ActionForm):
-    role = SelectField("Role", choices=[(r.value, r.value) for r in Role], validators=[InputRequired()])
+    role = SelectField("Role", choices=[SelectChoice(r.value) for r in Role], validators=[InputRequired()])
 
 
 class ActiveForm(ActionForm):
-    active = SelectField("Active", choices=[("1", "active"), ("0", "inactive")], validators=[InputRequired()])
+    active = SelectField(
+        "Active", choices=[SelectChoice("1", "active"), SelectChoice("0", "inactive")], validators=[InputRequired()]
+    )
 
 
 class _FilterForm(FlaskForm):
@@ -68,10 +70,14 @@ class UserFilterForm(_FilterForm):
         render_kw={"placeholder": "Email or name", "type": "search"},
     )
     role = SelectField(
-        "Role", choices=[("", "Any role"), *[(r.value, r.value.title()) for r in Role]], default=""
+        "Role",
+        choices=[SelectChoice("", "Any role"), *[SelectChoice(r.value, r.value.title()) for r in Role]],
+        default="",
     )
     active = SelectField(
-        "Status", choices=[("", "Any status"), ("1", "Active"), ("0", "Inactive")], default=""
+        "Status",
+        choices=[SelectChoice("", "Any status"), SelectChoice("1", "Active"), SelectChoice("0", "Inactive")],
+        default="",
     )
 
 
