@@ -218,7 +218,7 @@ def test_session_within_the_lifetime_works_and_is_refreshed(app, client, admin):
 
 
 def test_forged_session_cookie_is_ignored(client, admin):
-    client.set_cookie("admin_session", '{"admin_user_id": %d}' % admin.id, path="/admin")
+    client.set_cookie("admin_session", f'{{"admin_user_id": {admin.id}}}', path="/admin")
     assert_redirects_to_login(client.get("/admin/"))
 
 

@@ -230,9 +230,8 @@ def test_last_active_admin_rule_comes_from_the_service(app, admin_client, admin,
     submit(admin_client, f"/admin/users/{other.id}/active", {"active": "0"})
     assert not _user(app, other.id).is_active
     # `admin` is now the last active admin; the service refuses to remove them, whoever asks.
-    with app.app_context():
-        with pytest.raises(Conflict, match="last active admin"):
-            users.set_active(users.get_user(other.id), users.get_user(admin.id), False)
+    with app.app_context(), pytest.raises(Conflict, match="last active admin"):
+        users.set_active(users.get_user(other.id), users.get_user(admin.id), False)
 
 
 @pytest.mark.parametrize(("path", "data"), [("role", {"role": "root"}), ("role", {}),
@@ -294,7 +293,7 @@ def test_user_detail_shows_details_and_recent_posts(app, admin_client, user):
     body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}"), 200)
     assert user.email in body
     assert "Post number 11" in body and "Post number 2" in body and "Post number 1<" not in body
-    assert f"All 12 posts by this user" in body
+    assert "All 12 posts by this user" in body
     assert f'href="/admin/posts?author={user.id}"' in body
 
 

@@ -29,6 +29,8 @@ class Bar:
 class Tick:
     position: float
     label: str
+    anchor: str = "middle"  # SVG text-anchor
+    label_offset: float = 0.0  # from the tick mark to the label's anchor point
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,9 @@ def bar_chart(series: Sequence[tuple[date, int]]) -> BarChart:
                 count=count,
             )
         )
-        if index % LABEL_EVERY == 0 or index == len(series) - 1:
+        if index == len(series) - 1:  # the newest day's label ends at the plot's edge, not past it
+            x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}", "end", round(slot / 2, 2)))
+        elif index % LABEL_EVERY == 0 and index < len(series) - LABEL_EVERY:
             x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}"))
     y_ticks = [Tick(round(baseline - plot_height * i / 4, 2), str(step * i)) for i in range(5)]
     return BarChart(
