@@ -165,6 +165,7 @@ def test_admin_promotes_a_user_who_then_has_admin_rights(client, admin, make_use
         ("age", 17),
         ("age", "40"),
         ("email", "nope"),
+        ("email", "a" * 64 + "@" + ("b" * 60 + ".") * 4 + "com"),
         ("name", "Bad\u0000Name"),
         ("id", 5),
         ("created_at", "2020-01-01T00:00:00Z"),
@@ -354,3 +355,11 @@ def test_last_active_admin_cannot_be_removed(app, make_user):
             with pytest.raises(Conflict, match="last active admin"):
                 change()
         assert db.session.get(User, last.id).is_admin
+
+
+@pytest.mark.parametrize("path", ["/api/users/me", "/api/users", "/api/users/{id}"])
+def test_authenticated_reads_do_not_write_to_the_database(client, user, sql_statements, path):
+    sql_statements.clear()
+    assert client.get(path.format(id=user.id), headers=user.headers).status_code == 200
+    writes = [s for s in sql_statements if s.lstrip().split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+    assert sql_statements and not writes
