@@ -65,12 +65,6 @@ def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None
         config_class = config if isinstance(config, type) else get_config(config)
         app.config.from_object(config_class)
     app.config["ENV_NAME"] = config_class.ENV_NAME
-    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_WRITE"])
-    if app.config.get("RATELIMIT_READ"):
-        from app.ratelimit import read_limit_exempt
-
-        app.config.setdefault("RATELIMIT_APPLICATION", app.config["RATELIMIT_READ"])
-        app.config.setdefault("RATELIMIT_APPLICATION_EXEMPT_WHEN", read_limit_exempt)
     return config_class
 
 

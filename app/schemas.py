@@ -130,7 +130,7 @@ class UserSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(max=320))
+    email = SafeString(required=True, validate=validate.Length(max=320))
     password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
