@@ -92,6 +92,7 @@ class Config:
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
     OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}  # offline: no badge from validator.swagger.io
     OPENAPI_REDOC_PATH = "/redoc"
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 

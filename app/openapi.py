@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 import flask_smorest
+
+from app.errors import PROBLEM_MIMETYPE
+from app.schemas import ProblemSchema
 
 
 class Api(flask_smorest.Api):
@@ -12,8 +17,18 @@ class Api(flask_smorest.Api):
     405; `app.errors` renders every error instead.
     """
 
+    ERROR_SCHEMA = ProblemSchema
+
     def _register_error_handlers(self) -> None:
         pass
+
+    def _register_responses(self) -> None:
+        """Document errors as they are sent: problem details, not flask-smorest's `Error` JSON."""
+        problem = {"content": {PROBLEM_MIMETYPE: {"schema": ProblemSchema}}}
+        for status in HTTPStatus:
+            response = {"description": status.phrase, **(problem if status >= 400 else {})}
+            self.spec.components.response(status.name, response, lazy=True)
+        self.spec.components.response("DEFAULT_ERROR", {"description": "Problem details", **problem}, lazy=True)
 
     def init_app(self, app, *, spec_kwargs=None) -> None:  # type: ignore[override]
         super().init_app(app, spec_kwargs=spec_kwargs)

@@ -71,6 +71,15 @@ class Password(fields.String):
         return text
 
 
+class StrictBoolean(fields.Boolean):
+    """Only JSON `true` or `false`: marshmallow's Boolean also takes 0, 1 and "yes"."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class LoginPassword(fields.String):
     """Any string: a wrong password is a 401, not a validation error."""
 
@@ -106,7 +115,7 @@ class UserUpdateSchema(Schema):
     password = Password(load_only=True)
     current_password = LoginPassword(load_only=True)
     role = fields.Enum(Role, by_value=True)
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
 
 
 class UserSchema(Schema):
@@ -130,7 +139,7 @@ class UserSchema(Schema):
 
 
 class LoginSchema(Schema):
-    email = SafeString(required=True, validate=validate.Length(max=320))
+    email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
     password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
@@ -202,3 +211,16 @@ class PostListArgsSchema(PageArgsSchema):
 
 class HealthSchema(Schema):
     status = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details: the body of every error response."""
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), metadata={"description": "Messages per field; only on 422 responses."})
+
+    class Meta:
+        ordered = True

@@ -1,0 +1,108 @@
+"""Errors are RFC 9457 problem details: unknown routes, wrong methods, big bodies, crashes."""
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from app.extensions import db
+from tests.conftest import assert_problem
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api", "/api/users/1/unknown", "/api/posts/1/comments", "/health/x"])
+def test_unknown_route_is_404_problem_json(client, user, path):
+    body = assert_problem(client.get(path, headers=user.headers), 404)
+    assert body["title"] == "Not Found"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/posts/1", {"GET", "PATCH", "DELETE"}),
+        ("DELETE", "/api/posts", {"GET", "POST"}),
+        ("PUT", "/api/users", {"GET", "POST"}),
+        ("POST", "/api/users/me", {"GET"}),
+        ("GET", "/api/auth/login", {"POST"}),
+        ("DELETE", "/health/ready", {"GET"}),
+    ],
+)
+def test_wrong_method_is_405_with_allow(client, method, path, allowed):
+    response = client.open(path, method=method)
+    assert_problem(response, 405)
+    assert allowed <= {m.strip() for m in response.headers["Allow"].split(",")}
+
+
+def test_body_over_the_default_limit_is_413(app, client, user):
+    too_big = app.config["MAX_CONTENT_LENGTH"] + 1
+    response = client.post(
+        "/api/posts",
+        data=json.dumps({"title": "Big", "body": "x" * too_big}),
+        content_type="application/json",
+        headers=user.headers,
+    )
+    assert_problem(response, 413)
+    assert client.get("/api/posts").get_json() == []
+
+
+def test_body_over_a_configured_limit_is_413(app, client):
+    original = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 200
+    try:
+        response = client.post(
+            "/api/users", json={"email": "big@example.com", "name": "n" * 300, "password": "Sup3rSecret"}
+        )
+        assert_problem(response, 413)
+        small = client.post("/api/users", json={"email": "ok@example.com", "name": "Ok", "password": "Sup3rSecret"})
+        assert small.status_code == 201
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = original
+
+
+def test_unexpected_error_is_500_without_traceback_or_exception_text(make_app):
+    app = make_app()
+
+    @app.get("/api/boom")
+    def boom():
+        raise RuntimeError("secret-detail password=hunter2 in /srv/app/secret.py")
+
+    response = app.test_client().get("/api/boom")
+    body = assert_problem(response, 500)
+    text_ = response.get_data(as_text=True)
+    for leak in ("secret-detail", "hunter2", "RuntimeError", "Traceback", "secret.py"):
+        assert leak not in text_
+    assert body["title"] == "Internal Server Error"
+
+
+def test_database_error_is_500_without_sql(make_app):
+    app = make_app()
+
+    @app.get("/api/broken-insert")
+    def broken_insert():
+        db.session.execute(
+            text("INSERT INTO posts (author_id, title, body, created_at, updated_at) VALUES (:a, 'leak', 'x', :t, :t)"),
+            {"a": 987_654, "t": "2024-01-01 00:00:00"},
+        )
+        db.session.commit()
+        return "unreachable"
+
+    response = app.test_client().get("/api/broken-insert")
+    assert_problem(response, 500)
+    text_ = response.get_data(as_text=True)
+    for leak in ("INSERT", "posts", "987654", "FOREIGN", "foreign", "sqlite", "psycopg2", "IntegrityError"):
+        assert leak not in text_
+    with app.app_context():  # the failed transaction left nothing behind
+        assert db.session.scalar(text("SELECT count(*) FROM posts")) == 0
+
+
+def test_404_for_api_is_not_html(client):
+    response = client.get("/api/nope", headers={"Accept": "text/html"})
+    assert_problem(response, 404)
+    assert "<html" not in response.get_data(as_text=True).lower()
+
+
+def test_problem_details_have_exactly_the_rfc_9457_members(client, user):
+    body = assert_problem(client.get("/api/posts/999999"), 404)
+    assert set(body) == {"type", "title", "status", "detail"}
+    body = assert_problem(client.post("/api/posts", json={}, headers=user.headers), 422)
+    assert set(body) == {"type", "title", "status", "detail", "errors"}
+    assert all(isinstance(messages, list) for messages in body["errors"].values())
