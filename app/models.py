@@ -23,6 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 
+MAX_ID = 2**31 - 1  # int4 primary keys: no larger id exists (and SQLite cannot even bind > int64)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

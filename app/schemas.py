@@ -10,13 +10,14 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.models import Role
+from app.models import MAX_ID, Role
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
+EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_BYTES = 8
 PASSWORD_MAX_BYTES = 72  # bcrypt ignores (5.x: rejects) anything longer
 
@@ -45,6 +46,10 @@ class SafeString(fields.String):
 
 class EmailAddress(fields.Email):
     """An email address, stored lower-cased so `Ann@X.io` and `ann@x.io` are one account."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.validators.append(validate.Length(max=EMAIL_MAX_LENGTH))  # the column's size
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str) and (_SURROGATE.search(value) or _CONTROL.search(value)):
@@ -205,7 +210,7 @@ class PageArgsSchema(Schema):
 
 
 class PostListArgsSchema(PageArgsSchema):
-    author_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
+    author_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
     q = SafeString(validate=validate.Length(min=1, max=200))
 
 

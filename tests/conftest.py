@@ -220,7 +220,7 @@ def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] |
             healthy = requests.get(server.url + "/health", timeout=2).status_code == 200
             if healthy and len(server.worker_pids()) >= workers:
                 return server
-        except requests.RequestException:  # not listening yet, or too busy to answer in time
+        except (requests.ConnectionError, requests.Timeout):  # a worker may still be booting
             pass
         time.sleep(0.1)
     process.kill()

@@ -106,3 +106,23 @@ def test_problem_details_have_exactly_the_rfc_9457_members(client, user):
     body = assert_problem(client.post("/api/posts", json={}, headers=user.headers), 422)
     assert set(body) == {"type", "title", "status", "detail", "errors"}
     assert all(isinstance(messages, list) for messages in body["errors"].values())
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/posts/{big}"),
+        ("PATCH", "/api/posts/{big}"),
+        ("DELETE", "/api/posts/{big}"),
+        ("GET", "/api/users/{big}"),
+        ("PATCH", "/api/users/{big}"),
+        ("DELETE", "/api/users/{big}"),
+        ("GET", "/api/users/{big}/posts"),
+    ],
+)
+@pytest.mark.parametrize("big", [2**31, 2**63, 10**20])
+def test_ids_beyond_any_row_are_404_not_500(client, admin, method, path, big):
+    response = client.open(
+        path.format(big=big), method=method, json={} if method == "PATCH" else None, headers=admin.headers
+    )
+    assert_problem(response, 404)

@@ -141,8 +141,9 @@ def test_token_of_a_deleted_user_is_401(client, admin, user):
     assert_token_refused(client.post("/api/auth/refresh", headers=bearer(user.refresh_token)))
 
 
-def test_token_of_a_user_that_never_existed_is_401(app, client, user):
-    assert_token_refused(client.get("/api/users/me", headers=bearer(sign(app, claims_for(999_999)))))
+@pytest.mark.parametrize("user_id", [999_999, 2**31, 10**18 - 1])
+def test_token_of_a_user_that_never_existed_is_401(app, client, user, user_id):
+    assert_token_refused(client.get("/api/users/me", headers=bearer(sign(app, claims_for(user_id)))))
 
 
 def test_token_of_a_deactivated_user_is_401(client, make_user):
@@ -150,7 +151,7 @@ def test_token_of_a_deactivated_user_is_401(client, make_user):
     assert_token_refused(client.get("/api/users/me", headers=inactive.headers))
 
 
-@pytest.mark.parametrize("sub", [..., 5, "abc", "", "-1", "1.0", " 1", "\u00b2", "\u0661", "9" * 30, None, ["1"]])
+@pytest.mark.parametrize("sub", [..., 5, "abc", "", "-1", "1.0", " 1", "\u00b2", "\u0661", "9" * 19, None, ["1"]])
 def test_token_with_a_bad_subject_is_401(app, client, user, sub):
     token = sign(app, claims_for(user.id, sub=sub))
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))

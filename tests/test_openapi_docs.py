@@ -70,6 +70,7 @@ def test_registration_schema_is_the_validating_schema(spec):
     assert schema["properties"]["name"]["maxLength"] == 100
     assert (schema["properties"]["age"]["minimum"], schema["properties"]["age"]["maximum"]) == (18, 120)
     assert schema["properties"]["password"].get("writeOnly") is True
+    assert schema["properties"]["email"]["maxLength"] == 254
 
 
 def test_user_update_schema_documents_every_changeable_field(spec):

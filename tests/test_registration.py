@@ -200,6 +200,23 @@ def test_age_of_wrong_type_is_422(client, age):
     assert_invalid(register(client, age=age), "age")
 
 
+def email_of_length(size: int) -> str:
+    domain = "b" * 63 + "." + "c" * 63 + "." + "d" * (size - 64 - 1 - 63 - 1 - 63 - 1 - 4) + ".com"
+    email = "a" * 64 + "@" + domain
+    assert len(email) == size
+    return email
+
+
+def test_email_of_254_characters_is_accepted(client):
+    response = register(client, email=email_of_length(254))
+    assert response.status_code == 201
+    assert len(response.get_json()["email"]) == 254
+
+
+def test_email_longer_than_254_characters_is_422_not_500(client):
+    assert_invalid(register(client, email=email_of_length(255)), "email")
+
+
 @pytest.mark.parametrize("email", ["not-an-email", "ann@", "@example.com", "", 42, None])
 def test_invalid_email_is_422(client, email):
     assert_invalid(register(client, email=email), "email")

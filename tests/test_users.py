@@ -165,6 +165,7 @@ def test_admin_promotes_a_user_who_then_has_admin_rights(client, admin, make_use
         ("age", 17),
         ("age", "40"),
         ("email", "nope"),
+        ("email", "a" * 64 + "@" + ("b" * 60 + ".") * 4 + "com"),
         ("name", "Bad\u0000Name"),
         ("id", 5),
         ("created_at", "2020-01-01T00:00:00Z"),

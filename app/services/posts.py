@@ -11,7 +11,7 @@ from sqlalchemy.orm import contains_eager
 
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db
-from app.models import Post, User
+from app.models import MAX_ID, Post, User
 from app.pagination import Page, PageRequest
 
 EDITABLE_FIELDS = ("title", "body")
@@ -30,7 +30,7 @@ def _with_author() -> Select[tuple[Post]]:
 
 
 def get_post(post_id: int) -> Post:
-    post = db.session.scalar(_with_author().where(Post.id == post_id))
+    post = db.session.scalar(_with_author().where(Post.id == post_id)) if 0 < post_id <= MAX_ID else None
     if post is None:
         raise NotFound("Post not found.")
     return post

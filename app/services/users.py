@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
-from app.models import Role, User
+from app.models import MAX_ID, Role, User
 from app.pagination import Page, PageRequest
 from app.security import hash_password, verify_password
 
@@ -57,7 +57,7 @@ def find_by_email(email: str) -> User | None:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
+    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
     if user is None:
         raise NotFound("User not found.")
     return user
