@@ -32,5 +32,9 @@ fmt: $(BIN)/activate
 migrate: $(BIN)/activate
 	$(BIN)/flask db migrate -m "$(m)"
 
+# Schemathesis against /openapi.json on gunicorn + a throwaway PostgreSQL db (FUZZ_EXAMPLES, FUZZ_MAX_TIME).
+fuzz: $(BIN)/activate
+	scripts/fuzz/run.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

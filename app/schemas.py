@@ -16,6 +16,9 @@ from app.models import MAX_ID, Role
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# The same rules as JSON Schema (ECMA-262) patterns for the OpenAPI document.
+_DOC_SINGLE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+_DOC_MULTILINE = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_BYTES = 8
@@ -33,6 +36,8 @@ class SafeString(fields.String):
         super().__init__(*args, **kwargs)
         self.multiline = multiline
         self.strip = strip
+        # Tell clients (and the OpenAPI document) which characters are refused.
+        self.metadata = {"pattern": _DOC_MULTILINE if multiline else _DOC_SINGLE_LINE, **self.metadata}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 import requests
@@ -245,3 +246,78 @@ def test_production_sends_hsts(make_app):
     response = client.get("/health")
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+# ---- what fuzzing the contract found ----------------------------------------------------
+
+
+def test_logout_body_is_optional(client, user):
+    assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
+
+
+def test_a_json_null_body_is_422_not_an_empty_body(client, user):
+    response = client.post("/api/auth/logout", data=b"null", content_type="application/json",
+                           headers=user.headers)
+    assert assert_problem(response, 422)["errors"]
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200  # not revoked
+
+
+@pytest.fixture
+def spec(client) -> dict:
+    return client.get("/openapi.json").get_json()
+
+
+def operations(spec: dict):
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if method in ("get", "post", "patch", "put", "delete"):
+                yield method.upper(), path, operation
+
+
+def test_every_signed_in_operation_documents_401_with_its_challenge(spec):
+    signed_in = [(m, p, op) for m, p, op in operations(spec) if op.get("security")]
+    assert len(signed_in) >= 10
+    for _, _, operation in signed_in:
+        unauthorized = operation["responses"]["401"]
+        assert "application/problem+json" in unauthorized["content"]
+        assert unauthorized["headers"]["WWW-Authenticate"]["required"] is True
+
+
+def test_every_api_operation_documents_429_with_retry_after(spec):
+    for _, path, operation in operations(spec):
+        if path.startswith("/api"):
+            assert operation["responses"]["429"]["headers"]["Retry-After"]["required"] is True, path
+
+
+@pytest.mark.parametrize(("method", "path", "statuses"), [
+    ("POST", "/api/users", {"201", "400", "409", "413", "415", "422", "429"}),
+    ("PATCH", "/api/posts/{post_id}", {"200", "400", "401", "403", "404", "413", "415", "422", "429"}),
+    ("DELETE", "/api/users/{user_id}", {"204", "401", "403", "404", "409", "429"}),
+    ("GET", "/api/posts/{post_id}", {"200", "404", "429"}),
+    ("GET", "/health/ready", {"200", "503"}),
+])
+def test_error_statuses_are_documented_as_problem_json(spec, method, path, statuses):
+    responses = spec["paths"][path][method.lower()]["responses"]
+    assert statuses <= responses.keys()
+    for status in statuses:
+        response = responses[status]
+        if "$ref" in response:
+            name = response["$ref"].rsplit("/", 1)[-1]
+            response = spec["components"]["responses"][name]
+        if int(status) >= 400:
+            assert list(response["content"]) == ["application/problem+json"], (path, status)
+
+
+def test_lists_document_their_link_header_and_creations_their_location(spec):
+    assert "Link" in spec["paths"]["/api/posts"]["get"]["responses"]["200"]["headers"]
+    assert "Location" in spec["paths"]["/api/posts"]["post"]["responses"]["201"]["headers"]
+
+
+def test_documented_text_patterns_are_the_ones_the_server_enforces(spec, client, user):
+    schema = spec["components"]["schemas"]["PostCreate"]["properties"]
+    title, body = re.compile(schema["title"]["pattern"]), re.compile(schema["body"]["pattern"])
+    for text in ["tab\there", "nul\x00", "c1\x85", "del\x7f"]:
+        assert not title.match(text)
+        response = client.post("/api/posts", json={"title": text, "body": "b"}, headers=user.headers)
+        assert response.status_code == 422
+    assert body.match("line\r\n\tline") and not body.match("bell\x07")
