@@ -36,5 +36,9 @@ migrate: $(BIN)/activate
 fuzz: $(BIN)/activate
 	scripts/fuzz/run.sh
 
+# Fault scenarios (PostgreSQL restart, worker SIGKILL, races, slow clients); tables to docs/faults.md.
+faults: $(BIN)/activate
+	scripts/faults/run.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
