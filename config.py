@@ -83,6 +83,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "admin_session"
+    SESSION_COOKIE_PATH = "/admin"  # browsers never send the admin session to /api
     WTF_CSRF_TIME_LIMIT = None
 
     API_TITLE = "Users & Posts API"
@@ -105,8 +106,36 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
-    SECRET_KEY = Config.SECRET_KEY or secrets.token_urlsafe(48)
-    JWT_SECRET_KEY = Config.JWT_SECRET_KEY or secrets.token_urlsafe(48)
+
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        """A first run needs no set-up: missing secrets are generated once, in instance/."""
+        for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+            if not config.get(name):
+                config[name] = instance_secret(name)
+
+
+def instance_secret(name: str, folder: Path = BASE_DIR / "instance") -> str:
+    """A random secret kept in the instance folder.
+
+    Every gunicorn worker (and every restart) of a development server must sign
+    with the same key, or a session, CSRF token or JWT from one worker fails on
+    the next. The first writer wins: the file appears atomically via a hard link.
+    """
+    path = folder / f".{name.lower()}"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        draft = folder / f".{name.lower()}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 class TestingConfig(Config):

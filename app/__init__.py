@@ -43,6 +43,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     )
     api.init_app(app)
     _register_api(app)
+    _register_admin(app)
 
     register_error_handlers(app)
     register_jwt_callbacks(app)
@@ -76,6 +77,12 @@ def _register_api(app: Flask) -> None:
     for module in (health, auth, users, posts):
         csrf.exempt(module.blp)  # API clients authenticate with bearer tokens, not cookies
         api.register_blueprint(module.blp)
+
+
+def _register_admin(app: Flask) -> None:
+    from app import admin
+
+    admin.init_app(app)
 
 
 def _install_proxy_fix(app: Flask) -> None:

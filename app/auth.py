@@ -69,10 +69,11 @@ def register_jwt_callbacks(app: Flask) -> None:
 
 
 def _well_formed(claims: Claims) -> bool:
-    """The claims the services rely on: an expiry, a storable `jti` and a numeric `sub`."""
+    """The claims the services rely on: an expiry, a known type, a storable `jti`, a numeric `sub`."""
     sub, jti = claims.get("sub"), claims.get("jti")
     return (
         "exp" in claims
+        and claims.get("type") in ("access", "refresh")
         and isinstance(jti, str)
         and 0 < len(jti) <= MAX_JTI_LENGTH
         and isinstance(sub, str)

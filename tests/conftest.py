@@ -6,6 +6,7 @@ throwaway SQLite file. The schema is built by the Alembic migrations, once per
 session; every test starts from empty tables (they are emptied after each test).
 
 - `app`, `client`: the Flask app and its test client (the real HTTP layer, in process).
+- `sql_statements`: the SQL statements run during a test (for query counts).
 - `make_app`: another app on the same database, with config overrides.
 - `make_user`: creates a user through the service; returns a `Person` with
   `id`, `email`, `password` and ready `headers` (a bearer access token).
@@ -20,16 +21,18 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -133,6 +136,21 @@ def make_app(database_url: str) -> Iterator:
 
 
 @pytest.fixture
+def sql_statements(app: Flask) -> Iterator[list[str]]:
+    """The SQL the app runs from now on, to prove query counts (never timings)."""
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def record(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
 def make_user(app: Flask):
     """Create a user (through the service) and sign them in."""
 
@@ -190,6 +208,12 @@ def free_port() -> int:
 class LiveServer:
     url: str
     process: subprocess.Popen
+    log: IO[bytes]
+
+    def output(self) -> str:
+        """What gunicorn wrote so far (stderr goes to a file so it can never block the server)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def worker_pids(self) -> list[int]:
         out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
@@ -207,15 +231,16 @@ def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] |
         "LOG_LEVEL": "WARNING",
         **(env or {}),
     }
+    log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server; closed in stop_gunicorn
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log,
     )
-    server = LiveServer(f"http://127.0.0.1:{port}", process)
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("gunicorn exited: " + process.stderr.read().decode()[-2000:])
+            raise RuntimeError("gunicorn exited: " + server.output()[-2000:])
         try:
             healthy = requests.get(server.url + "/health", timeout=2).status_code == 200
             if healthy and len(server.worker_pids()) >= workers:
@@ -233,6 +258,7 @@ def stop_gunicorn(server: LiveServer) -> None:
         server.process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         server.process.kill()
+    server.log.close()
 
 
 @pytest.fixture(scope="session")

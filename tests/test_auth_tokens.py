@@ -75,6 +75,13 @@ def test_login_with_lone_surrogate_is_422(client, user):
     assert "password" in assert_problem(response, 422)["errors"]
 
 
+@pytest.mark.parametrize("email", [b'"ann\\u0000@example.com"', b'"ann\\udc00@example.com"', b"5", b"NaN"])
+def test_login_with_unstorable_or_wrong_type_email_is_422(client, email):
+    raw = b'{"email": %s, "password": "Sup3rSecret"}' % email
+    response = client.post("/api/auth/login", data=raw, content_type="application/json")
+    assert "email" in assert_problem(response, 422)["errors"]
+
+
 def test_login_with_non_json_body_is_415(client):
     assert_problem(client.post("/api/auth/login", data="email=a", content_type="text/plain"), 415)
 

@@ -52,3 +52,33 @@ def test_development_generates_secrets_so_a_first_run_needs_no_setup():
     app = create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
     assert len(app.config["SECRET_KEY"]) >= 32
     assert app.config["JWT_SECRET_KEY"] != app.config["SECRET_KEY"]
+
+
+def test_development_workers_share_one_generated_secret(monkeypatch):
+    """Several gunicorn workers of `make run`: a session or token from one must work on another."""
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("JWT_SECRET_KEY", raising=False)
+    code = ("from app import create_app; a = create_app('development'); "
+            "print('keys', a.config['SECRET_KEY'], a.config['JWT_SECRET_KEY'])")
+
+    def keys_seen_by_a_new_worker() -> list[str]:
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, env={**os.environ, "APP_ENV": "development"})
+        line = next(line for line in result.stdout.splitlines() if line.startswith("keys "))
+        return line.split()[1:]
+
+    first, second = keys_seen_by_a_new_worker(), keys_seen_by_a_new_worker()
+    assert first == second
+    assert len(first) == 2 and first[0] != first[1]
+
+
+def test_instance_secret_is_written_once_even_when_workers_race(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from config import instance_secret
+
+    with ThreadPoolExecutor(8) as pool:
+        values = set(pool.map(lambda _: instance_secret("SECRET_KEY", tmp_path), range(32)))
+    assert len(values) == 1 and len(values.pop()) >= 32
+    assert [p.name for p in tmp_path.iterdir()] == [".secret_key"]
+    assert (tmp_path / ".secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only

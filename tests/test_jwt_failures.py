@@ -165,6 +165,18 @@ def test_token_with_a_bad_jti_is_401(app, client, user, jti):
     assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
 
 
+@pytest.mark.parametrize("kind", ["weird", None, 5, "refresh"])
+def test_token_with_a_wrong_type_claim_is_401(app, client, user, kind):
+    token = sign(app, claims_for(user.id, type=kind))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+
+
+@pytest.mark.parametrize("kind", [..., "weird", None, 5, "access"])
+def test_refresh_with_a_wrong_type_claim_is_401(app, client, user, kind):
+    token = sign(app, claims_for(user.id, type=kind))
+    assert_token_refused(client.post("/api/auth/refresh", headers=bearer(token)))
+
+
 def test_token_not_yet_valid_is_401(app, client, user):
     future = int(time.time()) + 3600
     token = sign(app, claims_for(user.id, nbf=future, iat=future))

@@ -1,20 +1,17 @@
 """/api/posts and /api/users/<id>/posts: writing, reading, filtering, changing, deleting."""
 
-from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
-from sqlalchemy import event
 
-from app.extensions import db
 from tests.conftest import assert_problem
 
 POST_FIELDS = {"id", "title", "body", "author", "created_at", "updated_at"}
 
 
-def create_post(client, author, title="Hello", body="Some text", expect=201):
+def create_post(client, author, title="Hello", body="Some text"):
     response = client.post("/api/posts", json={"title": title, "body": body}, headers=author.headers)
-    assert response.status_code == expect, response.get_data(as_text=True)
+    assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()
 
 
@@ -134,33 +131,18 @@ def test_author_name_follows_the_user(client, user):
     assert client.get(f"/api/posts/{post['id']}").get_json()["author"]["name"] == "Renamed"
 
 
-@contextmanager
-def count_statements(app):
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-def test_listing_posts_costs_the_same_queries_for_many_authors(app, client, make_user):
+def test_listing_posts_costs_the_same_queries_for_many_authors(client, make_user, sql_statements):
     """Authors come with a join, not one query per post."""
     authors = [make_user() for _ in range(12)]
     create_post(client, authors[0])
-    with count_statements(app) as few:
-        assert len(client.get("/api/posts").get_json()) == 1
+    sql_statements.clear()
+    assert len(client.get("/api/posts").get_json()) == 1
+    few = len(sql_statements)
     for author in authors[1:]:
         create_post(client, author)
-    with count_statements(app) as many:
-        assert len(client.get("/api/posts").get_json()) == 12
-    assert len(many) == len(few)
+    sql_statements.clear()
+    assert len(client.get("/api/posts").get_json()) == 12
+    assert len(sql_statements) == few
 
 
 def test_filter_by_author(client, make_user):

@@ -355,3 +355,11 @@ def test_last_active_admin_cannot_be_removed(app, make_user):
             with pytest.raises(Conflict, match="last active admin"):
                 change()
         assert db.session.get(User, last.id).is_admin
+
+
+@pytest.mark.parametrize("path", ["/api/users/me", "/api/users", "/api/users/{id}"])
+def test_authenticated_reads_do_not_write_to_the_database(client, user, sql_statements, path):
+    sql_statements.clear()
+    assert client.get(path.format(id=user.id), headers=user.headers).status_code == 200
+    writes = [s for s in sql_statements if s.lstrip().split()[0].upper() in {"INSERT", "UPDATE", "DELETE"}]
+    assert sql_statements and not writes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
@@ -141,11 +141,13 @@ def _guard_admin_removal(actor: User, user: User, action: str) -> None:
     """An admin may not remove themself, and the last active admin must stay."""
     if actor.id == user.id and actor.is_admin:
         raise Conflict(f"You cannot {action} your own account.")
-    if user.is_admin and user.is_active and count_active_admins() <= 1:
+    if user.is_admin and user.is_active and len(_lock_active_admins()) <= 1:
         raise Conflict(f"Cannot {action} the last active admin.")
 
 
-def count_active_admins() -> int:
-    stmt = select(func.count()).select_from(User).where(User.role == Role.ADMIN,
-                                                        User.is_active.is_(True))
-    return db.session.scalar(stmt) or 0
+def _lock_active_admins() -> list[int]:
+    """The active admins' ids, row-locked until commit (PostgreSQL), so two admins
+    removing each other at once cannot both succeed."""
+    stmt = select(User.id).where(User.role == Role.ADMIN, User.is_active.is_(True)).with_for_update()
+    return list(db.session.scalars(stmt))
+

@@ -1,0 +1,96 @@
+"""Flask-WTF forms: every state change carries a CSRF token; filters are plain GET forms."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+
+from app.models import Role
+
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def plain_text(_form: FlaskForm, field: Any) -> None:
+    """PostgreSQL rejects NUL in text; no control character belongs in these fields."""
+    if field.data and _UNSTORABLE.search(field.data):
+        raise ValidationError("Must not contain control characters.")
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class LoginForm(FlaskForm):
+    email = StringField(
+        "Email",
+        validators=[DataRequired(), Length(max=254), plain_text],
+        filters=[_strip],
+        render_kw={"autocomplete": "username", "type": "email"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired(), Length(max=1024)],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token and where to go back to."""
+
+    next = HiddenField()
+
+
+class RoleForm(ActionForm):
+    role = SelectField("Role", choices=[SelectChoice(r.value) for r in Role], validators=[InputRequired()])
+
+
+class ActiveForm(ActionForm):
+    active = SelectField(
+        "Active", choices=[SelectChoice("1", "active"), SelectChoice("0", "inactive")], validators=[InputRequired()]
+    )
+
+
+class _FilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # GET searches change nothing
+
+    cursor = HiddenField(validators=[Length(max=200), plain_text])
+
+
+class UserFilterForm(_FilterForm):
+    q = StringField(
+        "Search",
+        validators=[Length(max=254), plain_text],
+        filters=[_strip],
+        render_kw={"placeholder": "Email or name", "type": "search"},
+    )
+    role = SelectField(
+        "Role",
+        choices=[SelectChoice("", "Any role"), *[SelectChoice(r.value, r.value.title()) for r in Role]],
+        default="",
+    )
+    active = SelectField(
+        "Status",
+        choices=[SelectChoice("", "Any status"), SelectChoice("1", "Active"), SelectChoice("0", "Inactive")],
+        default="",
+    )
+
+
+class PostFilterForm(_FilterForm):
+    q = StringField(
+        "Title contains",
+        validators=[Length(max=200), plain_text],
+        filters=[_strip],
+        render_kw={"type": "search"},
+    )
+    author = StringField(
+        "Author",
+        validators=[Length(max=254), plain_text],
+        filters=[_strip],
+        render_kw={"placeholder": "User id or email"},
+    )

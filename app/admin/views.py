@@ -1,0 +1,282 @@
+"""The admin pages: thin views that read a form, call a service, then flash and redirect.
+
+Every rule (who may change whom, the last admin, what deleting does) lives in
+`app.services`, the same functions the API calls; a `DomainError` they raise
+becomes a flash message here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from app.admin import bp
+from app.admin.chart import bar_chart
+from app.admin.forms import ActionForm, ActiveForm, LoginForm, PostFilterForm, RoleForm, UserFilterForm
+from app.admin.session import SESSION_KEY, safe_next, sign_in, sign_out, signed_in_admin
+from app.errors import AuthenticationFailed, DomainError, ValidationFailed
+from app.extensions import limiter
+from app.models import Role, User
+from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
+from app.ratelimit import client_ip, login_limit
+from app.services import posts, stats, users
+
+PAGE_SIZE = 50
+RECENT_POSTS = 10
+ID = "int(max=2147483647)"  # larger ids cannot exist; PostgreSQL would reject them
+PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
+INVALID_CREDENTIALS = "Invalid credentials."
+BAD_CURSOR = "This page link is invalid or out of date. Start again from the first page."
+
+
+@bp.before_request
+def require_admin() -> Response | None:
+    if request.endpoint == "admin.static":
+        return None
+    had_session = SESSION_KEY in session
+    g.admin = signed_in_admin()
+    g.admin_name = g.admin.name if g.admin else None  # a plain string: error pages must not query
+    if g.admin is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        if had_session:
+            flash("Your admin session has ended. Please sign in again.", "error")
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("admin.login", next=target))
+    return None
+
+
+def _login_email_key() -> str:
+    return "admin-email:" + request.form.get("email", "").strip().lower()[:320]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_limit, key_func=client_ip, scope="admin-login-ip", methods=["POST"])
+@limiter.limit(login_limit, key_func=_login_email_key, scope="admin-login-email", methods=["POST"])
+def login() -> Response | str:
+    if g.admin is not None:
+        return redirect(url_for("admin.dashboard"))
+    form = LoginForm()
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    error = None
+    if form.validate_on_submit():
+        user = _admin_with_credentials(form.email.data, form.password.data)
+        if user is None:
+            error = INVALID_CREDENTIALS
+        else:
+            sign_in(user)
+            flash(f"Signed in as {user.email}.", "success")
+            return redirect(safe_next(form.next.data, url_for("admin.dashboard")))
+    return render_template("admin/login.html", form=form, error=error)
+
+
+def _admin_with_credentials(email: str, password: str) -> User | None:
+    """One answer for a wrong password, an unknown, inactive or non-admin account."""
+    try:
+        user = users.authenticate(email, password)
+    except AuthenticationFailed:
+        return None
+    return user if user.is_admin else None
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    sign_out()
+    flash("You have been signed out.", "success")
+    return redirect(url_for("admin.login"))
+
+
+@bp.get("/", strict_slashes=False)
+def dashboard() -> str:
+    numbers = stats.dashboard()
+    return render_template(
+        "admin/dashboard.html", nav="dashboard", stats=numbers, chart=bar_chart(numbers.posts_per_day)
+    )
+
+
+# ---- users ----------------------------------------------------------------------
+
+
+@bp.get("/users")
+def user_list() -> tuple[str, int] | str:
+    form = UserFilterForm(request.args)
+    if not form.validate():
+        return render_template("admin/users.html", nav="users", form=form, users=[], next_url=None), 400
+    filters = {"q": form.q.data, "role": form.role.data, "active": form.active.data}
+    page = users.list_users(
+        _page_request(form.cursor.data, users.SORT_KEY),
+        search=form.q.data or None,
+        role=Role(form.role.data) if form.role.data else None,
+        is_active={"1": True, "0": False}.get(form.active.data),
+    )
+    return render_template(
+        "admin/users.html",
+        nav="users",
+        form=form,
+        users=page.items,
+        next_url=_next_url("admin.user_list", filters, page.next_key),
+        filtered=any(filters.values()),
+    )
+
+
+@bp.get(f"/users/<{ID}:user_id>")
+def user_detail(user_id: int) -> str:
+    user = users.get_user(user_id)
+    recent = posts.list_posts(PageRequest(limit=RECENT_POSTS), author_id=user.id).items
+    return render_template(
+        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id)
+    )
+
+
+@bp.post(f"/users/<{ID}:user_id>/role")
+def change_role(user_id: int) -> Response:
+    user = users.get_user(user_id)
+    form = RoleForm()
+    if form.validate():
+        role = Role(form.role.data)
+        label = f"{user.email} is now {'an admin' if role is Role.ADMIN else 'a user'}."
+        _apply(lambda: users.set_role(g.admin, user, role), label)
+    else:
+        flash("Choose a valid role.", "error")
+    return _back(form, "admin.user_detail", user_id=user_id)
+
+
+@bp.post(f"/users/<{ID}:user_id>/active")
+def change_active(user_id: int) -> Response:
+    user = users.get_user(user_id)
+    form = ActiveForm()
+    if form.validate():
+        active = form.active.data == "1"
+        label = f"{user.email} is now {'active' if active else 'deactivated'}."
+        _apply(lambda: users.set_active(g.admin, user, active), label)
+    else:
+        flash("Choose a valid status.", "error")
+    return _back(form, "admin.user_detail", user_id=user_id)
+
+
+@bp.get(f"/users/<{ID}:user_id>/delete")
+def confirm_delete_user(user_id: int) -> str:
+    user = users.get_user(user_id)
+    return render_template(
+        "admin/confirm_delete_user.html",
+        nav="users",
+        user=user,
+        form=ActionForm(),
+        post_count=stats.count_posts_by(user.id),
+    )
+
+
+@bp.post(f"/users/<{ID}:user_id>/delete")
+def delete_user(user_id: int) -> Response:
+    user = users.get_user(user_id)
+    email = user.email
+    if _apply(lambda: users.delete_user(g.admin, user), f"User {email} and their posts were deleted."):
+        return redirect(url_for("admin.user_list"))
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+# ---- posts ----------------------------------------------------------------------
+
+
+@bp.get("/posts")
+def post_list() -> tuple[str, int] | str:
+    form = PostFilterForm(request.args)
+    author = _author_filter(form) if form.validate() else None
+    if form.errors:
+        return render_template(
+            "admin/posts.html", nav="posts", form=form, posts=[], next_url=None, author=None
+        ), 400
+    filters = {"q": form.q.data, "author": form.author.data}
+    page = posts.list_posts(
+        _page_request(form.cursor.data, posts.SORT_KEY),
+        author_id=author.id if author else None,
+        title_contains=form.q.data or None,
+    )
+    return render_template(
+        "admin/posts.html",
+        nav="posts",
+        form=form,
+        posts=page.items,
+        author=author,
+        next_url=_next_url("admin.post_list", filters, page.next_key),
+        filtered=any(filters.values()),
+    )
+
+
+def _author_filter(form: PostFilterForm) -> User | None:
+    """The author named by id or email; an unknown one is a form error."""
+    value = form.author.data
+    if not value:
+        return None
+    author = None
+    if value.isdecimal() and 0 < int(value) < 2**31:
+        author = _user_or_none(int(value))
+    elif "@" in value:
+        author = users.find_by_email(value)
+    if author is None:
+        form.author.errors = [*form.author.errors, "No user with this id or email."]
+    return author
+
+
+def _user_or_none(user_id: int) -> User | None:
+    try:
+        return users.get_user(user_id)
+    except DomainError:
+        return None
+
+
+@bp.get(f"/posts/<{ID}:post_id>")
+def post_detail(post_id: int) -> str:
+    return render_template("admin/post.html", nav="posts", post=posts.get_post(post_id), form=ActionForm())
+
+
+@bp.get(f"/posts/<{ID}:post_id>/delete")
+def confirm_delete_post(post_id: int) -> str:
+    return render_template(
+        "admin/confirm_delete_post.html", nav="posts", post=posts.get_post(post_id), form=ActionForm()
+    )
+
+
+@bp.post(f"/posts/<{ID}:post_id>/delete")
+def delete_post(post_id: int) -> Response:
+    post = posts.get_post(post_id)
+    if _apply(lambda: posts.delete_post(g.admin, post), f"Post #{post_id} was deleted."):
+        return redirect(url_for("admin.post_list"))
+    return redirect(url_for("admin.post_detail", post_id=post_id))
+
+
+# ---- helpers --------------------------------------------------------------------
+
+
+def _apply(change: Callable[[], Any], success: str) -> bool:
+    """Run a service call; its refusal becomes the flash message."""
+    try:
+        change()
+    except DomainError as error:
+        flash(error.detail, "error")
+        return False
+    flash(success, "success")
+    return True
+
+
+def _back(form: ActionForm, endpoint: str, **values: Any) -> Response:
+    return redirect(safe_next(form.next.data, url_for(endpoint, **values)))
+
+
+def _page_request(cursor: str | None, kinds: Sequence[type]) -> PageRequest:
+    limit = current_app.config.get("ADMIN_PAGE_SIZE", PAGE_SIZE)
+    if not cursor:
+        return PageRequest(limit=limit)
+    try:
+        return PageRequest(limit=limit, after=decode_cursor(cursor, kinds))
+    except ValidationFailed:
+        abort(400, BAD_CURSOR)
+
+
+def _next_url(endpoint: str, filters: dict[str, str | None], next_key: SortKey | None) -> str | None:
+    if next_key is None:
+        return None
+    kept = {name: value for name, value in filters.items() if value}
+    return url_for(endpoint, **kept, cursor=encode_cursor(next_key))

@@ -1,0 +1,177 @@
+"""The dashboard's numbers come from the database, and its chart is drawn on the server."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import event, update
+
+from app.admin.chart import bar_chart, tick_step
+from app.extensions import db
+from app.models import Role, User
+from app.services import posts, stats, users
+from tests.admin_support import assert_admin_html, signed_in
+
+NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
+
+
+def _age_user(app, user_id: int, when: datetime) -> None:
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user_id).values(created_at=when))
+        db.session.commit()
+
+
+def _post_at(app, author_id: int, when: datetime, title: str = "Post") -> int:
+    with app.app_context():
+        post = posts.create_post(users.get_user(author_id), title=title, body="Body")
+        post.created_at = post.updated_at = when
+        db.session.commit()
+        return post.id
+
+
+def _stat(html: str, key: str) -> int:
+    match = re.search(rf'id="stat-{key}">.*?class="stat-value">(\d+)<', html, re.S)
+    assert match, key
+    return int(match.group(1))
+
+
+def test_dashboard_counts_match_the_database(app, client, make_user, admin):
+    now = datetime.now(UTC)
+    old_user = make_user()
+    _age_user(app, old_user.id, now - timedelta(days=30))
+    make_user(Role.ADMIN, is_active=False)
+    make_user(is_active=False)
+    make_user()
+    _post_at(app, old_user.id, now - timedelta(days=10))
+    for hours in (1, 2, 50):
+        _post_at(app, old_user.id, now - timedelta(hours=hours))
+
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    assert _stat(body, "users") == 5
+    assert _stat(body, "admins") == 2
+    assert _stat(body, "inactive") == 2
+    assert _stat(body, "posts") == 4
+    assert _stat(body, "new-users") == 4
+    assert _stat(body, "new-posts") == 3
+
+
+def test_stats_service_counts_recent_by_the_given_clock(app, make_user):
+    person = make_user()
+    _age_user(app, person.id, NOW - timedelta(days=7, seconds=1))
+    recent = make_user()
+    _age_user(app, recent.id, NOW - timedelta(days=6, hours=23))
+    _post_at(app, person.id, NOW - timedelta(days=8))
+    _post_at(app, person.id, NOW - timedelta(days=1))
+    with app.app_context():
+        numbers = stats.dashboard(NOW)
+    assert (numbers.users, numbers.admins, numbers.inactive_users) == (2, 0, 0)
+    assert (numbers.posts, numbers.new_users, numbers.new_posts) == (2, 1, 1)
+
+
+def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user):
+    author = make_user()
+    today = NOW.date()
+    _post_at(app, author.id, datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC))
+    _post_at(app, author.id, datetime(2025, 3, 30, 23, 59, 59, tzinfo=UTC))
+    _post_at(app, author.id, datetime(2025, 3, 30, 12, 0, tzinfo=UTC))
+    _post_at(app, author.id, datetime(2025, 3, 2, 0, 0, tzinfo=UTC))       # first day of the window
+    _post_at(app, author.id, datetime(2025, 3, 1, 23, 59, 59, tzinfo=UTC))  # just before it
+    with app.app_context():
+        series = stats.posts_per_day(NOW)
+    assert len(series) == 30
+    assert series[0][0] == date(2025, 3, 2) and series[-1][0] == today
+    by_day = dict(series)
+    assert by_day[today] == 1
+    assert by_day[date(2025, 3, 30)] == 2
+    assert by_day[date(2025, 3, 2)] == 1
+    assert sum(by_day.values()) == 4
+
+
+def test_posts_per_day_is_one_grouped_query(app, make_user):
+    author = make_user()
+    for day in range(10):
+        _post_at(app, author.id, NOW - timedelta(days=day))
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+        def record(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            series = stats.posts_per_day(NOW)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert sum(count for _, count in series) == 10
+    assert len(statements) == 1 and "GROUP BY" in statements[0]
+
+
+def test_whole_dashboard_takes_three_queries(app, make_user):
+    author = make_user()
+    _post_at(app, author.id, NOW)
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+        def record(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            stats.dashboard(NOW)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 3
+
+
+def test_chart_bars_match_the_posts_per_day(app, client, admin):
+    now = datetime.now(UTC)
+    for days_ago, count in ((0, 3), (1, 1), (5, 2), (29, 1), (30, 4)):
+        for _ in range(count):
+            _post_at(app, admin.id, now - timedelta(days=days_ago))
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    bars = dict(re.findall(r'<rect class="bar"[^>]*data-day="([\d-]+)" data-count="(\d+)"', body))
+    assert len(bars) == 30
+    today = now.date()
+    assert bars[today.isoformat()] == "3"
+    assert bars[(today - timedelta(days=1)).isoformat()] == "1"
+    assert bars[(today - timedelta(days=5)).isoformat()] == "2"
+    assert bars[(today - timedelta(days=29)).isoformat()] == "1"
+    assert (today - timedelta(days=30)).isoformat() not in bars
+    assert sum(int(c) for c in bars.values()) == 7
+
+
+def test_chart_is_inline_svg_with_axis_labels_and_no_script(client, admin):
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    svg = body[body.index("<svg"): body.index("</svg>")]
+    assert "Day (UTC)" in svg and ">Posts<" in svg
+    assert len(re.findall(r'<text class="tick"', svg)) >= 5 + 6  # y ticks and date labels
+    assert "<script" not in body.lower() and "http://" not in body.replace("http://www.w3.org/2000/svg", "")
+
+
+@pytest.mark.parametrize(("peak", "step"), [(0, 1), (1, 1), (4, 1), (5, 2), (9, 5), (37, 10), (100, 25),
+                                            (101, 50), (999, 250), (12345, 5000)])
+def test_axis_steps_are_round_numbers_that_reach_the_peak(peak, step):
+    assert tick_step(peak) == step
+    assert tick_step(peak) * 4 >= peak
+
+
+def test_bar_heights_are_proportional_and_fit_the_plot():
+    days = [date(2025, 1, 1) + timedelta(days=i) for i in range(30)]
+    chart = bar_chart([(day, i % 7) for i, day in enumerate(days)])
+    tallest = max(chart.bars, key=lambda bar: bar.count)
+    for bar in chart.bars:
+        assert bar.y + bar.height == pytest.approx(chart.baseline)
+        assert bar.y >= chart.top
+        assert bar.height == pytest.approx(tallest.height * bar.count / tallest.count, abs=0.02)
+    assert chart.bars[0].x >= chart.left and chart.bars[-1].x + chart.bars[-1].width <= chart.right_edge
+    assert [tick.label for tick in chart.y_ticks] == ["0", "2", "4", "6", "8"]
+
+
+def test_empty_chart_draws_flat_bars():
+    chart = bar_chart([(date(2025, 1, 1) + timedelta(days=i), 0) for i in range(30)])
+    assert all(bar.height == 0 for bar in chart.bars)
+    assert chart.total == 0

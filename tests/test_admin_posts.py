@@ -1,0 +1,165 @@
+"""The posts pages: search, author filter, pages, the full post, and deletion through the service."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.extensions import db
+from app.models import Post
+from app.services import posts, users
+from tests.admin_support import assert_admin_html, page_token, signed_in, submit, text_of
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    return signed_in(client, admin)
+
+
+def _write(app, person, title: str, body: str = "Body", *, age: timedelta | None = None) -> int:
+    with app.app_context():
+        post = posts.create_post(users.get_user(person.id), title=title, body=body)
+        if age is not None:
+            post.created_at = post.updated_at = datetime.now(UTC) - age
+            db.session.commit()
+        return post.id
+
+
+def _ids_in(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'data-post-id="(\d+)"', html)]
+
+
+def _next_link(html: str) -> str | None:
+    match = re.search(r'rel="next" href="([^"]+)"', html)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def test_posts_page_lists_newest_first_with_authors(app, admin_client, make_user):
+    ann = make_user(name="Ann Author")
+    old = _write(app, ann, "Old one", age=timedelta(days=2))
+    new = _write(app, ann, "New one")
+    body = assert_admin_html(admin_client.get("/admin/posts"), 200)
+    assert _ids_in(body) == [new, old]
+    assert "Ann Author" in body and f'href="/admin/users/{ann.id}"' in body
+    assert f'href="/admin/posts/{new}/delete"' in body
+
+
+def test_xss_title_is_shown_as_text_everywhere(app, admin_client, user):
+    post_id = _write(app, user, XSS, body=f"body {XSS}")
+    for path in ["/admin/posts", f"/admin/posts/{post_id}", f"/admin/posts/{post_id}/delete",
+                 f"/admin/users/{user.id}", "/admin/posts?q=script"]:
+        body = assert_admin_html(admin_client.get(path), 200)
+        assert XSS not in body, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body, path
+        assert "<script" not in body.lower(), path
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("flask", ["flask_tips", "more_flask"]),
+    ("FLASK TIPS", ["flask_tips"]),
+    ("_", ["underscore"]),         # LIKE wildcards are literal
+    ("nothing", []),
+])
+def test_search_by_title(app, admin_client, user, query, expected):
+    ids = {
+        "flask_tips": _write(app, user, "Flask tips", age=timedelta(hours=3)),
+        "more_flask": _write(app, user, "More about flask", age=timedelta(hours=2)),
+        "underscore": _write(app, user, "snake_case names", age=timedelta(hours=1)),
+    }
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": query}), 200)
+    assert _ids_in(body) == sorted((ids[k] for k in expected), reverse=True)
+    if not expected:
+        assert "No posts match." in body
+
+
+@pytest.mark.parametrize("by", ["id", "email", "EMAIL"])
+def test_filter_by_author_id_or_email(app, admin_client, make_user, by):
+    ann, bob = make_user(name="Ann"), make_user(name="Bob")
+    anns = [_write(app, ann, "A1", age=timedelta(hours=2)), _write(app, ann, "A2", age=timedelta(hours=1))]
+    _write(app, bob, "B1")
+    value = {"id": str(ann.id), "email": ann.email, "EMAIL": ann.email.upper()}[by]
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"author": value}), 200)
+    assert _ids_in(body) == anns[::-1]
+    assert "Posts by Ann" in body
+
+
+@pytest.mark.parametrize("author", ["999999", "nobody@example.com", "99999999999999999999", "not an id", "0"])
+def test_unknown_author_is_a_readable_400(admin_client, author):
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"author": author}), 400)
+    assert "No user with this id or email." in body
+
+
+def test_bad_title_search_is_a_readable_400(admin_client):
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "a\x00"}), 400)
+    assert "Must not contain control characters." in body
+
+
+def test_next_links_walk_every_post_once(app, admin_client, user, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    ids = [_write(app, user, f"Post {i}", age=timedelta(minutes=10 - i)) for i in range(5)]
+    seen, path = [], "/admin/posts"
+    while path:
+        body = assert_admin_html(admin_client.get(path), 200)
+        seen += _ids_in(body)
+        path = _next_link(body)
+    assert seen == ids[::-1]
+
+
+def test_broken_page_link_is_a_readable_400(admin_client):
+    assert "page link is invalid" in assert_admin_html(admin_client.get("/admin/posts?cursor=WzFd"), 400)
+
+
+def test_post_detail_shows_the_full_post(app, admin_client, user):
+    body_text = "Line one\nLine two " + "long " * 2000
+    post_id = _write(app, user, "Full post", body=body_text)
+    body = assert_admin_html(admin_client.get(f"/admin/posts/{post_id}"), 200)
+    assert "Full post" in body and body_text in body
+    assert f'href="/admin/users/{user.id}"' in body
+
+
+def test_delete_post_asks_first_then_deletes_and_the_api_agrees(app, admin_client, client, user):
+    post_id = _write(app, user, "Doomed post")
+    confirm = assert_admin_html(admin_client.get(f"/admin/posts/{post_id}/delete"), 200)
+    assert "Delete this post?" in confirm and "Doomed post" in confirm
+    assert client.get(f"/api/posts/{post_id}").status_code == 200
+
+    response = submit(admin_client, f"/admin/posts/{post_id}/delete")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/posts"
+    assert f"Post #{post_id} was deleted." in text_of(admin_client.get("/admin/posts"))
+    assert client.get(f"/api/posts/{post_id}").status_code == 404
+    assert post_id not in [p["id"] for p in client.get("/api/posts").get_json()]
+    with app.app_context():
+        assert db.session.get(Post, post_id) is None
+
+
+def test_delete_post_goes_through_the_service(app, admin_client, user, monkeypatch):
+    """The admin and the API share one rule: the admin face calls `posts.delete_post`."""
+    post_id = _write(app, user, "Shared rule")
+    calls = []
+    original = posts.delete_post
+    monkeypatch.setattr(posts, "delete_post", lambda actor, post: calls.append((actor.id, post.id)) or
+                        original(actor, post))
+    submit(admin_client, f"/admin/posts/{post_id}/delete")
+    assert len(calls) == 1 and calls[0][1] == post_id
+
+
+def test_delete_post_without_csrf_changes_nothing(app, admin_client, user):
+    post_id = _write(app, user, "Safe post")
+    token = page_token(admin_client, "/admin/")
+    for data in ({}, {"csrf_token": token[::-1]}, {"csrf_token": token + "x"}):
+        assert_admin_html(admin_client.post(f"/admin/posts/{post_id}/delete", data=data), 400)
+    with app.app_context():
+        assert db.session.get(Post, post_id) is not None
+
+
+@pytest.mark.parametrize("path", ["/admin/posts/424242", "/admin/posts/424242/delete", "/admin/posts/1x"])
+def test_unknown_post_is_a_404_page(admin_client, path):
+    assert_admin_html(admin_client.get(path), 404)
+
+
+def test_deleting_an_unknown_post_is_a_404_page(admin_client):
+    assert_admin_html(submit(admin_client, "/admin/posts/424242/delete"), 404)

@@ -1,0 +1,318 @@
+"""The users pages: search, filters, keyset pages, and every change through the services' rules."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import event, func, select
+
+from app.errors import Conflict
+from app.extensions import db
+from app.models import Post, Role, User
+from app.services import posts, users
+from tests.admin_support import (
+    assert_admin_html,
+    assert_redirects_to_login,
+    page_token,
+    signed_in,
+    submit,
+    text_of,
+)
+from tests.conftest import PASSWORD, assert_problem
+
+
+@pytest.fixture
+def admin_client(client, admin):
+    return signed_in(client, admin)
+
+
+def _user(app, user_id: int) -> User | None:
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def _ids_in(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'data-user-id="(\d+)"', html)]
+
+
+def _next_link(html: str) -> str | None:
+    match = re.search(r'rel="next" href="([^"]+)"', html)
+    return match.group(1).replace("&amp;", "&") if match else None
+
+
+def _bulk_users(app, count: int, **fields) -> list[int]:
+    with app.app_context():
+        created = [users.register(email=f"bulk{i}.{fields.get('tag', 'x')}@example.com", name=f"Bulk {i}",
+                                  password=PASSWORD) for i in range(count)]
+        return [u.id for u in created]
+
+
+def test_users_page_lists_users_with_their_role_and_status(admin_client, make_user, admin):
+    plain = make_user(name="Plain Person")
+    gone = make_user(name="Gone Person", is_active=False)
+    body = assert_admin_html(admin_client.get("/admin/users"), 200)
+    assert _ids_in(body) == [admin.id, plain.id, gone.id]
+    assert plain.email in body and gone.email in body
+    assert "Make admin" in body and "Make user" in body
+    assert "Deactivate" in body and "Activate" in body
+    assert f'href="/admin/users/{plain.id}/delete"' in body
+
+
+def test_names_and_emails_are_escaped(admin_client, make_user):
+    make_user(name="<script>alert(1)</script>")
+    body = text_of(admin_client.get("/admin/users"))
+    assert "<script>alert(1)</script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("ann", ["ann"]),             # name, any case
+    ("EXAMPLE.ORG", ["bob"]),     # email, any case
+    ("zed@", ["zed"]),
+    ("%", []),                    # LIKE wildcards are literal
+    ("nobody", []),
+])
+def test_search_matches_email_or_name(admin_client, make_user, query, expected):
+    people = {
+        "ann": make_user(name="Ann Smith", email="a1@example.com"),
+        "bob": make_user(name="Bob Jones", email="bob@example.org"),
+        "zed": make_user(name="Zed", email="zed@example.com"),
+    }
+    body = assert_admin_html(admin_client.get("/admin/users", query_string={"q": query}), 200)
+    assert _ids_in(body) == [people[key].id for key in expected]
+    if not expected:
+        assert "No users match." in body
+
+
+@pytest.mark.parametrize(("filters", "expected"), [
+    ({"role": "admin"}, ["admin", "other_admin"]),
+    ({"role": "user"}, ["active_user", "inactive_user"]),
+    ({"active": "0"}, ["inactive_user"]),
+    ({"active": "1", "role": "user"}, ["active_user"]),
+])
+def test_filter_by_role_and_status(admin_client, admin, make_user, filters, expected):
+    people = {
+        "admin": admin,
+        "other_admin": make_user(Role.ADMIN),
+        "active_user": make_user(),
+        "inactive_user": make_user(is_active=False),
+    }
+    body = assert_admin_html(admin_client.get("/admin/users", query_string=filters), 200)
+    assert _ids_in(body) == [people[key].id for key in expected]
+
+
+@pytest.mark.parametrize("filters", [{"role": "root"}, {"active": "maybe"}, {"q": "a\x00b"}, {"q": "x" * 300}])
+def test_bad_filters_are_a_readable_400(admin_client, filters):
+    body = assert_admin_html(admin_client.get("/admin/users", query_string=filters), 400)
+    assert "field-error" in body
+
+
+def test_next_links_walk_every_user_once_keeping_the_filters(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 3)
+    ids = _bulk_users(app, 8)
+    _bulk_users(app, 2, tag="other")
+    seen: list[int] = []
+    path = "/admin/users?q=.x%40"
+    pages = 0
+    while path:
+        body = assert_admin_html(admin_client.get(path), 200)
+        seen += _ids_in(body)
+        path = _next_link(body)
+        pages += 1
+        if path:
+            query = parse_qs(urlsplit(path).query)
+            assert query["q"] == [".x@"] and "cursor" in query
+    assert seen == ids
+    assert pages == 3
+
+
+def test_pages_stay_correct_while_users_are_added(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    first_ids = _bulk_users(app, 3)
+    first = text_of(admin_client.get("/admin/users", query_string={"q": "bulk"}))
+    later_ids = _bulk_users(app, 2, tag="late")
+    second = text_of(admin_client.get(_next_link(first)))
+    third = text_of(admin_client.get(_next_link(second)))
+    assert _ids_in(first) + _ids_in(second) + _ids_in(third) == first_ids + later_ids
+
+
+def test_a_broken_page_link_is_a_readable_400(admin_client):
+    body = assert_admin_html(admin_client.get("/admin/users?cursor=not-a-cursor"), 400)
+    assert "page link is invalid" in body
+
+
+@contextmanager
+def _statements(app):
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, *_args):
+        seen.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_user_pages_use_keyset_queries_not_offsets(app, admin_client, monkeypatch):
+    """A page deep in 100,000 users costs what the first page costs: a seek on the id index."""
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    _bulk_users(app, 7)
+    first = text_of(admin_client.get("/admin/users"))
+    with _statements(app) as seen:
+        deep = admin_client.get(_next_link(text_of(admin_client.get(_next_link(first)))))
+    assert deep.status_code == 200
+    selects = [(s, p) for s, p in seen if "FROM users" in s and "ORDER BY users.id" in s]
+    assert len(selects) == 2
+    for statement, parameters in selects:
+        assert "users.id >" in statement
+        if "OFFSET" in statement:
+            assert list(parameters)[-1] == 0  # SQLite spells "no offset" as OFFSET 0
+    assert len(seen) <= 6  # two page views: the session's admin and one page query each
+
+
+def test_make_admin_then_make_user(app, admin_client, user):
+    response = submit(admin_client, f"/admin/users/{user.id}/role", {"role": "admin"}, follow=True)
+    assert f"{user.email} is now an admin." in assert_admin_html(response, 200)
+    assert _user(app, user.id).role is Role.ADMIN
+    response = submit(admin_client, f"/admin/users/{user.id}/role", {"role": "user"}, follow=True)
+    assert f"{user.email} is now a user." in text_of(response)
+    assert _user(app, user.id).role is Role.USER
+
+
+def test_deactivate_then_activate_and_the_api_token_follows(app, admin_client, client, user):
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200
+    response = submit(admin_client, f"/admin/users/{user.id}/active", {"active": "0"}, follow=True)
+    assert f"{user.email} is now deactivated." in text_of(response)
+    assert not _user(app, user.id).is_active
+    assert_problem(client.get("/api/users/me", headers=user.headers), 401)
+    submit(admin_client, f"/admin/users/{user.id}/active", {"active": "1"})
+    assert _user(app, user.id).is_active
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200
+
+
+def test_actions_redirect_back_to_the_page_they_came_from(admin_client, user):
+    response = submit(admin_client, f"/admin/users/{user.id}/active",
+                      {"active": "0", "next": "/admin/users?active=1"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/users?active=1"
+
+
+def test_actions_never_redirect_off_site(admin_client, user):
+    response = submit(admin_client, f"/admin/users/{user.id}/active",
+                      {"active": "0", "next": "https://evil.example/"})
+    assert response.headers["Location"] == f"/admin/users/{user.id}"
+
+
+@pytest.mark.parametrize(("path", "data", "message"), [
+    ("role", {"role": "user"}, "You cannot change the role of your own account."),
+    ("active", {"active": "0"}, "You cannot deactivate your own account."),
+    ("delete", {}, "You cannot delete your own account."),
+])
+def test_admin_cannot_demote_deactivate_or_delete_themself(app, admin_client, admin, path, data, message):
+    response = submit(admin_client, f"/admin/users/{admin.id}/{path}", data, follow=True)
+    assert message in assert_admin_html(response, 200)
+    me = _user(app, admin.id)
+    assert me is not None and me.is_admin and me.is_active
+
+
+def test_last_active_admin_rule_comes_from_the_service(app, admin_client, admin, make_user):
+    other = make_user(Role.ADMIN)
+    submit(admin_client, f"/admin/users/{other.id}/active", {"active": "0"})
+    assert not _user(app, other.id).is_active
+    # `admin` is now the last active admin; the service refuses to remove them, whoever asks.
+    with app.app_context(), pytest.raises(Conflict, match="last active admin"):
+        users.set_active(users.get_user(other.id), users.get_user(admin.id), False)
+
+
+@pytest.mark.parametrize(("path", "data"), [("role", {"role": "root"}), ("role", {}),
+                                             ("active", {"active": "yes"}), ("active", {})])
+def test_invalid_action_values_change_nothing(app, admin_client, user, path, data):
+    response = submit(admin_client, f"/admin/users/{user.id}/{path}", data, follow=True)
+    assert "Choose a valid" in assert_admin_html(response, 200)
+    after = _user(app, user.id)
+    assert after.role is Role.USER and after.is_active
+
+
+@pytest.mark.parametrize(("path", "data"), [
+    ("role", {"role": "admin"}), ("active", {"active": "0"}), ("delete", {}),
+])
+@pytest.mark.parametrize("token", ["missing", "tampered", "other session"])
+def test_changes_without_a_valid_csrf_token_are_refused(app, admin_client, make_user, user, path, data, token):
+    if token == "other session":
+        other = signed_in(app.test_client(), make_user(Role.ADMIN))
+        data = {**data, "csrf_token": page_token(other, "/admin/")}
+    elif token == "tampered":
+        real = page_token(admin_client, "/admin/")
+        data = {**data, "csrf_token": real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")}
+    response = admin_client.post(f"/admin/users/{user.id}/{path}", data=data)
+    assert "security token" in assert_admin_html(response, 400)
+    after = _user(app, user.id)
+    assert after is not None and after.role is Role.USER and after.is_active
+
+
+def test_delete_asks_for_confirmation_first(app, admin_client, user):
+    with app.app_context():
+        posts.create_post(users.get_user(user.id), title="One", body="x")
+    body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}/delete"), 200)
+    assert "Delete this user?" in body and user.email in body and "1 post" in body
+    assert f'action="/admin/users/{user.id}/delete"' in body
+    assert _user(app, user.id) is not None
+
+
+def test_delete_removes_the_user_and_their_posts(app, admin_client, user):
+    with app.app_context():
+        posts.create_post(users.get_user(user.id), title="One", body="x")
+    response = submit(admin_client, f"/admin/users/{user.id}/delete")
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/users"
+    assert f"User {user.email} and their posts were deleted." in text_of(admin_client.get("/admin/users"))
+    assert _user(app, user.id) is None
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Post)) == 0
+
+
+def test_deleting_by_get_changes_nothing(app, admin_client, user):
+    admin_client.get(f"/admin/users/{user.id}/delete")
+    assert _user(app, user.id) is not None
+
+
+def test_user_detail_shows_details_and_recent_posts(app, admin_client, user):
+    with app.app_context():
+        author = users.get_user(user.id)
+        for i in range(12):
+            posts.create_post(author, title=f"Post number {i}", body="x")
+    body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}"), 200)
+    assert user.email in body
+    assert "Post number 11" in body and "Post number 2" in body and "Post number 1<" not in body
+    assert "All 12 posts by this user" in body
+    assert f'href="/admin/posts?author={user.id}"' in body
+
+
+@pytest.mark.parametrize("path", ["/admin/users/999999", "/admin/users/99999999999999",
+                                  "/admin/users/999999/delete", "/admin/users/abc"])
+def test_unknown_user_is_a_404_page(admin_client, path):
+    assert_admin_html(admin_client.get(path), 404)
+
+
+def test_action_on_unknown_user_is_a_404_page(admin_client):
+    assert_admin_html(submit(admin_client, "/admin/users/999999/active", {"active": "0"}), 404)
+
+
+def test_signed_out_admin_cannot_act(app, client, admin, user):
+    signed_in(client, admin)
+    token = page_token(client, "/admin/")
+    submit(client, "/admin/logout")
+    response = client.post(f"/admin/users/{user.id}/active", data={"active": "0", "csrf_token": token})
+    assert response.status_code in (302, 400)
+    if response.status_code == 302:
+        assert_redirects_to_login(response)
+    assert _user(app, user.id).is_active
