@@ -29,6 +29,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
 
     database.configure_engine(app)
     extensions.db.init_app(app)
+    database.end_sessions_safely(app)
     extensions.migrate.init_app(app, extensions.db)
     extensions.jwt.init_app(app)
     extensions.compress.init_app(app)

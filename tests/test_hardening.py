@@ -321,3 +321,35 @@ def test_documented_text_patterns_are_the_ones_the_server_enforces(spec, client,
         response = client.post("/api/posts", json={"title": text, "body": "b"}, headers=user.headers)
         assert response.status_code == 422
     assert body.match("line\r\n\tline") and not body.match("bell\x07")
+
+
+# ---- what the fault scenarios found ----------------------------------------------------
+
+
+def test_a_connection_dropped_before_the_request_ends_does_not_turn_a_done_request_into_a_500(
+        make_app, database_url):
+    """PostgreSQL restarting between a request's last query and its end: the rollback at
+    teardown fails on the dead connection. The answer already stands; the pool recovers."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a database server that can drop the connection")
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    other = make_app()
+
+    @other.get("/test-drop-my-connection")
+    def drop_my_connection():
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with db.engine.connect() as killer:
+            killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return {"dropped": pid}
+
+    client = other.test_client()
+    pool_room = other.config["SQLALCHEMY_ENGINE_OPTIONS"]["pool_size"] + other.config[
+        "SQLALCHEMY_ENGINE_OPTIONS"]["max_overflow"]
+    for _ in range(pool_room + 2):  # more than the pool holds: no connection may leak
+        assert client.get("/test-drop-my-connection").status_code == 200
+    assert client.get("/health/ready").status_code == 200
+    with other.app_context():
+        assert db.engine.pool.checkedout() == 0

@@ -14,10 +14,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-rm -f test-artifacts/faults/*.md
 failed=()
 for scenario in ${FAULTS:-pg_restart kill_worker races slow_clients}; do
   echo "==> fault: $scenario"
+  rm -f "test-artifacts/faults/${scenario//_/-}.md"
   .venv/bin/python -m "scripts.faults.$scenario" || failed+=("$scenario")
 done
 
