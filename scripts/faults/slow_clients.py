@@ -154,6 +154,9 @@ def main() -> None:
             nginx, nginx_port, prefix = start_nginx(upstream)
             try:
                 proxied = measure("nginx → gunicorn", f"http://127.0.0.1:{nginx_port}", nginx_port)
+                too_large = requests.post(f"http://127.0.0.1:{nginx_port}/api/posts", timeout=10,
+                                          data=b"x" * (2 * 1024 * 1024),
+                                          headers={"Content-Type": "application/json"})
             finally:
                 nginx.terminate()
                 nginx.wait(timeout=10)
@@ -168,8 +171,12 @@ def main() -> None:
            "a declared 4 KiB body) and then one byte a second; meanwhile wrk (4 connections, "
            f"{LOAD_SECONDS} s, 2 s timeout) asks for /health and /api/posts. {WORKERS} sync workers.",
            "Bare, the slow clients hold every worker and the others time out; nginx buffers them "
-           "(and drops them after client_header_timeout/client_body_timeout), so the workers stay free."])
+           "(and drops them after client_header_timeout/client_body_timeout), so the workers stay free.",
+           f"Behind nginx, a 2 MiB body is refused by nginx itself: {too_large.status_code} "
+           f"{too_large.headers.get('Content-Type')}."])
 
+    expect(too_large.status_code == 413 and too_large.headers["Content-Type"] == "application/problem+json",
+           f"nginx answered a 2 MiB body with {too_large.status_code} {too_large.headers.get('Content-Type')}")
     expect(proxied_result.errors == 0 and proxied_unanswered == 0, "behind nginx there were errors: "
            f"{status_summary(proxied_result.statuses, proxied_result.socket_errors)}")
     expect(proxied_result.requests > 50, "behind nginx too few requests were answered")
