@@ -353,3 +353,18 @@ def test_a_connection_dropped_before_the_request_ends_does_not_turn_a_done_reque
     assert client.get("/health/ready").status_code == 200
     with other.app_context():
         assert db.engine.pool.checkedout() == 0
+
+
+@pytest.mark.parametrize("path", ["/api/posts/{post}", "/api/users/{user}"])
+def test_a_patch_without_a_body_is_422_not_a_silent_no_op(client, user, post_id, path):
+    response = client.patch(path.format(post=post_id, user=user.id), headers=user.headers)
+    assert "_schema" in assert_problem(response, 422)["errors"]
+    assert client.patch(path.format(post=post_id, user=user.id), json={}, headers=user.headers).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["%0D2", "%202", "2%20", "1_0", "%D9%A2", "+2", "2.0", "0x10"])
+@pytest.mark.parametrize("name", ["limit", "skip", "author_id"])
+def test_query_integers_are_plain_ascii_digits(client, name, value):
+    """Python's int() takes whitespace, underscores and other scripts' digits; the API does not."""
+    body = assert_problem(client.get(f"/api/posts?{name}={value}"), 422)
+    assert name in body["errors"]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Response, json
+from flask import Response, json, request
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
-from app.errors import PROBLEM_MIMETYPE
+from app.errors import PROBLEM_MIMETYPE, ValidationFailed
 from app.jsonbody import json_body
 from app.schemas import ProblemSchema
 
@@ -61,6 +62,32 @@ class StrictParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
+
+    def arguments(self, schema: Any, *, location: str = "json", required: bool = True,
+                  **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's `arguments`, where a required body is really required.
+
+        flask-smorest only documents `required`; a body schema without required
+        fields (a PATCH) would take a missing body as an empty change.
+        """
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        instance = schema() if isinstance(schema, type) else schema
+        if location != "json" or not required or any(f.required for f in instance.fields.values()):
+            return decorator
+
+        def wrap(func: F) -> F:
+            parsed = decorator(func)
+
+            @wraps(parsed)
+            def view(*args: Any, **view_kwargs: Any) -> Any:
+                if not request.get_data(cache=True).strip():
+                    raise ValidationFailed("A JSON body is required.",
+                                           errors={"_schema": ["A JSON body is required."]})
+                return parsed(*args, **view_kwargs)
+
+            return view  # type: ignore[return-value]
+
+        return wrap
 
     def problems(self, *statuses: int, **descriptions: str) -> Callable[[F], F]:
         """Document the RFC 9457 problem responses an operation can answer with.
