@@ -46,7 +46,7 @@ def json_body(*, silent: bool = False) -> Any:
     if limit is not None and request.content_length is None and len(raw) >= limit:
         # A chunked body is cut off at the limit, not refused: refuse it here.
         raise RequestEntityTooLarge()
-    if not raw.strip():
+    if not raw:
         body = None
     elif not request.is_json:
         if silent:

@@ -368,3 +368,10 @@ def test_query_integers_are_plain_ascii_digits(client, name, value):
     """Python's int() takes whitespace, underscores and other scripts' digits; the API does not."""
     body = assert_problem(client.get(f"/api/posts?{name}={value}"), 422)
     assert name in body["errors"]
+
+
+@pytest.mark.parametrize("raw", [b"\n", b"   ", b"\r\n\t"])
+def test_a_whitespace_only_json_body_is_malformed_not_absent(client, user, raw):
+    response = client.post("/api/auth/logout", data=raw, content_type="application/json", headers=user.headers)
+    assert_problem(response, 400)
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200  # not revoked

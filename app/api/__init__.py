@@ -55,7 +55,7 @@ class StrictParser(FlaskParser):
 
     def load_json(self, req: Any, schema: Any) -> Any:
         body = json_body()
-        if body is None and not req.get_data(cache=True).strip():
+        if body is None and not req.get_data(cache=True):
             return missing  # no body at all; a JSON `null` goes on to fail the schema
         return body
 
@@ -80,7 +80,7 @@ class Blueprint(flask_smorest.Blueprint):
 
             @wraps(parsed)
             def view(*args: Any, **view_kwargs: Any) -> Any:
-                if not request.get_data(cache=True).strip():
+                if not request.get_data(cache=True):
                     raise ValidationFailed("A JSON body is required.",
                                            errors={"_schema": ["A JSON body is required."]})
                 return parsed(*args, **view_kwargs)

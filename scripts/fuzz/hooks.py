@@ -3,7 +3,9 @@
 Each token fetch registers a fresh account and signs it in, so a fuzzed logout
 (which revokes the token) or a fuzzed email change cannot lock the run out:
 Schemathesis fetches again after a 401. The refresh endpoint gets the refresh
-token; admin-only operations get an admin's token (`FUZZ_ADMIN_EMAIL`).
+token; admin-only operations get an admin's token (`FUZZ_ADMIN_EMAIL`), except on
+the signed-in account itself: deleting it would take its fresh posts with it
+(cascade), which Schemathesis would then report as created resources gone missing.
 """
 
 from __future__ import annotations
@@ -33,12 +35,14 @@ class FreshAccounts:
         created = requests.post(f"{BASE_URL}/api/users", timeout=10,
                                 json={"email": email, "name": "Fuzz User", "password": PASSWORD})
         created.raise_for_status()
-        return {"user": _login(email, PASSWORD),
+        return {"user": _login(email, PASSWORD), "user_id": str(created.json()["id"]),
                 "admin": _login(os.environ["FUZZ_ADMIN_EMAIL"], os.environ["FUZZ_ADMIN_PASSWORD"])}
 
-    def set(self, case, data: dict[str, dict[str, str]], ctx) -> None:
+    def set(self, case, data: dict, ctx) -> None:
         operation = (case.operation.method.upper(), case.operation.path)
-        tokens = data["admin" if operation in ADMIN_ONLY else "user"]
+        target = str((case.path_parameters or {}).get("user_id", ""))
+        as_admin = operation in ADMIN_ONLY and target != data["user_id"]
+        tokens = data["admin" if as_admin else "user"]
         kind = "refresh_token" if case.operation.path == "/api/auth/refresh" else "access_token"
         case.headers = case.headers or {}
         case.headers["Authorization"] = f"Bearer {tokens[kind]}"

@@ -52,6 +52,6 @@ $BIN/st run "$BASE/openapi.json" \
   ${MAX_TIME:+--max-time "$MAX_TIME"} \
   --seed "${FUZZ_SEED:-20261126}" \
   --request-timeout 10 \
-  --workers "${FUZZ_CLIENTS:-2}" \
+  --workers "${FUZZ_CLIENTS:-1}" \
   --report junit,ndjson --report-dir "$REPORT_DIR" \
   "$@"
