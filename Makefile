@@ -51,5 +51,13 @@ bench-quick: $(BIN)/activate wrk
 bench-profile: $(BIN)/activate
 	$(BIN)/python bench/profile.py
 
+# Schemathesis against /openapi.json on gunicorn + a throwaway PostgreSQL db (FUZZ_EXAMPLES, FUZZ_MAX_TIME).
+fuzz: $(BIN)/activate
+	scripts/fuzz/run.sh
+
+# Fault scenarios (PostgreSQL restart, worker SIGKILL, races, slow clients); tables to docs/faults.md.
+faults: $(BIN)/activate
+	scripts/faults/run.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

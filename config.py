@@ -66,7 +66,13 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL", "")
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") not in ("0", "false", "False")
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
-    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True  # X-RateLimit-* on limited routes, Retry-After on 429
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "users-posts")
+    RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "fixed-window")
+    # A slow or lost Redis must not stall or fail requests: short timeouts, then
+    # per-process counting until Redis answers again.
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
     RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "20/hour")
     RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
@@ -139,8 +145,9 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     BCRYPT_ROUNDS = 4
-    RATELIMIT_ENABLED = False
-    RATELIMIT_STORAGE_URI = "memory://"
+    # Off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits build
+    # their own app; a gunicorn started by a test may turn them on with REDIS_URL.
+    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "0") in ("1", "true", "True")
     WTF_CSRF_ENABLED = True
 
 

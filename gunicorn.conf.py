@@ -17,3 +17,5 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket is one fixed path per user; several instances on a host would share it.
 control_socket_disable = True
+# Room for a URL with every list filter at its longest (percent-encoded); 8190 is gunicorn's maximum.
+limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", 8190))

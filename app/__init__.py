@@ -29,6 +29,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
 
     database.configure_engine(app)
     extensions.db.init_app(app)
+    database.end_sessions_safely(app)
     extensions.migrate.init_app(app, extensions.db)
     extensions.jwt.init_app(app)
     extensions.compress.init_app(app)
@@ -66,12 +67,6 @@ def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None
         config_class = config if isinstance(config, type) else get_config(config)
         app.config.from_object(config_class)
     app.config["ENV_NAME"] = config_class.ENV_NAME
-    app.config.setdefault("RATELIMIT_DEFAULT", app.config["RATELIMIT_WRITE"])
-    if app.config.get("RATELIMIT_READ"):
-        from app.ratelimit import read_limit_exempt
-
-        app.config.setdefault("RATELIMIT_APPLICATION", app.config["RATELIMIT_READ"])
-        app.config.setdefault("RATELIMIT_APPLICATION_EXEMPT_WHEN", read_limit_exempt)
     return config_class
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 
 def configure_engine(app: Flask) -> None:
@@ -46,3 +50,25 @@ def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def end_sessions_safely(app: Flask) -> None:
+    """End each request's session even if the server dropped its connection meanwhile.
+
+    Flask-SQLAlchemy's own teardown rolls back on close; when PostgreSQL has just
+    restarted that rollback fails, and the exception would turn a request that
+    already succeeded into a 500. SQLAlchemy has invalidated the connection by then,
+    so the pool replaces it; the session is dropped. Registered after `db.init_app`,
+    this runs before Flask-SQLAlchemy's teardown, which then has nothing left to do.
+    """
+    from app.extensions import db
+
+    @app.teardown_appcontext
+    def remove_session(_error: BaseException | None) -> None:
+        try:
+            db.session.remove()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("database connection lost while ending a request; it will be replaced")
+            db.session.registry.clear()

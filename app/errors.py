@@ -137,9 +137,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     if errors is not None:
         detail = "The request contains invalid fields."
     if status == 429:
+        # Flask-Limiter adds the exact Retry-After (and X-RateLimit-*) after this.
         detail = f"Too many requests: the limit is {error.description}. Try again later."
-        if "Retry-After" not in headers:
-            headers["Retry-After"] = "60"
     return _render(status, detail or HTTPStatus(status).phrase, errors=errors, headers=headers)
 
 

@@ -3,13 +3,21 @@
 from flask_compress import Compress
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
+from flask_limiter import Limit
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
-from app.ratelimit import write_limit_exempt, write_limit_key
+from app.ratelimit import (
+    Limiter,
+    limits_disabled,
+    read_limit,
+    read_limit_exempt,
+    write_limit,
+    write_limit_exempt,
+    write_limit_key,
+)
 
 
 class Base(DeclarativeBase):
@@ -25,5 +33,9 @@ cors = CORS()
 csrf = CSRFProtect()
 limiter = Limiter(
     key_func=write_limit_key,
-    default_limits_exempt_when=write_limit_exempt,
+    # One budget for all of a client's writes, not one per route.
+    default_limits=[Limit(write_limit, scope="writes", shared=True, exempt_when=write_limit_exempt)],
+    application_limits=[read_limit],
+    application_limits_exempt_when=read_limit_exempt,
 )
+limiter.request_filter(limits_disabled)

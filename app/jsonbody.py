@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from flask import g, request
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 _MISSING = object()
 
@@ -42,7 +42,11 @@ def json_body(*, silent: bool = False) -> Any:
     if cached is not _MISSING:
         return cached
     raw = request.get_data(cache=True)
-    if not raw.strip():
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        # A chunked body is cut off at the limit, not refused: refuse it here.
+        raise RequestEntityTooLarge()
+    if not raw:
         body = None
     elif not request.is_json:
         if silent:

@@ -1,19 +1,42 @@
-"""Keys for Flask-Limiter: who a request counts against.
+"""Flask-Limiter, and the keys that decide whom a request counts against.
 
 Login and refresh count per client IP and per target email; writes count per
 user (from the bearer token, verified without touching the database) or per IP.
 The client IP is `request.remote_addr`, which honours `X-Forwarded-For` only
 when `PROXY_FIX_HOPS` installs werkzeug's ProxyFix.
+
+Counters live in `RATELIMIT_STORAGE_URI`: Redis (shared by every worker and
+host) when `REDIS_URL` is set, otherwise process memory, where each gunicorn
+worker counts on its own.
 """
 
 from __future__ import annotations
 
-from flask import current_app, request
+import flask_limiter
+from flask import Flask, current_app, request
 from flask_jwt_extended import decode_token
 
 from app.jsonbody import json_body
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class Limiter(flask_limiter.Limiter):
+    """Flask-Limiter whose settings follow the app that serves the request.
+
+    The extension object is process-wide and keeps the first app's switch, key
+    prefix and limits; the factory may build several apps in one process (tests,
+    the CLI). So the switch is checked per request, the limits are callables
+    that read the current app's config, and each app's key prefix applies.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        self._key_prefix = ""
+        super().init_app(app)
+
+
+def limits_disabled() -> bool:
+    return not current_app.config.get("RATELIMIT_ENABLED", True)
 
 
 def client_ip() -> str:
@@ -39,7 +62,8 @@ def target_email_key() -> str:
     body = json_body(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str):
-        return "email:" + email.strip().lower()[:320]
+        # Any text may arrive here before validation; keep the key encodable for Redis.
+        return "email:" + email.strip().lower()[:320].encode("utf-8", "backslashreplace").decode()
     return write_limit_key()
 
 
@@ -53,6 +77,11 @@ def register_limit() -> str:
 
 def write_limit() -> str:
     return current_app.config["RATELIMIT_WRITE"]
+
+
+def read_limit() -> str:
+    """Empty (no limit) unless `RATELIMIT_READ` is configured."""
+    return current_app.config.get("RATELIMIT_READ") or ""
 
 
 def read_limit_exempt() -> bool:

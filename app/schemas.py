@@ -16,6 +16,10 @@ from app.models import MAX_ID, Role
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_QUERY_INTEGER = re.compile(r"-?[0-9]{1,20}")
+# The same rules as JSON Schema (ECMA-262) patterns for the OpenAPI document.
+_DOC_SINGLE_LINE = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+_DOC_MULTILINE = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
 
 EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_BYTES = 8
@@ -33,6 +37,8 @@ class SafeString(fields.String):
         super().__init__(*args, **kwargs)
         self.multiline = multiline
         self.strip = strip
+        # Tell clients (and the OpenAPI document) which characters are refused.
+        self.metadata = {"pattern": _DOC_MULTILINE if multiline else _DOC_SINGLE_LINE, **self.metadata}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -198,10 +204,20 @@ class PostSchema(Schema):
 # ---- lists -----------------------------------------------------------------
 
 
+class QueryInteger(fields.Integer):
+    """An integer from a query string: ASCII digits only. Python's `int()` would also
+    take `" 2"`, `"\r2"`, `"1_0"` and other scripts' digits."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and not _QUERY_INTEGER.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageArgsSchema(Schema):
-    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    limit = QueryInteger(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = SafeString(validate=validate.Length(min=1, max=200))
-    skip = fields.Integer(validate=validate.Range(min=0, max=1_000_000))
+    skip = QueryInteger(validate=validate.Range(min=0, max=1_000_000))
 
     @validates_schema
     def _cursor_or_skip(self, data: dict, **kwargs: Any) -> None:
@@ -210,7 +226,7 @@ class PageArgsSchema(Schema):
 
 
 class PostListArgsSchema(PageArgsSchema):
-    author_id = fields.Integer(validate=validate.Range(min=1, max=MAX_ID))
+    author_id = QueryInteger(validate=validate.Range(min=1, max=MAX_ID))
     q = SafeString(validate=validate.Length(min=1, max=200))
 
 

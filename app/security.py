@@ -51,7 +51,8 @@ def register_security_headers(app: Flask) -> None:
         if request.path.startswith("/api") or request.path.startswith("/health"):
             headers.setdefault("X-Frame-Options", "DENY")
             headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-            if "Authorization" in request.headers:
+            # Personal data or tokens: anything authenticated, and every write's answer.
+            if "Authorization" in request.headers or request.method not in ("GET", "HEAD"):
                 headers["Cache-Control"] = "no-store"
         if hsts:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from http import HTTPStatus
+from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Response, json
+from flask import Response, json, request
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
+from app.errors import PROBLEM_MIMETYPE, ValidationFailed
 from app.jsonbody import json_body
+from app.schemas import ProblemSchema
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _header(description: str, kind: str = "string", required: bool = False) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": {"type": kind}}
+
+
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": _header("Requests allowed in the current window.", "integer"),
+    "X-RateLimit-Remaining": _header("Requests left in the current window.", "integer"),
+    "X-RateLimit-Reset": _header("Unix time at which the window resets.", "integer"),
+}
+LINK_HEADER = {"Link": _header('`<url>; rel="next"` when more items exist.')}
+LOCATION_HEADER = {"Location": _header("URL of the new resource.", required=True)}
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": _header("The Bearer challenge.", required=True)},
+    405: {"Allow": _header("The methods the resource supports.", required=True)},
+    429: {"Retry-After": _header("Seconds until the limit resets.", "integer", required=True),
+          **RATE_LIMIT_HEADERS},
+    503: {"Retry-After": _header("Seconds to wait before trying again.", "integer", required=True)},
+}
+PROBLEM_DESCRIPTIONS = {
+    400: "Malformed JSON.",
+    401: "Missing, invalid, expired or revoked bearer token.",
+    403: "Signed in, but not allowed to do this.",
+    404: "The resource does not exist.",
+    409: "Conflicts with the current state (e.g. the email is taken).",
+    413: "The body is larger than the configured limit (1 MiB by default).",
+    415: "The body is not JSON.",
+    429: "Rate limit reached; wait `Retry-After` seconds. Reads are limited only when configured.",
+    503: "The database is unavailable.",
+}
 
 
 class StrictParser(FlaskParser):
@@ -17,11 +55,55 @@ class StrictParser(FlaskParser):
 
     def load_json(self, req: Any, schema: Any) -> Any:
         body = json_body()
-        return missing if body is None else body
+        if body is None and not req.get_data(cache=True):
+            return missing  # no body at all; a JSON `null` goes on to fail the schema
+        return body
 
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
+
+    def arguments(self, schema: Any, *, location: str = "json", required: bool = True,
+                  **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's `arguments`, where a required body is really required.
+
+        flask-smorest only documents `required`; a body schema without required
+        fields (a PATCH) would take a missing body as an empty change.
+        """
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        instance = schema() if isinstance(schema, type) else schema
+        if location != "json" or not required or any(f.required for f in instance.fields.values()):
+            return decorator
+
+        def wrap(func: F) -> F:
+            parsed = decorator(func)
+
+            @wraps(parsed)
+            def view(*args: Any, **view_kwargs: Any) -> Any:
+                if not request.get_data(cache=True):
+                    raise ValidationFailed("A JSON body is required.",
+                                           errors={"_schema": ["A JSON body is required."]})
+                return parsed(*args, **view_kwargs)
+
+            return view  # type: ignore[return-value]
+
+        return wrap
+
+    def problems(self, *statuses: int, **descriptions: str) -> Callable[[F], F]:
+        """Document the RFC 9457 problem responses an operation can answer with.
+
+        `descriptions` override the default text per status, as `d409="..."`.
+        """
+
+        def decorator(func: F) -> F:
+            for status in statuses:
+                description = (descriptions.get(f"d{status}") or PROBLEM_DESCRIPTIONS.get(status)
+                               or HTTPStatus(status).phrase)
+                func = self.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_MIMETYPE,
+                                         description=description, headers=PROBLEM_HEADERS.get(status))(func)
+            return func
+
+        return decorator
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from app.api import Blueprint
+from app.api import RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
 from app.ratelimit import client_ip, login_limit, target_email_key
 from app.schemas import LoginSchema, LogoutSchema, TokenSchema
@@ -17,8 +17,8 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens")
 @limiter.limit(login_limit, key_func=client_ip, scope="login-ip")
 @limiter.limit(login_limit, key_func=target_email_key, scope="login-email")
 @blp.arguments(LoginSchema)
-@blp.response(200, TokenSchema)
-@blp.alt_response(401, description="Invalid email or password.")
+@blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
+@blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.")
 def login(credentials):
     """Exchange email and password for an access and a refresh token."""
     user = users.authenticate(credentials["email"], credentials["password"])
@@ -29,7 +29,8 @@ def login(credentials):
 @limiter.limit(login_limit, key_func=client_ip, scope="refresh-ip")
 @limiter.limit(login_limit, key_func=target_email_key, scope="refresh-user")
 @jwt_required(refresh=True)
-@blp.response(200, TokenSchema)
+@blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
+@blp.problems(401, 429)
 @blp.doc(security=[{"bearerAuth": []}])
 def refresh():
     """Spend a refresh token (sent as the bearer token) for a new pair; it is revoked."""
@@ -38,8 +39,9 @@ def refresh():
 
 @blp.route("/logout", methods=["POST"])
 @jwt_required()
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema, required=False)
 @blp.response(204)
+@blp.problems(400, 401, 413, 415, 429)
 @blp.doc(security=[{"bearerAuth": []}])
 def logout(body):
     """Revoke the access token, and the refresh token if given, on every host."""

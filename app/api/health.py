@@ -22,7 +22,7 @@ def health():
 
 @blp.route("/ready")
 @blp.response(200, HealthSchema)
-@blp.alt_response(503, description="The database does not answer.")
+@blp.problems(503, d503="The database does not answer.")
 def ready():
     """The process can reach its database."""
     try:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response
 from app.pagination import Page, next_link, page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
 from app.services import posts
@@ -41,7 +41,8 @@ def dump_posts(page: Page) -> Response:
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True))
+@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.problems(429)
 def list_posts(args):
     """Newest first; filter by `author_id` and by `q` (case-insensitive, in the title)."""
     page = posts.list_post_rows(
@@ -53,7 +54,8 @@ def list_posts(args):
 @blp.route("", methods=["POST"])
 @jwt_required()
 @blp.arguments(PostCreateSchema)
-@blp.response(201, PostSchema, headers={"Location": {"schema": {"type": "string"}}})
+@blp.response(201, PostSchema, headers=LOCATION_HEADER)
+@blp.problems(400, 401, 413, 415, 429)
 @blp.doc(security=BEARER)
 def create_post(fields):
     """Write a post as the caller."""
@@ -64,6 +66,7 @@ def create_post(fields):
 
 @blp.route("/<int:post_id>", methods=["GET"])
 @blp.response(200, PostSchema)
+@blp.problems(404, 429)
 def get_post(post_id: int):
     """One post with its author."""
     return json_response(post_json(posts.read_post(post_id)))
@@ -73,6 +76,7 @@ def get_post(post_id: int):
 @jwt_required()
 @blp.arguments(PostUpdateSchema)
 @blp.response(200, PostSchema)
+@blp.problems(400, 401, 403, 404, 413, 415, 429)
 @blp.doc(security=BEARER)
 def update_post(changes, post_id: int):
     """Change a post's title or body: its author or an admin."""
@@ -83,6 +87,7 @@ def update_post(changes, post_id: int):
 @blp.route("/<int:post_id>", methods=["DELETE"])
 @jwt_required()
 @blp.response(204)
+@blp.problems(401, 403, 404, 429)
 @blp.doc(security=BEARER)
 def delete_post(post_id: int):
     """Delete a post: its author or an admin."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
@@ -30,8 +30,8 @@ def dump_user(user: User, viewer: User | None) -> dict:
 @blp.route("", methods=["POST"])
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
-@blp.response(201, UserSchema, headers={"Location": {"schema": {"type": "string"}}})
-@blp.alt_response(409, description="An account with this email already exists.")
+@blp.response(201, UserSchema, headers=LOCATION_HEADER)
+@blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
 def register(fields):
     """Create an account. Anyone may register; nobody may choose their role."""
     user = users.register(**fields)
@@ -42,7 +42,8 @@ def register(fields):
 @blp.route("", methods=["GET"])
 @jwt_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200, UserSchema(many=True))
+@blp.response(200, UserSchema(many=True), headers=LINK_HEADER)
+@blp.problems(401, 429)
 @blp.doc(security=BEARER)
 def list_users(args):
     """Users by id, keyset-paginated (`Link: rel="next"`)."""
@@ -54,6 +55,7 @@ def list_users(args):
 @blp.route("/me")
 @jwt_required()
 @blp.response(200, UserSchema)
+@blp.problems(401, 429)
 @blp.doc(security=BEARER)
 def me():
     """The caller's own account."""
@@ -63,6 +65,7 @@ def me():
 @blp.route("/<int:user_id>", methods=["GET"])
 @jwt_required()
 @blp.response(200, UserSchema)
+@blp.problems(401, 404, 429)
 @blp.doc(security=BEARER)
 def get_user(user_id: int):
     """One user; `email` only for the user themself and admins."""
@@ -73,6 +76,7 @@ def get_user(user_id: int):
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
+@blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
 @blp.doc(security=BEARER)
 def update_user(changes, user_id: int):
     """Change a user: themself or an admin; `role` and `is_active` by an admin only.
@@ -84,6 +88,7 @@ def update_user(changes, user_id: int):
 @blp.route("/<int:user_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204)
+@blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(security=BEARER)
 def delete_user(user_id: int):
     """Delete a user and their posts (admins only)."""
@@ -93,7 +98,8 @@ def delete_user(user_id: int):
 
 @blp.route("/<int:user_id>/posts")
 @blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True))
+@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.problems(404, 429)
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first."""
     page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, author_must_exist=True)
