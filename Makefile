@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test lint fmt migrate bench bench-quick fuzz faults clean
+.PHONY: run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
@@ -31,6 +31,25 @@ fmt: $(BIN)/activate
 
 migrate: $(BIN)/activate
 	$(BIN)/flask db migrate -m "$(m)"
+
+# Benchmark (bench/run.py): a fresh PostgreSQL database `app_bench`, the app under gunicorn, wrk.
+WRK := $(shell command -v wrk 2>/dev/null)
+
+wrk:
+ifeq ($(WRK),)
+	@echo "installing wrk (Debian package)"
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq wrk
+endif
+
+bench: $(BIN)/activate wrk
+	$(BIN)/python bench/run.py
+
+bench-quick: $(BIN)/activate wrk
+	$(BIN)/python bench/run.py --quick
+
+bench-profile: $(BIN)/activate
+	$(BIN)/python bench/profile.py
 
 # Schemathesis against /openapi.json on gunicorn + a throwaway PostgreSQL db (FUZZ_EXAMPLES, FUZZ_MAX_TIME).
 fuzz: $(BIN)/activate

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError
 
 from app.errors import DomainError
 from app.extensions import db
@@ -32,11 +36,27 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def database_errors_as_messages(command: Callable) -> Callable:
+    """A database that is down or refuses a statement is a message, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except DBAPIError as error:
+            db.session.rollback()
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+            _fail(f"database error: {reason}")
+
+    return wrapper
+
+
 @users_cli.command("create-admin")
 @click.argument("email")
 @click.option("--name", default="Admin", show_default=True, help="Display name.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="Prompted without echo when omitted.")
+@database_errors_as_messages
 def create_admin(email: str, name: str, password: str) -> None:
     """Create an admin account, or promote an existing account to admin."""
     try:
@@ -58,6 +78,7 @@ def create_admin(email: str, name: str, password: str) -> None:
 
 
 @tokens_cli.command("prune")
+@database_errors_as_messages
 def prune_tokens() -> None:
     """Delete revocation entries of tokens that have expired anyway."""
     removed = tokens.prune_revocations()
@@ -70,6 +91,7 @@ def prune_tokens() -> None:
 @click.option("--posts", "post_count", type=click.IntRange(0, 100_000_000), default=1000, show_default=True)
 @click.option("--batch", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
 @click.option("--seed", "random_seed", type=int, default=42, show_default=True)
+@database_errors_as_messages
 def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None:
     """Fill the database with fake users and posts, fast (bulk inserts).
 

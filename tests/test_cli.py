@@ -88,3 +88,14 @@ def test_tokens_prune_removes_only_expired_revocations(app, user):
     assert "Removed 1" in result.output
     with app.app_context():
         assert list(db.session.scalars(select(RevokedToken.jti))) == ["live"]
+
+
+def test_commands_report_an_unreachable_database_without_a_traceback(tmp_path):
+    from app import create_app
+
+    unreachable = create_app({"APP_ENV": "testing",
+                              "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing/dir/app.db"})
+    result = unreachable.test_cli_runner().invoke(args=["tokens", "prune"])
+    assert result.exit_code == 1
+    assert "database error" in result.output
+    assert "Traceback" not in result.output

@@ -97,11 +97,10 @@ def delete_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/posts")
-@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(404, 429)
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first."""
-    users.get_user(user_id)
-    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id)
+    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, author_must_exist=True)
     return dump_posts(page)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Connection, Row, Select, bindparam, func, select, tuple_
 from sqlalchemy.orm import contains_eager
 
 from app.errors import NotFound, PermissionDenied
@@ -36,22 +37,114 @@ def get_post(post_id: int) -> Post:
     return post
 
 
-def list_posts(page: PageRequest, *, author_id: int | None = None,
-               title_contains: str | None = None) -> Page[Post]:
-    """Newest first, authors joined in the same statement (one query per page)."""
-    stmt = _with_author().order_by(Post.created_at.desc(), Post.id.desc()).limit(page.limit + 1)
-    if author_id is not None:
-        stmt = stmt.where(Post.author_id == author_id)
+# The API's read paths: posts as plain rows with the author's id and name, from one
+# Core statement built once. Building ORM objects cost more than the query (bench/results.md).
+_posts, _users = Post.__table__.c, User.__table__.c
+_READABLE = select(
+    _posts.id,
+    _posts.title,
+    _posts.body,
+    _posts.created_at,
+    _posts.updated_at,
+    _users.id.label("author_id"),
+    _users.name.label("author_name"),
+).join_from(Post.__table__, User.__table__, _users.id == _posts.author_id)
+
+
+_ONE_POST = _READABLE.where(_posts.id == bindparam("post_id"))
+_AUTHOR = select(_users.id).where(_users.id == bindparam("author_id"))
+
+
+def _reading() -> Connection:
+    """A pooled connection for the read paths, used directly rather than through the ORM
+    session: the session's begin/close bookkeeping cost more than the statement itself
+    (bench/results.md). Reads see what is committed, as they would in the session."""
+    return db.engine.connect()
+
+
+def read_post(post_id: int) -> Row:
+    """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change."""
+    row = None
+    if 0 < post_id <= MAX_ID:
+        with _reading() as connection:
+            row = connection.execute(_ONE_POST, {"post_id": post_id}).first()
+    if row is None:
+        raise NotFound("Post not found.")
+    return row
+
+
+def _newest_first(base: Select, *, by_author: bool, title_contains: str | None, after: bool, skip: bool) -> Select:
+    """The page query, with bound parameters (`limit`, `author_id`, `after_at`, `after_id`,
+    `skip`) so that one statement object serves every request of its shape."""
+    stmt = base.order_by(_posts.created_at.desc(), _posts.id.desc()).limit(bindparam("limit"))
+    if by_author:
+        stmt = stmt.where(_posts.author_id == bindparam("author_id"))
     if title_contains:
-        stmt = stmt.where(Post.title.icontains(title_contains, autoescape=True))
+        stmt = stmt.where(_posts.title.icontains(title_contains, autoescape=True))
+    if after:
+        key = tuple_(bindparam("after_at", type_=_posts.created_at.type), bindparam("after_id"))
+        stmt = stmt.where(tuple_(_posts.created_at, _posts.id) < key)
+    elif skip:
+        stmt = stmt.offset(bindparam("skip"))
+    return stmt
+
+
+@cache
+def _row_page_statement(by_author: bool, after: bool, skip: bool) -> Select:
+    """Built once per shape: building a statement and its cache key cost about as much
+    as the rest of the service (bench/results.md)."""
+    return _newest_first(_READABLE, by_author=by_author, title_contains=None, after=after, skip=skip)
+
+
+def _page_parameters(page: PageRequest, author_id: int | None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip}
     if page.after is not None:
-        stmt = stmt.where(tuple_(Post.created_at, Post.id) < tuple_(*page.after))
-    elif page.skip:
-        stmt = stmt.offset(page.skip)
-    posts = list(db.session.scalars(stmt))
-    more = len(posts) > page.limit
-    posts = posts[: page.limit]
-    return Page(posts, (posts[-1].created_at, posts[-1].id) if more else None)
+        parameters["after_at"], parameters["after_id"] = page.after
+    return parameters
+
+
+def _page(items: Sequence[Any], limit: int) -> Page:
+    """One more row than asked for was fetched: it says whether a next page exists."""
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, (items[-1].created_at, items[-1].id) if more else None)
+
+
+def list_posts(page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None) -> Page[Post]:
+    """Newest first, as objects with their authors joined in the same statement."""
+    stmt = _newest_first(
+        _with_author(),
+        by_author=author_id is not None,
+        title_contains=title_contains,
+        after=page.after is not None,
+        skip=bool(page.skip),
+    )
+    return _page(list(db.session.scalars(stmt, _page_parameters(page, author_id))), page.limit)
+
+
+def list_post_rows(
+    page: PageRequest,
+    *,
+    author_id: int | None = None,
+    title_contains: str | None = None,
+    author_must_exist: bool = False,
+) -> Page[Row]:
+    """The same page as `list_posts`, as rows like `read_post`'s: the API's hot path.
+
+    `author_must_exist`: an unknown author is a NotFound rather than an empty page.
+    """
+    shape = {"by_author": author_id is not None, "after": page.after is not None, "skip": bool(page.skip)}
+    if title_contains:
+        stmt = _newest_first(_READABLE, title_contains=title_contains, **shape)
+    else:
+        stmt = _row_page_statement(**shape)
+    with _reading() as connection:
+        if author_must_exist and (
+            not 0 < (author_id or 0) <= MAX_ID or connection.scalar(_AUTHOR, {"author_id": author_id}) is None
+        ):
+            raise NotFound("User not found.")
+        rows = connection.execute(stmt, _page_parameters(page, author_id)).all()
+    return _page(rows, page.limit)
 
 
 def can_edit(actor: User, post: Post) -> bool:

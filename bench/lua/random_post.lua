@@ -1,0 +1,17 @@
+-- GET /api/posts/<id> with ids drawn uniformly from [min_id, max_id].
+-- wrk ... -s random_post.lua URL -- MIN_ID MAX_ID
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("seed", counter)
+end
+
+init = function(args)
+  min_id = tonumber(args[1])
+  max_id = tonumber(args[2])
+  math.randomseed(os.time() + (seed or 0) * 7919)
+end
+
+request = function()
+  return wrk.format("GET", "/api/posts/" .. math.random(min_id, max_id))
+end

@@ -1,0 +1,832 @@
+"""The benchmark: seed a fresh PostgreSQL database, serve the app under gunicorn
+with the production config, drive it with wrk, compare it with the floor.
+
+    python bench/run.py           # full: 10,000 users, 1,000,000 posts (`make bench`)
+    python bench/run.py --quick   # 100,000 posts, shorter runs (`make bench-quick`)
+
+The database (`app_bench` unless BENCH_DATABASE says otherwise; its name must
+contain "bench") is dropped and created afresh: never point it at real data.
+Rate limiting is switched off for the run (RATELIMIT_ENABLED=0) so that limits
+measure nothing but themselves. A full run writes bench/results.md; a quick
+run writes bench/out/results-quick.md. Both print the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg2
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+LUA = BENCH / "lua"
+sys.path.insert(0, str(ROOT))
+
+from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
+
+PAGE = 20
+DEEP_PAGES = 5_000
+SEED_PASSWORD = "Password123"  # what `flask seed` gives every seeded user
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    users: int
+    posts: int
+    duration: int  # seconds per wrk run
+    warmup: int
+    rounds: int  # app/floor first-page runs, alternated; the median counts
+    login_duration: int
+
+
+FULL = Mode("full", users=10_000, posts=1_000_000, duration=10, warmup=2, rounds=5, login_duration=10)
+QUICK = Mode("quick", users=10_000, posts=100_000, duration=3, warmup=1, rounds=3, login_duration=8)
+
+
+@dataclass
+class Result:
+    label: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    requests: int
+    cpu_ms: float  # gunicorn workers' + their PostgreSQL backends' CPU time per request
+    runs: list[dict] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# ---- set-up ---------------------------------------------------------------------
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if not path:
+        sys.exit("wrk is not installed: `make bench` installs it (apt-get install wrk)")
+    return path
+
+
+def ensure_postgres(admin_url: str) -> None:
+    for _ in range(30):
+        try:
+            psycopg2.connect(admin_url, connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError:
+            if shutil.which("pg_ctlcluster") and Path("/etc/postgresql").is_dir():
+                version = sorted(os.listdir("/etc/postgresql"))[-1]
+                subprocess.run(
+                    ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                    capture_output=True,
+                )
+            time.sleep(1)
+    sys.exit(f"PostgreSQL does not answer at {admin_url}")
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+
+
+def app_environment(database_url: str) -> dict[str, str]:
+    """Production config with throwaway secrets; only rate limits are switched off."""
+    return {
+        **os.environ,
+        "APP_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+        "DATABASE_URL": database_url,
+        "RATELIMIT_ENABLED": "0",
+        "JWT_ACCESS_TOKEN_SECONDS": "3600",
+        "FLASK_APP": "wsgi.py",
+    }
+
+
+def flask(env: dict[str, str], *args: str, log_file: Path) -> float:
+    started = time.perf_counter()
+    with log_file.open("a") as out:
+        subprocess.run(
+            [sys.executable, "-m", "flask", *args],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return time.perf_counter() - started
+
+
+def vacuum_analyze(database_url: str) -> float:
+    started = time.perf_counter()
+    connection = psycopg2.connect(database_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    connection.close()
+    return time.perf_counter() - started
+
+
+def prepare_database(admin_url: str, name: str, database_url: str, env: dict[str, str], mode: Mode) -> dict:
+    """Fresh database, migrations, seed, VACUUM ANALYZE; started over (up to three times)
+    when something else on the machine restarts PostgreSQL meanwhile."""
+    seed_log = OUT / "seed.log"
+    for attempt in range(1, 4):
+        log(f"mode {mode.name}: fresh database {name}")
+        ensure_postgres(admin_url)
+        started = postmaster_started(admin_url)
+        seed_log.write_text("")
+        try:
+            recreate_database(admin_url, name)
+            timings = {"migrate": flask(env, "db", "upgrade", log_file=seed_log)}
+            log(f"seeding {mode.users:,} users and {mode.posts:,} posts")
+            seed = ["seed", "--users", str(mode.users), "--posts", str(mode.posts)]
+            timings["seed"] = flask(env, *seed, log_file=seed_log)
+            timings["vacuum"] = vacuum_analyze(database_url)
+        except (subprocess.CalledProcessError, psycopg2.Error):
+            if postmaster_started(admin_url) == started:
+                sys.exit(f"set-up failed; see {seed_log.relative_to(ROOT)}")
+        if postmaster_started(admin_url) == started:
+            log(f"seeded in {timings['seed']:.1f} s")
+            return timings
+        log(f"PostgreSQL restarted during set-up (attempt {attempt}); starting over")
+        RESTARTS.append(f"set-up attempt {attempt}")
+        time.sleep(3)
+    sys.exit("PostgreSQL kept restarting during set-up; try again on a quieter machine")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    users: int
+    posts: int
+    min_post: int
+    max_post: int
+    min_user: int
+    max_user: int
+    login_email: str
+    author_id: int
+    deep_cursor: str
+    deep_first_id: int
+    deep_pages: int
+
+
+def describe_dataset(database_url: str, posts: int) -> Dataset:
+    """Ids for the Lua scripts and the cursor of the page `deep_pages` pages in.
+
+    The cursor is the sort key of the last row of page `deep_pages`, encoded by
+    the app's own `encode_cursor`: the same cursor a client gets by walking
+    `deep_pages` next links.
+    """
+    from app.pagination import encode_cursor
+
+    deep_pages = min(DEEP_PAGES, posts // PAGE // 2)
+    connection = psycopg2.connect(database_url)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), min(id), max(id) FROM posts")
+        post_count, min_post, max_post = cursor.fetchone()
+        cursor.execute("SELECT count(*), min(id), max(id) FROM users")
+        user_count, min_user, max_user = cursor.fetchone()
+        cursor.execute("SELECT email FROM users ORDER BY id LIMIT 1")
+        (email,) = cursor.fetchone()
+        cursor.execute("SELECT author_id FROM posts GROUP BY author_id ORDER BY count(*) DESC LIMIT 1")
+        (author_id,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT created_at, id FROM posts ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 2",
+            (deep_pages * PAGE - 1,),
+        )
+        (last_created, last_id), (_, next_id) = cursor.fetchall()
+    connection.close()
+    return Dataset(
+        user_count,
+        post_count,
+        min_post,
+        max_post,
+        min_user,
+        max_user,
+        email,
+        author_id,
+        encode_cursor((last_created, last_id)),
+        next_id,
+        deep_pages,
+    )
+
+
+# ---- servers --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def postgres_cpu_seconds(database: str) -> float:
+    """CPU time of the PostgreSQL backends connected to `database` (named in their titles)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if title.startswith(b"postgres: ") and f" {database} ".encode() in title:
+                total += _cpu_seconds(entry.name)
+    return total
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    database_url: str
+
+    @property
+    def database(self) -> str:
+        return self.database_url.rsplit("/", 1)[1]
+
+    def cpu_seconds(self) -> float:
+        """Workers' CPU plus their database backends' CPU: a noise-proof cost per request."""
+        return sum(_cpu_seconds(pid) for pid in self.workers()) + postgres_cpu_seconds(self.database)
+
+    def workers(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return sorted(pids)
+
+    def worker_rss_mb(self) -> list[float]:
+        sizes = []
+        for pid in self.workers():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        sizes.append(int(line.split()[1]) / 1024)
+            except OSError:
+                continue
+        return sizes
+
+
+def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> Server:
+    """gunicorn with the project's gunicorn.conf.py: worker count and settings as deployed."""
+    port = free_port()
+    log_path = OUT / f"{name}-gunicorn.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
+        cwd=ROOT,
+        env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("w"),
+    )
+    server = Server(name, f"http://127.0.0.1:{port}", process, log_path, env["DATABASE_URL"])
+    deadline = time.monotonic() + 60
+    expected = int(env.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2))
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"{name}: gunicorn exited; see {log_path}")
+        try:
+            with urllib.request.urlopen(server.url + probe, timeout=5) as response:
+                if response.status == 200 and len(server.workers()) >= expected:
+                    return server
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    sys.exit(f"{name}: gunicorn did not become ready in 60 s; see {log_path}")
+
+
+def stop(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read(), dict(response.headers)
+
+
+def check_floor_matches(app: Server, floor: Server) -> str:
+    """The floor must return the app's bytes, or the comparison means nothing."""
+    app_body, app_headers = fetch(app.url + f"/api/posts?limit={PAGE}")
+    floor_body, floor_headers = fetch(floor.url + f"/api/posts?limit={PAGE}")
+    same_link = app_headers.get("Link", "").replace(app.url, "") == floor_headers.get("Link", "").replace(floor.url, "")
+    if app_body == floor_body and same_link:
+        return f"identical body ({len(app_body)} bytes) and Link header"
+    return "DIFFERENT from the app's response: the ratio is not comparable"
+
+
+# ---- load -----------------------------------------------------------------------
+
+
+RESTARTS: list[str] = []  # runs repeated because PostgreSQL restarted under them
+
+
+def postmaster_started(database_url: str) -> str:
+    """When PostgreSQL last started (empty while it is down)."""
+    try:
+        connection = psycopg2.connect(database_url, connect_timeout=3)
+    except psycopg2.OperationalError:
+        return ""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_postmaster_start_time()::text")
+        (started,) = cursor.fetchone()
+    connection.close()
+    return started
+
+
+def wrk(
+    server: Server,
+    url: str,
+    duration: int,
+    connections: int,
+    script: str | None = None,
+    args: tuple[str, ...] = (),
+    timeout: int = 5,
+) -> dict:
+    body = (LUA / script).read_text() if script else ""
+    combined = OUT / f"wrk-{script or 'plain.lua'}"
+    combined.write_text(body + "\n" + (LUA / "report.lua").read_text())
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        f"--timeout={timeout}s",
+        "-s",
+        str(combined),
+        url,
+    ]
+    if args:
+        command += ["--", *args]
+    for attempt in range(3):
+        before = postmaster_started(server.database_url)
+        cpu_before = server.cpu_seconds()
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+        cpu = server.cpu_seconds() - cpu_before
+        after = postmaster_started(server.database_url)
+        if before and before == after:
+            break
+        # Something else on the machine restarted PostgreSQL (fault-injection tests do):
+        # the run measured an outage, not the app. Wait for the server and run again.
+        RESTARTS.append(f"{url} (attempt {attempt + 1})")
+        log(f"PostgreSQL restarted during a run of {url}; repeating it")
+        for _ in range(60):
+            if postmaster_started(server.database_url):
+                break
+            time.sleep(1)
+        time.sleep(2)
+    for line in completed.stdout.splitlines():
+        if line.startswith("BENCH_JSON "):
+            data = json.loads(line.removeprefix("BENCH_JSON "))
+            data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+            data["cpu_s"] = cpu
+            return data
+    raise RuntimeError(f"wrk gave no summary: {completed.stdout}\n{completed.stderr}")
+
+
+def measure(
+    label: str,
+    server: Server,
+    path: str,
+    mode: Mode,
+    connections: int,
+    *,
+    script: str | None = None,
+    args: tuple[str, ...] = (),
+    duration: int | None = None,
+    rounds: int = 1,
+    timeout: int = 5,
+) -> Result:
+    url = server.url + path
+    wrk(server, url, mode.warmup, connections, script, args, timeout)
+    runs = [wrk(server, url, duration or mode.duration, connections, script, args, timeout) for _ in range(rounds)]
+    return summarise(label, runs)
+
+
+def summarise(label: str, runs: list[dict]) -> Result:
+    middle = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+    result = Result(
+        label,
+        middle["rps"],
+        middle["p50_us"] / 1000,
+        middle["p99_us"] / 1000,
+        sum(r["errors_status"] + r["errors_socket"] for r in runs),
+        sum(r["requests"] for r in runs),
+        sum(r["cpu_s"] for r in runs) * 1000 / max(sum(r["requests"] for r in runs), 1),
+        runs,
+    )
+    rounds = ", ".join(f"{r['rps']:.0f}" for r in runs)
+    log(
+        f"{label}: {result.rps:.0f} req/s (rounds: {rounds}), "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, errors {result.errors}, "
+        f"CPU {result.cpu_ms:.2f} ms/request"
+    )
+    return result
+
+
+def alternated(runs: dict[str, tuple[Server, str]], mode: Mode, connections: int) -> dict[str, Result]:
+    """Round-robin the runs (app first page, floor, deep page) so that noise from other
+    load on the machine hits all of them alike; each reports its median round."""
+    for server, path in runs.values():
+        wrk(server, server.url + path, mode.warmup, connections)
+    results: dict[str, list[dict]] = {label: [] for label in runs}
+    for _ in range(mode.rounds):
+        for label, (server, path) in runs.items():
+            results[label].append(wrk(server, server.url + path, mode.duration, connections))
+    return {label: summarise(label, found) for label, found in results.items()}
+
+
+def bearer_token(server: Server, email: str) -> str:
+    request = urllib.request.Request(
+        server.url + "/api/auth/login",
+        method="POST",
+        data=json.dumps({"email": email, "password": SEED_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["access_token"]
+
+
+# ---- the report -----------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = next(
+        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal:")
+    )
+    return {
+        "CPU": cpu,
+        "Cores": str(os.cpu_count()),
+        "RAM": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "Kernel": platform.release(),
+        "Python": platform.python_version(),
+    }
+
+
+def pg_version(database_url: str) -> str:
+    connection = psycopg2.connect(database_url)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        (version,) = cursor.fetchone()
+        cursor.execute("SHOW shared_buffers")
+        (buffers,) = cursor.fetchone()
+    connection.close()
+    return f"PostgreSQL {version} (shared_buffers {buffers})"
+
+
+def server_errors(server: Server) -> int:
+    text = server.log_path.read_text(errors="replace")
+    return text.count("Traceback") + text.count("[CRITICAL] WORKER TIMEOUT")
+
+
+def mark(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def render(
+    mode: Mode,
+    *,
+    results: list[Result],
+    floor: Result,
+    counts: dict[str, Count],
+    plans: list[Plan],
+    page_size_counts: list[Count],
+    timings: dict[str, float],
+    data: Dataset,
+    facts: dict[str, str],
+    rss: list[float],
+    floor_rss: list[float],
+    log_errors: int,
+    login: Result,
+    started: datetime,
+    elapsed: float,
+) -> str:
+    first = results[1]
+    deep = results[2]
+    list_counts = [counts[k].statements for k in ("first", "deep", "user_posts")]
+    headline = first.rps / floor.rps if floor.rps else 0.0
+    deep_ratio = deep.p50_ms / first.p50_ms if first.p50_ms else 0.0
+    all_errors = sum(r.errors for r in [*results, floor, login]) + log_errors
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Mode **{mode.name}**: {data.users:,} users, {data.posts:,} posts; run started "
+        f"{started:%Y-%m-%d %H:%M} UTC, took {elapsed / 60:.1f} min. Generated by `bench/run.py` "
+        f"(`make bench`{'-quick' if mode.name == 'quick' else ''}).",
+        "",
+        "> These figures come from a shared 2-core machine on which other jobs (test suites) were "
+        "running at the same time, so they are noisy; the app and floor first-page runs are "
+        "alternated so noise hits both alike. **The lead will re-run the final figures on a quiet "
+        f"machine.** Load average at start / end: {facts['load_start']} / {facts['load_end']}.",
+        "",
+        "## Headline",
+        "",
+        f"- **App / floor, first page: {headline:.2f}** ({first.rps:.0f} vs {floor.rps:.0f} req/s); "
+        f"target ≥ 0.50: {mark(headline >= 0.5)}.",
+        f"- **Deep page p50 / first page p50: {deep_ratio:.2f}** ({deep.p50_ms:.2f} ms vs "
+        f"{first.p50_ms:.2f} ms, {data.deep_pages:,} pages deep); target ≤ 1.3: {mark(deep_ratio <= 1.3)}.",
+        f"- **SQL statements per request, list endpoints: {max(list_counts):g}** at most "
+        f"(first page {counts['first'].statements:g}, deep page {counts['deep'].statements:g}, "
+        f"author page {counts['user_posts'].statements:g}); target ≤ 2: {mark(max(list_counts) <= 2)}.",
+        f"- **Errors: {all_errors}** (wrk non-2xx + socket errors over every run, plus tracebacks and "
+        f"worker timeouts in the gunicorn logs); target 0: {mark(all_errors == 0)}.",
+        f"- **Worker RSS after the run: max {max(rss, default=0):.0f} MB** "
+        f"({', '.join(f'{x:.0f}' for x in rss)} MB); target < 150 MB: {mark(max(rss, default=0) < 150)}.",
+        "",
+        "## Throughput and latency",
+        "",
+        f"wrk 1 thread, {facts['connections']} connections, {mode.duration} s per run after a "
+        f"{mode.warmup} s warm-up; first page, floor and deep page: median of {mode.rounds} "
+        "round-robin runs. "
+        "No `Accept-Encoding` is sent, so neither side compresses. "
+        '"vs floor" is requests/s divided by the floor\'s first-page requests/s (the floor serves only '
+        "that query, so it is the headline only for the list rows).",
+        "",
+        "| Endpoint | Requests/s | p50 (ms) | p99 (ms) | Errors | SQL statements/request | vs floor "
+        "| CPU ms/request | floor CPU / CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = ["health", "first", "deep", "post", "user_posts", "create"]
+    for key, result in zip(keys, results, strict=True):
+        count = counts[key]
+        lines.append(
+            f"| {result.label} | {result.rps:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | "
+            f"{result.errors} | {count.statements:g} | {result.rps / floor.rps:.2f} | "
+            f"{result.cpu_ms:.2f} | {floor.cpu_ms / result.cpu_ms:.2f} |"
+        )
+    lines.append(
+        f"| {floor.label} | {floor.rps:,.0f} | {floor.p50_ms:.2f} | {floor.p99_ms:.2f} | "
+        f"{floor.errors} | 1 | 1.00 | {floor.cpu_ms:.2f} | 1.00 |"
+    )
+    lines += [
+        "",
+        "Login is bcrypt-bound by design (cost 12 in production), so it is reported apart:",
+        "",
+        "| Endpoint | Requests/s | p50 (ms) | p99 (ms) | Errors | SQL statements/request |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| {login.label} | {login.rps:,.1f} | {login.p50_ms:.0f} | {login.p99_ms:.0f} | {login.errors} | "
+        f"{counts['login'].statements:g} |",
+        "",
+        "Statement counts exclude the pool's pre-ping: SQLAlchemy's `pool_pre_ping` (app/database.py) "
+        "sends one `SELECT 1` each time a request checks a connection out of the pool "
+        f"({', '.join(f'{k}: {c.pings:g}' for k, c in counts.items())} per request). "
+        "The floor keeps one connection per worker and sends no ping.",
+        "",
+        "Statements per request whatever the page size (first page): "
+        + ", ".join(f"`limit={c.label}`: {c.statements:g}" for c in page_size_counts)
+        + ".",
+        "",
+        "## Set-up",
+        "",
+        f"- Seed (`flask seed --users {data.users} --posts {data.posts}`, COPY on PostgreSQL): "
+        f"**{timings['seed']:.1f} s**; migrations {timings['migrate']:.1f} s; "
+        f"`VACUUM ANALYZE` {timings['vacuum']:.1f} s.",
+        f"- gunicorn with the project's `gunicorn.conf.py` (sync workers, {len(rss)} workers = 2 x cores), "
+        "`APP_ENV=production`, generated `SECRET_KEY`/`JWT_SECRET_KEY`, `RATELIMIT_ENABLED=0` (rate limits "
+        "off so they do not turn load into 429s), request logging on at INFO as in production (to a file). "
+        "The floor (`bench/floor.py`) runs under the same gunicorn settings.",
+        f"- Floor check: {facts['floor_check']}.",
+        f"- Deep page: cursor of row {data.deep_pages * PAGE:,} (page {data.deep_pages:,}), computed "
+        f"from the database with `app.pagination.encode_cursor`; {facts['deep_check']}.",
+        f"- Random `GET /api/posts/<id>` over ids {data.min_post}-{data.max_post} and "
+        f"`GET /api/users/<id>/posts` over ids {data.min_user}-{data.max_user} (Lua in bench/lua/).",
+        f"- Floor worker RSS after the run: {', '.join(f'{x:.0f}' for x in floor_rss)} MB.",
+        f"- Runs repeated because PostgreSQL was restarted under them by another job: {len(RESTARTS)}"
+        + (f" ({'; '.join(RESTARTS)})" if RESTARTS else "")
+        + ". Errors a repeated run saw (the database was down) are not counted.",
+        "",
+        "## Machine",
+        "",
+        *[f"- {k}: {v}" for k, v in facts.items() if k in ("CPU", "Cores", "RAM", "Kernel", "Python", "PostgreSQL")],
+        "",
+        "## Query plans (`EXPLAIN (ANALYZE, BUFFERS)`, the exact statements the app ran)",
+        "",
+    ]
+    for plan in plans:
+        lines += [f"### {plan.label}", "", plan.verdict(), "", "```", plan.text, "```", ""]
+    notes = BENCH / "where-the-time-goes.md"
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+# ---- main -----------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="100,000 posts and short runs")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    options = parser.parse_args()
+    mode = QUICK if options.quick else FULL
+    if "bench" not in options.database:
+        sys.exit(f"refusing to drop {options.database!r}: the benchmark database's name must contain 'bench'")
+
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    OUT.mkdir(exist_ok=True)
+    ensure_wrk()
+    ensure_postgres(options.admin_url)
+    facts = {
+        **machine(),
+        "connections": str(options.connections),
+        "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    base = options.admin_url.rsplit("/", 1)[0]
+    database_url = f"{base}/{options.database}"
+    env = app_environment(database_url)
+    os.environ.update(env)  # for the in-process debug run (config.py reads the environment)
+
+    timings = prepare_database(options.admin_url, options.database, database_url, env, mode)
+    facts["PostgreSQL"] = pg_version(database_url)
+    data = describe_dataset(database_url, mode.posts)
+
+    servers: list[Server] = []
+    try:
+        app = start_gunicorn("app", "wsgi:app", env, "/health")
+        servers.append(app)
+        floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1")
+        servers.append(floor)
+        facts["floor_check"] = check_floor_matches(app, floor)
+        log(f"floor check: {facts['floor_check']}")
+        deep_path = f"/api/posts?limit={PAGE}&cursor={data.deep_cursor}"
+        deep_items = json.loads(fetch(app.url + deep_path)[0])
+        facts["deep_check"] = (
+            "its first item is the expected row"
+            if deep_items and deep_items[0]["id"] == data.deep_first_id
+            else "UNEXPECTED first item: check the cursor"
+        )
+        token = bearer_token(app, data.login_email)
+
+        log("counting SQL statements per request (debug run, Flask test client)")
+        probes = [
+            Probe("health", "GET", "/health"),
+            Probe("first", "GET", f"/api/posts?limit={PAGE}", explain=True),
+            Probe("deep", "GET", f"/api/posts?limit={PAGE}&cursor={data.deep_cursor}", explain=True),
+            Probe("post", "GET", f"/api/posts/{data.max_post // 2}"),
+            Probe("user_posts", "GET", f"/api/users/{data.author_id}/posts?limit={PAGE}", explain=True),
+            Probe(
+                "create",
+                "POST",
+                "/api/posts",
+                json={"title": "Counted", "body": "Counting statements."},
+                auth=True,
+                expect=201,
+            ),
+            Probe(
+                "login",
+                "POST",
+                "/api/auth/login",
+                json={"email": data.login_email, "password": SEED_PASSWORD},
+                runs=2,
+            ),
+        ]
+        count_list, plans = count_statements(probes, token)
+        counts = {c.label: c for c in count_list}
+        size_probes = [Probe(str(n), "GET", f"/api/posts?limit={n}", runs=2) for n in (1, 20, 100)]
+        page_size_counts, _ = count_statements(size_probes, None)
+        plan_titles = {
+            "first": "First page: `GET /api/posts?limit=20`",
+            "deep": f"Deep page: `GET /api/posts?limit=20&cursor=...` ({data.deep_pages:,} pages in)",
+            "user_posts": f"Author page: `GET /api/users/{data.author_id}/posts?limit=20`",
+        }
+        for plan in plans:
+            plan.label = plan_titles[plan.label]
+
+        c = options.connections
+        log("load: wrk")
+        health = measure("GET /health", app, "/health", mode, c)
+        first_label = "GET /api/posts?limit=20 (first page)"
+        floor_label = "floor: psycopg2 + stdlib, same SQL and JSON"
+        deep_label = f"GET /api/posts?limit=20&cursor=… ({data.deep_pages:,} pages deep)"
+        trio = alternated(
+            {
+                first_label: (app, f"/api/posts?limit={PAGE}"),
+                floor_label: (floor, f"/api/posts?limit={PAGE}"),
+                deep_label: (app, deep_path),
+            },
+            mode,
+            c,
+        )
+        first, floor_result, deep = trio[first_label], trio[floor_label], trio[deep_label]
+        post = measure(
+            "GET /api/posts/<random id>",
+            app,
+            "/api/posts/1",
+            mode,
+            c,
+            script="random_post.lua",
+            args=(str(data.min_post), str(data.max_post)),
+        )
+        user_posts = measure(
+            "GET /api/users/<random id>/posts?limit=20",
+            app,
+            "/api/users/1/posts",
+            mode,
+            c,
+            script="user_posts.lua",
+            args=(str(data.min_user), str(data.max_user)),
+        )
+        create = measure(
+            "POST /api/posts (bearer token)",
+            app,
+            "/api/posts",
+            mode,
+            c,
+            script="create_post.lua",
+            args=(token,),
+        )
+        workers = len(app.workers())
+        login = measure(
+            "POST /api/auth/login (bcrypt cost 12)",
+            app,
+            "/api/auth/login",
+            mode,
+            workers,
+            script="login.lua",
+            args=(data.login_email, SEED_PASSWORD),
+            duration=mode.login_duration,
+            timeout=30,
+        )
+        rss, floor_rss = app.worker_rss_mb(), floor.worker_rss_mb()
+    finally:
+        for server in servers:
+            stop(server)
+    log_errors = sum(server_errors(s) for s in servers)
+    facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    report = render(
+        mode,
+        results=[health, first, deep, post, user_posts, create],
+        floor=floor_result,
+        counts=counts,
+        plans=plans,
+        page_size_counts=page_size_counts,
+        timings=timings,
+        data=data,
+        facts=facts,
+        rss=rss,
+        floor_rss=floor_rss,
+        log_errors=log_errors,
+        login=login,
+        started=started_at,
+        elapsed=time.perf_counter() - started,
+    )
+    target = BENCH / "results.md" if mode is FULL else OUT / "results-quick.md"
+    target.write_text(report)
+    print(report)
+    log(f"written to {target.relative_to(ROOT)} in {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The post lists' hot path (Core rows shaped by hand) keeps the contract PostSchema defines."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from app.pagination import PageRequest
+from app.schemas import PostSchema
+from app.services import posts
+
+
+def _write_posts(client, person, count: int) -> list[int]:
+    ids = []
+    for n in range(count):
+        response = client.post(
+            "/api/posts", json={"title": f"Post {n}", "body": f"Body {n}\nline two"}, headers=person.headers
+        )
+        assert response.status_code == 201
+        ids.append(response.get_json()["id"])
+    return ids
+
+
+def _next_path(response) -> str | None:
+    link = response.headers.get("Link")
+    if link is None:
+        return None
+    assert link.startswith("<http://localhost/") and link.endswith('>; rel="next"')
+    return link[len("<http://localhost") : link.index(">")]
+
+
+def test_list_items_are_byte_for_byte_what_post_schema_dumps(app, client, make_user):
+    ann, bob = make_user(name="Ann Author"), make_user(name="Bob Writer")
+    _write_posts(client, ann, 2)
+    _write_posts(client, bob, 2)
+
+    response = client.get("/api/posts")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    with app.app_context():
+        expected = [PostSchema().dump(posts.get_post(item["id"])) for item in response.get_json()]
+    assert response.get_data(as_text=True) == json.dumps(expected)
+    assert [list(item) for item in response.get_json()] == [
+        ["id", "title", "body", "author", "created_at", "updated_at"]
+    ] * 4
+    assert {item["author"]["name"] for item in response.get_json()} == {"Ann Author", "Bob Writer"}
+
+
+def test_one_post_reads_the_same_as_its_list_item(client, user):
+    (post_id,) = _write_posts(client, user, 1)
+
+    single = client.get(f"/api/posts/{post_id}")
+
+    assert single.status_code == 200
+    assert single.get_json() == client.get("/api/posts").get_json()[0]
+    assert single.get_data(as_text=True) == json.dumps(client.get("/api/posts").get_json()[0])
+
+
+def test_list_timestamps_are_iso_8601_in_utc(client, user):
+    _write_posts(client, user, 1)
+
+    item = client.get(f"/api/users/{user.id}/posts").get_json()[0]
+
+    for field in ("created_at", "updated_at"):
+        stamp = datetime.fromisoformat(item[field])
+        assert stamp.utcoffset() == timedelta(0)
+        assert item[field].endswith("+00:00")
+
+
+@pytest.mark.parametrize("path", ["/api/posts?limit=3", "/api/users/{id}/posts?limit=3"])
+def test_next_links_walk_every_post_once_newest_first(client, user, path):
+    written = _write_posts(client, user, 7)
+    seen, pages, next_path = [], 0, path.format(id=user.id)
+
+    while next_path:
+        response = client.get(next_path)
+        assert response.status_code == 200
+        seen += [item["id"] for item in response.get_json()]
+        pages += 1
+        next_path = _next_path(response)
+
+    assert seen == sorted(written, reverse=True)
+    assert pages == 3
+
+
+def test_the_next_link_keeps_the_filters_and_drops_skip(client, user):
+    _write_posts(client, user, 3)
+
+    response = client.get(f"/api/posts?limit=1&author_id={user.id}&skip=1")
+
+    next_path = _next_path(response)
+    assert next_path.startswith(f"/api/posts?limit=1&author_id={user.id}&cursor=")
+    assert "skip" not in next_path
+
+
+@pytest.mark.parametrize("limit", [1, 20, 100])
+def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(client, make_user, sql_statements, limit):
+    authors = [make_user() for _ in range(3)]
+    for author in authors:
+        _write_posts(client, author, 4)
+
+    totals = {
+        f"/api/posts?limit={limit}": 12,
+        f"/api/users/{authors[0].id}/posts?limit={limit}": 4,
+        f"/api/posts?limit={limit}&author_id={authors[1].id}&q=post": 4,
+    }
+
+    for path, total in totals.items():
+        sql_statements.clear()
+        response = client.get(path)
+        assert response.status_code == 200
+        assert len(response.get_json()) == min(limit, total)
+        assert len(sql_statements) <= 2, sql_statements
+
+
+def test_post_objects_and_rows_page_alike(app, client, make_user):
+    ann, bob = make_user(), make_user()
+    _write_posts(client, ann, 3)
+    _write_posts(client, bob, 2)
+
+    with app.app_context():
+        for author_id in (None, ann.id):
+            objects = posts.list_posts(PageRequest(limit=2), author_id=author_id)
+            rows = posts.list_post_rows(PageRequest(limit=2), author_id=author_id)
+            while True:
+                assert [p.id for p in objects.items] == [r.id for r in rows.items]
+                assert objects.next_key == rows.next_key
+                if objects.next_key is None:
+                    break
+                objects = posts.list_posts(PageRequest(limit=2, after=objects.next_key), author_id=author_id)
+                rows = posts.list_post_rows(PageRequest(limit=2, after=rows.next_key), author_id=author_id)
