@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import request
 
@@ -81,4 +81,11 @@ def next_link(next_key: SortKey | None) -> dict[str, str]:
         return {}
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "skip")]
     params.append(("cursor", encode_cursor(next_key)))
-    return {"Link": f'<{request.base_url}?{urlencode(params)}>; rel="next"'}
+    return {"Link": f'<{_base_url()}?{urlencode(params)}>; rel="next"'}
+
+
+def _base_url() -> str:
+    """`request.base_url` without its round trip through an IRI (a tenth of a list
+    request's time in the profile); the same URL, kept ASCII as a header must be."""
+    path = quote(f"{request.root_path.rstrip('/')}/{request.path.lstrip('/')}", safe="!$&'()*+,/:;=@%")
+    return f"{request.scheme}://{request.host}{path}"
