@@ -26,6 +26,11 @@ from app.extensions import db
 MAX_ID = 2**31 - 1  # int4 primary keys: no larger id exists (and SQLite cannot even bind > int64)
 
 
+def is_possible_id(value: int) -> bool:
+    """Whether a row could have this id; larger values are a 404 without asking the database."""
+    return 0 < value <= MAX_ID
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -37,6 +37,14 @@ class PageRequest:
     limit: int = 20
     after: SortKey | None = None
     skip: int | None = None
+
+
+def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey]) -> Page[T]:
+    """A page from `limit + 1` fetched items: the extra one says a next page exists."""
+    if len(items) <= limit:
+        return Page(items, None)
+    items = items[:limit]
+    return Page(items, sort_key(items[-1]))
 
 
 def encode_cursor(key: SortKey) -> str:

@@ -7,13 +7,13 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, func, select, tuple_
+from sqlalchemy import Connection, Row, Select, bindparam, select, tuple_
 from sqlalchemy.orm import contains_eager
 
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db
-from app.models import MAX_ID, Post, User
-from app.pagination import Page, PageRequest
+from app.models import Post, User, is_possible_id
+from app.pagination import Page, PageRequest, page_of
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -31,7 +31,7 @@ def _with_author() -> Select[tuple[Post]]:
 
 
 def get_post(post_id: int) -> Post:
-    post = db.session.scalar(_with_author().where(Post.id == post_id)) if 0 < post_id <= MAX_ID else None
+    post = db.session.scalar(_with_author().where(Post.id == post_id)) if is_possible_id(post_id) else None
     if post is None:
         raise NotFound("Post not found.")
     return post
@@ -65,7 +65,7 @@ def _reading() -> Connection:
 def read_post(post_id: int) -> Row:
     """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change."""
     row = None
-    if 0 < post_id <= MAX_ID:
+    if is_possible_id(post_id):
         with _reading() as connection:
             row = connection.execute(_ONE_POST, {"post_id": post_id}).first()
     if row is None:
@@ -104,10 +104,7 @@ def _page_parameters(page: PageRequest, author_id: int | None) -> dict[str, Any]
 
 
 def _page(items: Sequence[Any], limit: int) -> Page:
-    """One more row than asked for was fetched: it says whether a next page exists."""
-    more = len(items) > limit
-    items = items[:limit]
-    return Page(items, (items[-1].created_at, items[-1].id) if more else None)
+    return page_of(items, limit, lambda post: (post.created_at, post.id))
 
 
 def list_posts(page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None) -> Page[Post]:
@@ -140,7 +137,7 @@ def list_post_rows(
         stmt = _row_page_statement(**shape)
     with _reading() as connection:
         if author_must_exist and (
-            not 0 < (author_id or 0) <= MAX_ID or connection.scalar(_AUTHOR, {"author_id": author_id}) is None
+            not is_possible_id(author_id or 0) or connection.scalar(_AUTHOR, {"author_id": author_id}) is None
         ):
             raise NotFound("User not found.")
         rows = connection.execute(stmt, _page_parameters(page, author_id)).all()
@@ -167,6 +164,3 @@ def delete_post(actor: User, post: Post) -> None:
     db.session.delete(post)
     db.session.commit()
 
-
-def count_posts() -> int:
-    return db.session.scalar(select(func.count()).select_from(Post)) or 0

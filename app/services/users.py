@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
-from app.models import MAX_ID, Role, User
-from app.pagination import Page, PageRequest
+from app.models import Role, User, is_possible_id
+from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, verify_password
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
@@ -57,7 +57,7 @@ def find_by_email(email: str) -> User | None:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if 0 < user_id <= MAX_ID else None
+    user = db.session.get(User, user_id) if is_possible_id(user_id) else None
     if user is None:
         raise NotFound("User not found.")
     return user
@@ -78,10 +78,7 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
         stmt = stmt.where(User.id > page.after[0])
     elif page.skip:
         stmt = stmt.offset(page.skip)
-    users = list(db.session.scalars(stmt))
-    more = len(users) > page.limit
-    users = users[: page.limit]
-    return Page(users, (users[-1].id,) if more else None)
+    return page_of(list(db.session.scalars(stmt)), page.limit, lambda user: (user.id,))
 
 
 def can_see_email(viewer: User | None, user: User) -> bool:
