@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask
-from sqlalchemy import Engine, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+READS = "reads"  # the bind key of the read engine (PostgreSQL only)
 
 
 def configure_engine(app: Flask) -> None:
@@ -31,7 +36,50 @@ def configure_engine(app: Flask) -> None:
         connect_args.setdefault(
             "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}"
         )
+        app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(uri, options)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _read_engine_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A second pool for single-statement reads, which need no transaction.
+
+    In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
+    pre-ping there is no `SELECT 1`: one round trip per read instead of four
+    (bench/where-the-time-goes.md). A dead connection is caught by `run_read` instead.
+    """
+    return {
+        **options,
+        "url": uri,
+        "isolation_level": "AUTOCOMMIT",
+        "pool_pre_ping": False,
+        "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
+    }
+
+
+def read_engine() -> Engine:
+    """The engine for `run_read`; on SQLite, where a round trip is a function call, the main one."""
+    from app.extensions import db
+
+    return db.engines.get(READS) or db.engine
+
+
+def run_read(work: Callable[[Connection], T]) -> T:
+    """Run a read on a pooled connection of the read engine, once more if that connection
+    turns out to be dead (PostgreSQL restarted since it was last used).
+
+    The first failure invalidates the pool, so the retry connects afresh; if the
+    server is still down, that raises the usual OperationalError (a 503). Retrying is
+    safe because a read changes nothing. `work` must only read.
+    """
+    try:
+        with read_engine().connect() as connection:
+            return work(connection)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        log.warning("database connection lost before a read; retrying on a new one")
+    with read_engine().connect() as connection:
+        return work(connection)
 
 
 def normalise_url(url: str) -> str:

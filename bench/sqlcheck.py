@@ -66,22 +66,27 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
     logging.getLogger("app.request").setLevel(logging.WARNING)  # the per-request lines are noise here
     counts: list[Count] = []
     plans: list[Plan] = []
-    with app.app_context():  # only to reach the engine: `g` must not outlive a request
+    with app.app_context():  # only to reach the engines: `g` must not outlive a request
         engine = db.engine
+        engines = list(db.engines.values())  # the main engine and the read engine
     seen: list[tuple[str, Any]] = []
     pings = [0]
 
     def on_execute(_conn, _cursor, statement, parameters, _context, _many):
         seen.append((statement, parameters))
 
-    original_ping = engine.dialect.do_ping
+    original_pings = [e.dialect.do_ping for e in engines]
 
-    def counting_ping(dbapi_connection):
-        pings[0] += 1
-        return original_ping(dbapi_connection)
+    def counting(original_ping):
+        def counting_ping(dbapi_connection):
+            pings[0] += 1
+            return original_ping(dbapi_connection)
 
-    event.listen(engine, "before_cursor_execute", on_execute)
-    engine.dialect.do_ping = counting_ping  # type: ignore[method-assign]
+        return counting_ping
+
+    for each, original_ping in zip(engines, original_pings, strict=True):
+        event.listen(each, "before_cursor_execute", on_execute)
+        each.dialect.do_ping = counting(original_ping)  # type: ignore[method-assign]
     client = app.test_client()
     try:
         for probe in probes:
@@ -107,9 +112,10 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
             if probe.explain:
                 plans.append(_explain(engine, probe.label, captured))
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
-        engine.dialect.do_ping = original_ping  # type: ignore[method-assign]
-        engine.dispose()
+        for each, original_ping in zip(engines, original_pings, strict=True):
+            event.remove(each, "before_cursor_execute", on_execute)
+            each.dialect.do_ping = original_ping  # type: ignore[method-assign]
+            each.dispose()
     return counts, plans
 
 

@@ -78,7 +78,12 @@ def app(database_url: str) -> Iterator[Flask]:
         _rebuild_schema()
     yield app
     with app.app_context():
-        db.engine.dispose()
+        _dispose_engines()
+
+
+def _dispose_engines() -> None:
+    for engine in db.engines.values():
+        engine.dispose()
 
 
 def _rebuild_schema() -> None:
@@ -132,7 +137,7 @@ def make_app(database_url: str) -> Iterator:
     yield make
     for other in made:
         with other.app_context():
-            db.engine.dispose()
+            _dispose_engines()
 
 
 @pytest.fixture
@@ -140,14 +145,16 @@ def sql_statements(app: Flask) -> Iterator[list[str]]:
     """The SQL the app runs from now on, to prove query counts (never timings)."""
     statements: list[str] = []
     with app.app_context():
-        engine = db.engine
+        engines = list(db.engines.values())  # the main engine and, on PostgreSQL, the read engine
 
     def record(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     yield statements
-    event.remove(engine, "before_cursor_execute", record)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

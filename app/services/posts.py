@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Select, bindparam, select, tuple_
 from sqlalchemy.orm import contains_eager
 
+from app.database import run_read
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db
 from app.models import Post, User, is_possible_id
@@ -55,19 +56,15 @@ _ONE_POST = _READABLE.where(_posts.id == bindparam("post_id"))
 _AUTHOR = select(_users.id).where(_users.id == bindparam("author_id"))
 
 
-def _reading() -> Connection:
-    """A pooled connection for the read paths, used directly rather than through the ORM
-    session: the session's begin/close bookkeeping cost more than the statement itself
-    (bench/results.md). Reads see what is committed, as they would in the session."""
-    return db.engine.connect()
-
-
 def read_post(post_id: int) -> Row:
-    """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change."""
+    """One post as a row, as `list_post_rows` gives; `get_post` gives the object to change.
+
+    The read paths use `run_read`'s connection rather than the ORM session: the
+    session's begin/close bookkeeping cost more than the statement (bench/results.md).
+    """
     row = None
     if is_possible_id(post_id):
-        with _reading() as connection:
-            row = connection.execute(_ONE_POST, {"post_id": post_id}).first()
+        row = run_read(lambda connection: connection.execute(_ONE_POST, {"post_id": post_id}).first())
     if row is None:
         raise NotFound("Post not found.")
     return row
@@ -135,13 +132,16 @@ def list_post_rows(
         stmt = _newest_first(_READABLE, title_contains=title_contains, **shape)
     else:
         stmt = _row_page_statement(**shape)
-    with _reading() as connection:
-        if author_must_exist and (
-            not is_possible_id(author_id or 0) or connection.scalar(_AUTHOR, {"author_id": author_id}) is None
-        ):
+    parameters = _page_parameters(page, author_id)
+    if author_must_exist and not is_possible_id(author_id or 0):
+        raise NotFound("User not found.")
+
+    def read(connection: Connection) -> Sequence[Row]:
+        if author_must_exist and connection.scalar(_AUTHOR, {"author_id": author_id}) is None:
             raise NotFound("User not found.")
-        rows = connection.execute(stmt, _page_parameters(page, author_id)).all()
-    return _page(rows, page.limit)
+        return connection.execute(stmt, parameters).all()
+
+    return _page(run_read(read), page.limit)
 
 
 def can_edit(actor: User, post: Post) -> bool:

@@ -1,0 +1,92 @@
+"""The API's read path: one round trip per read on PostgreSQL, and it survives a server restart.
+
+Reads run on their own pool in autocommit without pre-ping (app/database.py), so a
+connection that died meanwhile is only found when a read uses it; `run_read` then
+retries once on a new connection.
+"""
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app import create_app
+from app.database import read_engine, run_read
+from app.extensions import db
+from tests.conftest import assert_problem
+
+
+@pytest.fixture
+def postgresql(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a database server that can drop connections")
+
+
+def _terminate_every_other_connection(app) -> int:
+    """What a PostgreSQL restart does to the app's pools, without restarting the shared server."""
+    with app.app_context(), db.engine.connect() as killer:
+        return killer.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        )).scalar_one()
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_reads_on_connections_the_server_dropped_succeed_on_a_new_connection(app, client, user):
+    post = client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers).get_json()
+    paths = ["/api/posts", f"/api/posts/{post['id']}", f"/api/users/{user.id}/posts"]
+    for path in paths:  # every read path has a pooled connection now
+        assert client.get(path).status_code == 200
+    for path in paths:
+        assert _terminate_every_other_connection(app) >= 1
+        response = client.get(path)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert "Kept" in response.get_data(as_text=True)
+    with app.app_context():
+        assert read_engine().pool.checkedout() == 0
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_read_that_finds_a_missing_row_on_a_dropped_connection_is_still_404(app, client):
+    assert client.get("/api/posts").status_code == 200
+    _terminate_every_other_connection(app)
+    assert_problem(client.get("/api/posts/999999"), 404)
+    _terminate_every_other_connection(app)
+    assert_problem(client.get("/api/users/999999/posts"), 404)
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_reads_hold_no_transaction_open(app):
+    """Autocommit: no BEGIN before a read and nothing to roll back after it."""
+    import psycopg2.extensions
+
+    def transaction_status(connection):
+        connection.execute(text("SELECT 1"))
+        return connection.connection.dbapi_connection.get_transaction_status()
+
+    with app.app_context():
+        assert run_read(transaction_status) == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        with db.engine.connect() as connection:  # the main engine still opens transactions
+            assert transaction_status(connection) == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
+
+
+def test_a_read_error_other_than_a_lost_connection_is_not_retried(app):
+    calls = []
+
+    def failing(connection):
+        calls.append(1)
+        connection.execute(text("SELECT * FROM no_such_table"))
+
+    with app.app_context(), pytest.raises(DBAPIError):
+        run_read(failing)
+    assert calls == [1]
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_reads_are_503_problem_json_while_the_server_is_down():
+    down = "postgresql://postgres@127.0.0.1:9/app_test"  # nothing listens on the discard port
+    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": down, "DB_CONNECT_TIMEOUT": 1})
+    client = app.test_client()
+    for path in ["/api/posts", "/api/posts/1", "/api/users/1/posts"]:
+        response = client.get(path)
+        assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "5"
