@@ -218,6 +218,19 @@ def test_api_responses_say_nosniff_and_deny_framing(client, path):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
+def test_a_security_header_the_view_set_itself_is_kept_and_not_repeated(make_app):
+    app = make_app()
+
+    @app.get("/api/test-own-headers")
+    def own_headers():
+        return {}, 200, {"referrer-policy": "same-origin", "X-Frame-Options": "SAMEORIGIN"}
+
+    headers = app.test_client().get("/api/test-own-headers").headers
+    assert headers.getlist("Referrer-Policy") == ["same-origin"]
+    assert headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert headers.getlist("X-Content-Type-Options") == ["nosniff"]
+
+
 def test_authenticated_responses_are_not_cached(client, user):
     response = client.get("/api/users/me", headers=user.headers)
     assert response.status_code == 200
