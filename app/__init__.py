@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.jsonprovider import JSONProvider
 from app.sessions import SessionInterface
 from config import Config, get_config
 
@@ -18,7 +19,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     class, or a mapping of overrides on top of the class `APP_ENV` selects.
     """
     app = Flask(__name__, instance_relative_config=True)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
+    app.json = JSONProvider(app)
     app.session_interface = SessionInterface()
     config_class = _configure(app, config)
     config_class.validate(app.config)

@@ -70,7 +70,7 @@ def app(environ, start_response):
         }
         for r in rows[:limit]
     ]
-    body = json.dumps(items).encode()  # the separators Flask's json.dumps uses
+    body = json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode()  # the app's compact UTF-8
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     if len(rows) > limit:
         last = rows[limit - 1]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -42,21 +41,21 @@ def test_list_items_are_byte_for_byte_what_post_schema_dumps(app, client, make_u
     assert response.mimetype == "application/json"
     with app.app_context():
         expected = [PostSchema().dump(posts.get_post(item["id"])) for item in response.get_json()]
-    assert response.get_data(as_text=True) == json.dumps(expected)
+    assert response.get_data(as_text=True) == app.json.dumps(expected)
     assert [list(item) for item in response.get_json()] == [
         ["id", "title", "body", "author", "created_at", "updated_at"]
     ] * 4
     assert {item["author"]["name"] for item in response.get_json()} == {"Ann Author", "Bob Writer"}
 
 
-def test_one_post_reads_the_same_as_its_list_item(client, user):
+def test_one_post_reads_the_same_as_its_list_item(app, client, user):
     (post_id,) = _write_posts(client, user, 1)
 
     single = client.get(f"/api/posts/{post_id}")
 
     assert single.status_code == 200
     assert single.get_json() == client.get("/api/posts").get_json()[0]
-    assert single.get_data(as_text=True) == json.dumps(client.get("/api/posts").get_json()[0])
+    assert single.get_data(as_text=True) == app.json.dumps(client.get("/api/posts").get_json()[0])
 
 
 def test_list_timestamps_are_iso_8601_in_utc(client, user):
