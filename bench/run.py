@@ -613,9 +613,10 @@ def render(
         f"| {login.label} | {login.rps:,.1f} | {login.p50_ms:.0f} | {login.p99_ms:.0f} | {login.errors} | "
         f"{counts['login'].statements:g} |",
         "",
-        "Statement counts exclude the pool's pre-ping: SQLAlchemy's `pool_pre_ping` (app/database.py) "
-        "sends one `SELECT 1` each time a request checks a connection out of the pool "
-        f"({', '.join(f'{k}: {c.pings:g}' for k, c in counts.items())} per request). "
+        "Statement counts exclude the pool's pre-ping, the `SELECT 1` SQLAlchemy's `pool_pre_ping` sends when "
+        "a request checks a connection out of the main pool (writes, sign-in); the reads' own pool "
+        "(app/database.py) is in autocommit and sends none, so a read is one round trip "
+        f"({', '.join(f'{k}: {c.pings:g}' for k, c in counts.items())} pings per request). "
         "The floor keeps one connection per worker and sends no ping.",
         "",
         "Statements per request whatever the page size (first page): "
