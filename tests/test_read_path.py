@@ -81,7 +81,6 @@ def test_a_read_error_other_than_a_lost_connection_is_not_retried(app):
     assert calls == [1]
 
 
-@pytest.mark.usefixtures("postgresql")
 def test_reads_are_503_problem_json_while_the_server_is_down():
     down = "postgresql://postgres@127.0.0.1:9/app_test"  # nothing listens on the discard port
     app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": down, "DB_CONNECT_TIMEOUT": 1})
