@@ -112,6 +112,8 @@ def test_no_origin_is_allowed_when_none_is_configured(make_app):
     client = make_app(CORS_ORIGINS=[]).test_client()
     response = client.get("/api/posts", headers={"Origin": GOOD_ORIGIN})
     assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = client.options("/api/posts", headers={"Origin": GOOD_ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert not [name for name, _ in preflight.headers if name.startswith("Access-Control-")]
 
 
 def test_cors_headers_are_on_error_responses_too(cors_client):
