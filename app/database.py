@@ -12,6 +12,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from app.extensions import db
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -58,8 +60,6 @@ def _read_engine_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def read_engine() -> Engine:
     """The engine for `run_read`; on SQLite, where a round trip is a function call, the main one."""
-    from app.extensions import db
-
     return db.engines.get(READS) or db.engine
 
 
@@ -109,7 +109,6 @@ def end_sessions_safely(app: Flask) -> None:
     so the pool replaces it; the session is dropped. Registered after `db.init_app`,
     this runs before Flask-SQLAlchemy's teardown, which then has nothing left to do.
     """
-    from app.extensions import db
 
     @app.teardown_appcontext
     def remove_session(_error: BaseException | None) -> None:
