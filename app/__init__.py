@@ -24,7 +24,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, requestlog
+    from app import database, extensions, requestlog, search
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
@@ -33,7 +33,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     database.configure_engine(app)
     extensions.db.init_app(app)
     database.end_sessions_safely(app)
-    extensions.migrate.init_app(app, extensions.db)
+    extensions.migrate.init_app(app, extensions.db, include_object=search.include_object)
     extensions.jwt.init_app(app)
     extensions.compress.init_app(app)
     extensions.csrf.init_app(app)

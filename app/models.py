@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     func,
+    text,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -65,6 +68,10 @@ class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("age IS NULL OR (age >= 18 AND age <= 120)", name="ck_users_age_range"),
+        Index("ix_users_created_at", "created_at"),
+        # Small partial indexes: counting admins or inactive users never reads every user.
+        Index("ix_users_admins", "id", postgresql_where=text("role = 'admin'"), sqlite_where=text("role = 'admin'")),
+        Index("ix_users_inactive", "id", postgresql_where=text("NOT is_active"), sqlite_where=text("NOT is_active")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,6 +123,20 @@ class Post(db.Model):
 
     def __repr__(self) -> str:
         return f"<Post {self.id} by {self.author_id}>"
+
+
+class DailyCount(db.Model):
+    """Rows of `subject` ('users' or 'posts') created per UTC day.
+
+    Kept by database triggers (migration 0002) in the transaction of each insert,
+    delete or backdating, so totals and charts read a few hundred rows, not whole tables.
+    """
+
+    __tablename__ = "daily_counts"
+
+    subject: Mapped[str] = mapped_column(String(20), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class RevokedToken(db.Model):

@@ -11,6 +11,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.models import MAX_ID, Role
+from app.search import InvalidSearch, SearchQuery, parse_search
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -225,9 +226,41 @@ class PageArgsSchema(Schema):
             raise ValidationError("Use either cursor or skip, not both.", "skip")
 
 
-class PostListArgsSchema(PageArgsSchema):
+class SearchText(SafeString):
+    """Search text, parsed here: a `q` with nothing to search for is a 422 like any bad field."""
+
+    MAX_LENGTH = 200
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metadata = {"minLength": 1, "maxLength": self.MAX_LENGTH, **self.metadata}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> SearchQuery:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not 1 <= len(text) <= self.MAX_LENGTH:
+            raise ValidationError(f"Length must be between 1 and {self.MAX_LENGTH}.")
+        try:
+            return parse_search(text)
+        except InvalidSearch as error:
+            raise ValidationError(str(error)) from None
+
+
+SEARCH_DESCRIPTION = (
+    "Full-text search over title and body, as in a web search: every word must match, in any "
+    "order; `\"quoted words\"` must appear together in that order; `-word` or `-\"some words\"` "
+    "excludes; the last word also matches as a prefix (`pyth` finds `Python`). Case and accents "
+    "are ignored (`cafe` finds `Café`). A word is a run of letters and digits; common English "
+    "words on their own (`the`, `and`) are not searched for. A `q` with nothing to search for, or "
+    "with only exclusions, is a 422. Results stay newest first and page with `cursor`."
+)
+
+
+class SearchArgsSchema(PageArgsSchema):
+    q = SearchText(metadata={"description": SEARCH_DESCRIPTION})
+
+
+class PostListArgsSchema(SearchArgsSchema):
     author_id = QueryInteger(validate=validate.Range(min=1, max=MAX_ID))
-    q = SafeString(validate=validate.Length(min=1, max=200))
 
 
 class HealthSchema(Schema):

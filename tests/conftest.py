@@ -97,11 +97,12 @@ def _rebuild_schema() -> None:
         db.drop_all()
         with db.engine.begin() as connection:
             connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            connection.execute(text("DROP TABLE IF EXISTS posts_fts"))
     upgrade(directory=str(ROOT / "migrations"))
 
 
 def empty_tables() -> None:
-    tables = ["revoked_tokens", "posts", "users"]
+    tables = ["revoked_tokens", "posts", "users", "daily_counts"]
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

@@ -10,6 +10,7 @@ from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from app.models import Role
+from app.search import InvalidSearch, parse_search
 
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -81,10 +82,19 @@ class UserFilterForm(_FilterForm):
     )
 
 
+def searchable(_form: FlaskForm, field: Any) -> None:
+    """The same rule as the API's `q`: a search must have something to look for."""
+    if field.data:
+        try:
+            parse_search(field.data)
+        except InvalidSearch as error:
+            raise ValidationError(str(error)) from None
+
+
 class PostFilterForm(_FilterForm):
     q = StringField(
-        "Title contains",
-        validators=[Length(max=200), plain_text],
+        "Search",
+        validators=[Length(max=200), plain_text, searchable],
         filters=[_strip],
         render_kw={"type": "search"},
     )

@@ -22,6 +22,7 @@ from app.extensions import limiter
 from app.models import Role, User
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
+from app.search import parse_search
 from app.services import posts, stats, users
 
 PAGE_SIZE = 50
@@ -192,7 +193,7 @@ def post_list() -> tuple[str, int] | str:
     page = posts.list_posts(
         _page_request(form.cursor.data, posts.SORT_KEY),
         author_id=author.id if author else None,
-        title_contains=form.q.data or None,
+        search=parse_search(form.q.data) if form.q.data else None,
     )
     return render_template(
         "admin/posts.html",

@@ -45,9 +45,9 @@ def dump_posts(page: Page) -> Response:
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(429)
 def list_posts(args):
-    """Newest first; filter by `author_id` and by `q` (case-insensitive, in the title)."""
+    """Newest first; filter by `author_id`, and search with `q` (see its description)."""
     page = posts.list_post_rows(
-        page_request(args, posts.SORT_KEY), author_id=args.get("author_id"), title_contains=args.get("q")
+        page_request(args, posts.SORT_KEY), author_id=args.get("author_id"), search=args.get("q")
     )
     return dump_posts(page)
 

@@ -12,7 +12,7 @@ from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
-from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
+from app.schemas import PageArgsSchema, PostSchema, SearchArgsSchema, UserCreateSchema, UserSchema, UserUpdateSchema
 from app.services import posts, users
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
@@ -97,10 +97,11 @@ def delete_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/posts")
-@blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
+@blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(404, 429)
 def list_user_posts(args, user_id: int):
-    """One author's posts, newest first."""
-    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, author_must_exist=True)
+    """One author's posts, newest first; search them with `q`."""
+    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),
+                                author_must_exist=True)
     return dump_posts(page)

@@ -15,6 +15,7 @@ from app.errors import NotFound, PermissionDenied
 from app.extensions import db
 from app.models import Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
+from app.search import SearchQuery, post_matches
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -70,14 +71,14 @@ def read_post(post_id: int) -> Row:
     return row
 
 
-def _newest_first(base: Select, *, by_author: bool, title_contains: str | None, after: bool, skip: bool) -> Select:
+def _newest_first(base: Select, *, by_author: bool, search: SearchQuery | None, after: bool, skip: bool) -> Select:
     """The page query, with bound parameters (`limit`, `author_id`, `after_at`, `after_id`,
     `skip`) so that one statement object serves every request of its shape."""
     stmt = base.order_by(_posts.created_at.desc(), _posts.id.desc()).limit(bindparam("limit"))
     if by_author:
         stmt = stmt.where(_posts.author_id == bindparam("author_id"))
-    if title_contains:
-        stmt = stmt.where(_posts.title.icontains(title_contains, autoescape=True))
+    if search is not None:
+        stmt = stmt.where(post_matches(search, db.engine.dialect.name, _posts.id))
     if after:
         key = tuple_(bindparam("after_at", type_=_posts.created_at.type), bindparam("after_id"))
         stmt = stmt.where(tuple_(_posts.created_at, _posts.id) < key)
@@ -90,7 +91,7 @@ def _newest_first(base: Select, *, by_author: bool, title_contains: str | None, 
 def _row_page_statement(by_author: bool, after: bool, skip: bool) -> Select:
     """Built once per shape: building a statement and its cache key cost about as much
     as the rest of the service (bench/results.md)."""
-    return _newest_first(_READABLE, by_author=by_author, title_contains=None, after=after, skip=skip)
+    return _newest_first(_READABLE, by_author=by_author, search=None, after=after, skip=skip)
 
 
 def _page_parameters(page: PageRequest, author_id: int | None) -> dict[str, Any]:
@@ -104,12 +105,12 @@ def _page(items: Sequence[Any], limit: int) -> Page:
     return page_of(items, limit, lambda post: (post.created_at, post.id))
 
 
-def list_posts(page: PageRequest, *, author_id: int | None = None, title_contains: str | None = None) -> Page[Post]:
+def list_posts(page: PageRequest, *, author_id: int | None = None, search: SearchQuery | None = None) -> Page[Post]:
     """Newest first, as objects with their authors joined in the same statement."""
     stmt = _newest_first(
         _with_author(),
         by_author=author_id is not None,
-        title_contains=title_contains,
+        search=search,
         after=page.after is not None,
         skip=bool(page.skip),
     )
@@ -120,7 +121,7 @@ def list_post_rows(
     page: PageRequest,
     *,
     author_id: int | None = None,
-    title_contains: str | None = None,
+    search: SearchQuery | None = None,
     author_must_exist: bool = False,
 ) -> Page[Row]:
     """The same page as `list_posts`, as rows like `read_post`'s: the API's hot path.
@@ -128,10 +129,8 @@ def list_post_rows(
     `author_must_exist`: an unknown author is a NotFound rather than an empty page.
     """
     shape = {"by_author": author_id is not None, "after": page.after is not None, "skip": bool(page.skip)}
-    if title_contains:
-        stmt = _newest_first(_READABLE, title_contains=title_contains, **shape)
-    else:
-        stmt = _row_page_statement(**shape)
+    # A search's statement is built per request: its condition depends on the database.
+    stmt = _row_page_statement(**shape) if search is None else _newest_first(_READABLE, search=search, **shape)
     parameters = _page_parameters(page, author_id)
     if author_must_exist and not is_possible_id(author_id or 0):
         raise NotFound("User not found.")

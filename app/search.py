@@ -1,0 +1,136 @@
+"""Full-text search over posts: what a `q` means, and how each database answers it.
+
+The syntax is a web search's: words in any order, all of which must match;
+`"quoted words"` must appear together in that order; `-word` or `-"some words"`
+excludes; the last word also matches as a prefix, so a query typed so far
+already finds ("pyth" finds "Python"). Case and accents are ignored. A word is a
+run of letters and digits; a common English word on its own ("the", "and") is
+not searched for. One parser serves both databases, so a query means the same
+on PostgreSQL (a `tsvector` with a GIN index) and SQLite (FTS5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, bindparam, column, func, literal_column, text
+
+MAX_TERMS = 16
+
+# PostgreSQL's English stop words (snowball); they are in almost every post.
+STOP_WORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by",
+    "can", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from",
+    "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him",
+    "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me",
+    "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only",
+    "or", "other", "our", "ours", "ourselves", "out", "over", "own", "s", "same", "she", "should",
+    "so", "some", "such", "t", "than", "that", "the", "their", "theirs", "them", "themselves",
+    "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until",
+    "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom",
+    "why", "will", "with", "you", "your", "yours", "yourself", "yourselves",
+})
+
+_TOKEN = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
+_WORD = re.compile(r"[^\W_]+")
+
+
+class InvalidSearch(ValueError):
+    """The text has nothing that a search could look for."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """Words that must appear together, in order (one word is the common case)."""
+
+    words: tuple[str, ...]
+    exclude: bool = False
+    prefix: bool = False
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    terms: tuple[Term, ...]
+
+    @property
+    def wanted(self) -> tuple[Term, ...]:
+        return tuple(term for term in self.terms if not term.exclude)
+
+    @property
+    def excluded(self) -> tuple[Term, ...]:
+        return tuple(term for term in self.terms if term.exclude)
+
+
+def parse_search(text_: str) -> SearchQuery:
+    """The terms of a query, or `InvalidSearch` saying why there are none worth running."""
+    matches = list(_TOKEN.finditer(text_))
+    terms: list[Term] = []
+    for index, match in enumerate(matches):
+        exclude, quoted, bare = match.group(1) == "-", match.group(2), match.group(3)
+        words = tuple(word.lower() for word in _WORD.findall(quoted if quoted is not None else bare))
+        if not words or all(word in STOP_WORDS for word in words):
+            continue
+        prefix = index == len(matches) - 1 and quoted is None and not exclude
+        terms.append(Term(words, exclude=exclude, prefix=prefix))
+    if not any(not term.exclude for term in terms):
+        if terms:
+            raise InvalidSearch("Add at least one word to find: a search of only -exclusions would read every post.")
+        raise InvalidSearch("Nothing to search for: use words of letters or digits, "
+                            "not only punctuation or common words such as 'the'.")
+    if len(terms) > MAX_TERMS:
+        raise InvalidSearch(f"Use at most {MAX_TERMS} search terms.")
+    return SearchQuery(tuple(terms))
+
+
+def _tsquery(query: SearchQuery) -> str:
+    """PostgreSQL `to_tsquery` syntax; words are letters and digits, safe inside quotes."""
+
+    def term_text(term: Term) -> str:
+        words = [f"'{word}'" for word in term.words]
+        if term.prefix:
+            words[-1] += ":*"
+        phrase = " <-> ".join(words)
+        return f"!({phrase})" if term.exclude else f"({phrase})"
+
+    return " & ".join(term_text(term) for term in query.terms)
+
+
+def _fts5_match(query: SearchQuery) -> str:
+    """SQLite FTS5 syntax: `NOT` is binary there, so exclusions follow the wanted terms."""
+
+    def term_text(term: Term) -> str:
+        return '"' + " ".join(term.words) + '"' + ("*" if term.prefix else "")
+
+    wanted = " AND ".join(term_text(term) for term in query.wanted)
+    return "(" + wanted + ")" + "".join(f" NOT {term_text(term)}" for term in query.excluded)
+
+
+def post_matches(query: SearchQuery, dialect: str, post_id: ColumnElement[int]) -> ColumnElement[bool]:
+    """The condition that a post matches, for the database at hand."""
+    if dialect == "postgresql":
+        tsquery = func.to_tsquery(
+            literal_column("'simple'::regconfig"),
+            func.immutable_unaccent(bindparam("search_query", _tsquery(query))),
+        )
+        return literal_column("posts.search_vector").bool_op("@@")(tsquery)
+    matching = text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :search_match").bindparams(
+        bindparam("search_match", _fts5_match(query))
+    ).columns(column("rowid"))
+    return post_id.in_(matching)
+
+
+def is_search_index(name: str | None, type_: str) -> bool:
+    """Whether a schema object is one of the search indexes that only migration 0002 describes
+    (they differ per database, so the models leave them out; Alembic must not drop them)."""
+    if type_ == "table":
+        return bool(name and name.startswith("posts_fts"))
+    if type_ == "column":
+        return name == "search_vector"
+    return type_ == "index" and name == "ix_posts_search_vector"
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's `include_object` hook: compare everything but the search indexes."""
+    return not is_search_index(name, type_)

@@ -1,0 +1,213 @@
+"""Full-text search (`q`) on the post lists and the admin posts page, on both databases."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from app.search import InvalidSearch, parse_search
+from tests.admin_support import signed_in
+from tests.conftest import assert_problem
+from tests.test_pagination import walk
+from tests.test_posts import create_post, ids
+
+
+def titles(response) -> list[str]:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [post["title"] for post in response.get_json()]
+
+
+def search(client, q: str, path: str = "/api/posts", **params) -> list[str]:
+    return titles(client.get(path, query_string={"q": q, **params}))
+
+
+@pytest.fixture
+def library(client, user):
+    """A few posts whose titles say what they contain."""
+    for title, body in [
+        ("Flask tips", "How to structure a Flask application"),
+        ("Body only", "Deploying python services with gunicorn"),
+        ("Café culture", "Espresso and croissants"),
+        ("Exact phrase", "the quick brown fox jumps"),
+        ("Scrambled phrase", "the brown quick fox jumps"),
+        ("Python intro", "Variables and loops"),
+        ("Pythagoras", "Triangles everywhere"),
+    ]:
+        create_post(client, user, title=title, body=body)
+    return user
+
+
+def test_a_word_only_in_the_body_is_found(client, library):
+    assert search(client, "gunicorn") == ["Body only"]
+
+
+def test_case_does_not_matter(client, library):
+    assert search(client, "GUNICORN") == search(client, "gunicorn") == ["Body only"]
+
+
+def test_accents_do_not_matter_either_way(client, library):
+    assert search(client, "cafe culture") == ["Café culture"]
+    assert search(client, "croissánts") == ["Café culture"]
+
+
+def test_every_word_must_match_in_any_order(client, library):
+    assert search(client, "fox quick exact") == ["Exact phrase"]
+    assert search(client, "flask gunicorn") == []
+
+
+def test_the_last_word_matches_as_a_prefix(client, library):
+    assert search(client, "pyth") == ["Pythagoras", "Python intro", "Body only"]
+    assert search(client, "pytho intro") == []  # only the last word is a prefix
+    assert search(client, "intro pytho") == ["Python intro"]
+
+
+def test_a_quoted_phrase_must_appear_in_that_order(client, library):
+    assert search(client, '"quick brown fox"') == ["Exact phrase"]
+    assert search(client, "quick brown fox") == ["Scrambled phrase", "Exact phrase"]
+
+
+def test_a_quoted_last_word_is_not_a_prefix(client, library):
+    assert search(client, '"pyth"') == []
+
+
+def test_minus_excludes_a_word_or_a_phrase(client, library):
+    assert search(client, "fox jumps -scrambled") == ["Exact phrase"]
+    assert search(client, 'fox -"quick brown"') == ["Scrambled phrase"]
+
+
+def test_no_match_is_an_empty_page(client, library):
+    assert search(client, "zzzz") == []
+
+
+def test_common_words_alone_are_not_searched_for(client, library):
+    assert search(client, "the gunicorn") == ["Body only"]
+
+
+@pytest.mark.parametrize("q", ["!!!", "...", "the", "the and of", '""', "-flask", "-flask -python", "_"])
+def test_nothing_searchable_is_422_saying_why(client, library, q):
+    body = assert_problem(client.get("/api/posts", query_string={"q": q}), 422)
+    assert body["errors"]["q"]
+
+
+@pytest.mark.parametrize("q", ["x" * 201, "nul\u0000", ""])
+def test_bad_q_is_422(client, q):
+    assert "q" in assert_problem(client.get("/api/posts", query_string={"q": q}), 422)["errors"]
+
+
+def test_search_text_with_query_syntax_characters_is_safe(client, library):
+    """Characters meaningful to tsquery or FTS5 are separators here, never syntax."""
+    for q in ["flask:*", "flask & !gunicorn", "flask | (", "NEAR(flask)", "flask' OR 1=1 --", 'a"b', "*"]:
+        response = client.get("/api/posts", query_string={"q": q})
+        assert response.status_code in (200, 422), (q, response.get_data(as_text=True))
+        if response.status_code == 422:
+            assert_problem(response, 422)
+    assert search(client, "flask:*") == ["Flask tips"]
+
+
+def test_a_users_posts_can_be_searched(client, make_user):
+    ann, bob = make_user(), make_user()
+    create_post(client, ann, title="Ann on flask")
+    create_post(client, bob, title="Bob on flask")
+    create_post(client, ann, title="Ann on django")
+    assert search(client, "flask", f"/api/users/{ann.id}/posts") == ["Ann on flask"]
+    assert_problem(client.get(f"/api/users/{ann.id}/posts", query_string={"q": "!!"}), 422)
+
+
+def test_search_combines_with_the_author_filter(client, make_user):
+    ann, bob = make_user(), make_user()
+    mine = create_post(client, ann, title="Flask by Ann")["id"]
+    create_post(client, bob, title="Flask by Bob")
+    assert ids(client.get(f"/api/posts?author_id={ann.id}&q=flask")) == [mine]
+
+
+def test_paging_a_search_visits_every_match_once_while_posts_arrive(client, user):
+    matching = [create_post(client, user, title=f"needle {n}")["id"] for n in range(7)]
+    for n in range(5):
+        create_post(client, user, title=f"hay {n}")
+    pages, url = [], "/api/posts?q=needle&limit=3"
+    while url:
+        response = client.get(url)
+        pages.append([post["id"] for post in response.get_json()])
+        create_post(client, user, title="needle arriving late")  # newer than every cursor
+        link = response.headers.get("Link")
+        url = link[link.index("<") + 1:link.index(">")].split("localhost", 1)[-1] if link else None
+    seen = [post_id for page in pages for post_id in page]
+    assert seen == sorted(matching, reverse=True)
+    assert [len(page) for page in pages] == [3, 3, 1]
+
+
+def test_the_next_link_keeps_the_search(client, user):
+    for n in range(4):
+        create_post(client, user, title=f"needle {n}")
+    create_post(client, user, title="hay")
+    assert sum(walk(client, "/api/posts?q=needle&limit=2"), []) == list(range(4, 0, -1))
+
+
+def test_editing_or_deleting_a_post_changes_what_search_finds_at_once(client, user):
+    post = create_post(client, user, title="Original words", body="nothing")
+    assert search(client, "original") == ["Original words"]
+    response = client.patch(f"/api/posts/{post['id']}", json={"body": "now mentions zeppelin"}, headers=user.headers)
+    assert response.status_code == 200
+    assert search(client, "zeppelin") == ["Original words"]
+    client.patch(f"/api/posts/{post['id']}", json={"title": "Renamed"}, headers=user.headers)
+    assert search(client, "original") == []
+    assert client.delete(f"/api/posts/{post['id']}", headers=user.headers).status_code == 204
+    assert search(client, "zeppelin") == []
+
+
+def test_search_while_posts_are_written_concurrently_stays_consistent(app, client, user):
+    """Writers on other threads; every search answer lists only matching posts, newest first."""
+    errors: list[str] = []
+
+    def write() -> None:
+        writer = app.test_client()
+        for n in range(10):
+            status = writer.post("/api/posts", json={"title": f"needle {n}", "body": "x"},
+                                 headers=user.headers).status_code
+            if status != 201:
+                errors.append(str(status))
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    while thread.is_alive():
+        found = client.get("/api/posts?q=needle").get_json()
+        assert all(post["title"].startswith("needle") for post in found)
+        assert [p["id"] for p in found] == sorted((p["id"] for p in found), reverse=True)
+    thread.join()
+    assert errors == []
+    assert len(search(client, "needle", limit=100)) == 10
+
+
+def test_admin_posts_page_searches_title_and_body(app, admin, client, make_user):
+    writer = make_user()
+    create_post(client, writer, title="About caching", body="with redis")
+    create_post(client, writer, title="About queues", body="with rabbitmq")
+    signed_in(client, admin)
+    page = client.get("/admin/posts?q=redis")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "About caching" in html and "About queues" not in html
+    bad = client.get("/admin/posts?q=%21%21")
+    assert bad.status_code == 400
+    assert "Nothing to search for" in bad.get_data(as_text=True)
+
+
+# ---- the parser, on its own ----------------------------------------------------
+
+
+def test_parser_marks_only_the_last_bare_word_as_prefix():
+    query = parse_search('"exact words" -nope tail')
+    assert [(t.words, t.exclude, t.prefix) for t in query.terms] == [
+        (("exact", "words"), False, False), (("nope",), True, False), (("tail",), False, True)]
+
+
+def test_parser_splits_words_on_anything_but_letters_and_digits():
+    assert [t.words for t in parse_search("e-mail C++ 3.14 snake_case").terms] == [
+        ("e", "mail"), ("c",), ("3", "14"), ("snake", "case")]
+
+
+@pytest.mark.parametrize("q", ["", "   ", "-a -b", "of the", "()"])
+def test_parser_refuses_queries_without_a_wanted_word(q):
+    with pytest.raises(InvalidSearch):
+        parse_search(q)
