@@ -46,6 +46,7 @@ class Config:
     }
     DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 3)
     DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
+    DB_READ_TIMEOUT_MS = _env_int("DB_READ_TIMEOUT_MS", 2000)  # the API's reads: a slower one is a 503
 
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
@@ -76,7 +77,10 @@ class Config:
     RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
     RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "20/hour")
     RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
-    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "")
+    # Reads: anonymous clients per IP, signed-in ones per user; searches on top of that.
+    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "300/minute")
+    RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "1200/minute")
+    RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "30/minute")
 
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)

@@ -38,19 +38,24 @@ def configure_engine(app: Flask) -> None:
         connect_args.setdefault(
             "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}"
         )
-        app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(uri, options)
+        app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(
+            uri, options, app.config["DB_READ_TIMEOUT_MS"]
+        )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
-def _read_engine_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:
+def _read_engine_options(uri: str, options: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
     """A second pool for single-statement reads, which need no transaction.
 
     In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
     pre-ping there is no `SELECT 1`: one round trip per read instead of four
     (bench/where-the-time-goes.md). A dead connection is caught by `run_read` instead.
+    Its own, shorter statement timeout bounds what any public read can cost.
     """
+    connect_args = {**options["connect_args"], "options": f"-c statement_timeout={timeout_ms}"}
     return {
         **options,
+        "connect_args": connect_args,
         "url": uri,
         "isolation_level": "AUTOCOMMIT",
         "pool_pre_ping": False,

@@ -157,7 +157,14 @@ def handle_domain_error(error: DomainError) -> Response:
     return _render(error.status, error.detail, errors=error.errors)
 
 
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement
+
+
 def handle_database_unavailable(error: Exception) -> Response:
+    if getattr(getattr(error, "orig", None), "pgcode", None) == QUERY_CANCELED:
+        log.warning("a statement ran past its timeout on %s %s", request.method, request.path)
+        return _render(503, "The request took too long and was stopped. Try again shortly, "
+                            "or narrow it down (a more specific search).", headers={"Retry-After": "5"})
     log.warning("database unavailable: %s", type(error).__name__)
     return _render(503, "The database is unavailable. Try again shortly.",
                    headers={"Retry-After": "5"})

@@ -1,7 +1,8 @@
 """Flask-Limiter, and the keys that decide whom a request counts against.
 
-Login and refresh count per client IP and per target email; writes count per
-user (from the bearer token, verified without touching the database) or per IP.
+Login and refresh count per client IP and per target email; writes, reads and
+searches count per user (from the bearer token, verified without touching the
+database) or, for anonymous clients, per IP.
 The client IP is `request.remote_addr`, which honours `X-Forwarded-For` only
 when `PROXY_FIX_HOPS` installs werkzeug's ProxyFix.
 
@@ -80,8 +81,20 @@ def write_limit() -> str:
 
 
 def read_limit() -> str:
-    """Empty (no limit) unless `RATELIMIT_READ` is configured."""
+    """Signed-in clients read on their own, larger budget; anonymous ones share their IP's.
+    An empty setting means no limit."""
+    if write_limit_key().startswith("user:"):
+        return current_app.config.get("RATELIMIT_READ_USER") or ""
     return current_app.config.get("RATELIMIT_READ") or ""
+
+
+def search_limit() -> str:
+    """Searches cost more than other reads: a tighter budget, per user or IP."""
+    return current_app.config.get("RATELIMIT_SEARCH") or ""
+
+
+def not_a_search() -> bool:
+    return "q" not in request.args
 
 
 def read_limit_exempt() -> bool:

@@ -6,11 +6,11 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, func, select, update
 
 from app.admin.chart import bar_chart, tick_step
 from app.extensions import db
-from app.models import Role, User
+from app.models import Post, Role, User
 from app.services import posts, stats, users
 from tests.admin_support import assert_admin_html, signed_in
 
@@ -89,42 +89,59 @@ def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user):
     assert sum(by_day.values()) == 4
 
 
-def test_posts_per_day_is_one_grouped_query(app, make_user):
+def _statements_of(app, work) -> list[str]:
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+        def record(_conn, _cursor, statement, *_args):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            work()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    return statements
+
+
+def test_posts_per_day_reads_the_daily_counts_not_the_posts(app, make_user):
     author = make_user()
     for day in range(10):
         _post_at(app, author.id, NOW - timedelta(days=day))
-    statements: list[str] = []
-    with app.app_context():
-        engine = db.engine
-
-        def record(_conn, _cursor, statement, *_args):
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            series = stats.posts_per_day(NOW)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+    series: list = []
+    statements = _statements_of(app, lambda: series.extend(stats.posts_per_day(NOW)))
     assert sum(count for _, count in series) == 10
-    assert len(statements) == 1 and "GROUP BY" in statements[0]
+    assert len(statements) == 1 and "FROM daily_counts" in statements[0] and "posts." not in statements[0]
 
 
-def test_whole_dashboard_takes_three_queries(app, make_user):
+def test_whole_dashboard_is_two_statements_that_never_count_whole_tables(app, make_user):
+    """Rows of users and posts are read only within the partial first day of the last seven."""
     author = make_user()
     _post_at(app, author.id, NOW)
-    statements: list[str] = []
+    statements = _statements_of(app, lambda: stats.dashboard(NOW))
+    assert len(statements) == 2
+    for table in ("users", "posts"):
+        reads = re.findall(rf"FROM {table}\b(.*?)(?:\)|$)", statements[0], re.S)
+        assert reads, table
+        for condition in reads:
+            assert f"{table}.created_at >=" in condition or "role =" in condition or "is_active" in condition
+
+
+def test_counts_follow_deletes_cascades_and_backdating(app, client, make_user, admin):
+    ann, bob = make_user(), make_user()
+    written = [client.post("/api/posts", json={"title": f"t{n}", "body": "b"}, headers=person.headers)
+               for n, person in enumerate([ann, ann, ann, bob])]
+    assert [r.status_code for r in written] == [201] * 4
+    assert client.delete(f"/api/posts/{written[0].get_json()['id']}", headers=ann.headers).status_code == 204
+    _age_user(app, bob.id, datetime.now(UTC) - timedelta(days=40))
+    assert client.delete(f"/api/users/{ann.id}", headers=admin.headers).status_code == 204
     with app.app_context():
-        engine = db.engine
-
-        def record(_conn, _cursor, statement, *_args):
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            stats.dashboard(NOW)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
-    assert len(statements) == 3
+        numbers = stats.dashboard()
+        assert numbers.posts == db.session.scalar(select(func.count()).select_from(Post)) == 1
+        assert numbers.users == db.session.scalar(select(func.count()).select_from(User)) == 2
+        assert numbers.new_users == 1  # bob was backdated out of the last seven days
+        assert numbers.new_posts == 1
 
 
 def test_chart_bars_match_the_posts_per_day(app, client, admin):

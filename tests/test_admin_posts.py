@@ -61,7 +61,7 @@ def test_xss_title_is_shown_as_text_everywhere(app, admin_client, user):
 @pytest.mark.parametrize(("query", "expected"), [
     ("flask", ["flask_tips", "more_flask"]),
     ("FLASK TIPS", ["flask_tips"]),
-    ("_", ["underscore"]),         # LIKE wildcards are literal
+    ("snake case", ["underscore"]),  # words are runs of letters and digits
     ("nothing", []),
 ])
 def test_search_by_title(app, admin_client, user, query, expected):

@@ -222,12 +222,33 @@ def test_a_forged_token_counts_against_the_ip_not_its_subject(limited, user):
     assert new_post(client, user.headers, ip="198.51.100.2").status_code == 201
 
 
-def test_reads_are_not_limited_by_default(limited, user):
+def test_anonymous_reads_are_limited_per_ip_by_default(limited, app):
     client = limited().test_client()
-    for _ in range(3):
-        new_post(client, user.headers)
-    statuses = {client.get("/api/posts").status_code for _ in range(10)}
-    assert statuses == {200}
+    allowed = int(app.config["RATELIMIT_READ"].split("/")[0])
+    statuses = [client.get("/api/posts", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code
+                for _ in range(allowed + 1)]
+    assert statuses == [200] * allowed + [429]
+    assert client.get("/api/posts", environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
+
+
+def test_signed_in_reads_count_per_user_on_a_larger_budget(limited, make_user):
+    client = limited(RATELIMIT_READ="2/minute", RATELIMIT_READ_USER="4/minute").test_client()
+    ann, bob = make_user(), make_user()
+    ip = {"REMOTE_ADDR": "198.51.100.11"}
+    assert [client.get("/api/posts", environ_base=ip).status_code for _ in range(3)] == [200, 200, 429]
+    assert [client.get("/api/posts", headers=ann.headers, environ_base=ip).status_code
+            for _ in range(5)] == [200] * 4 + [429]
+    assert client.get("/api/posts", headers=bob.headers, environ_base=ip).status_code == 200
+
+
+def test_searches_have_a_tighter_limit_of_their_own(limited, user):
+    client = limited(RATELIMIT_SEARCH="2/minute").test_client()
+    ip = {"REMOTE_ADDR": "198.51.100.12"}
+    searches = [client.get("/api/posts?q=flask", environ_base=ip) for _ in range(3)]
+    assert [r.status_code for r in searches[:2]] == [200, 200]
+    assert_too_many(searches[2], 60)
+    assert client.get(f"/api/users/{user.id}/posts?q=flask", environ_base=ip).status_code == 429
+    assert client.get("/api/posts", environ_base=ip).status_code == 200
 
 
 def test_reads_are_limited_when_configured(limited, user):

@@ -13,7 +13,9 @@ from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
 from app.errors import PROBLEM_MIMETYPE, ValidationFailed
+from app.extensions import limiter
 from app.jsonbody import json_body
+from app.ratelimit import not_a_search, search_limit, write_limit_key
 from app.schemas import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,9 +47,15 @@ PROBLEM_DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. the email is taken).",
     413: "The body is larger than the configured limit (1 MiB by default).",
     415: "The body is not JSON.",
-    429: "Rate limit reached; wait `Retry-After` seconds. Reads are limited only when configured.",
-    503: "The database is unavailable.",
+    429: ("Rate limit reached; wait `Retry-After` seconds. Anonymous reads count per IP, signed-in reads "
+          "per user, and searches (`q`) have a tighter budget of their own."),
+    503: "The database is unavailable, or a read ran longer than its timeout; retry after `Retry-After` seconds.",
 }
+
+
+# One budget for every search endpoint, per user or IP; other reads pass through.
+search_limited = limiter.shared_limit(search_limit, scope="search", key_func=write_limit_key,
+                                      exempt_when=not_a_search)
 
 
 class StrictParser(FlaskParser):

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response, search_limited
 from app.pagination import Page, next_link, page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
 from app.services import posts
@@ -41,9 +41,10 @@ def dump_posts(page: Page) -> Response:
 
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
+@search_limited
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
-@blp.problems(429)
+@blp.problems(429, 503)
 def list_posts(args):
     """Newest first; filter by `author_id`, and search with `q` (see its description)."""
     page = posts.list_post_rows(
@@ -67,7 +68,7 @@ def create_post(fields):
 
 @blp.route("/<int:post_id>", methods=["GET"])
 @blp.response(200, PostSchema)
-@blp.problems(404, 429)
+@blp.problems(404, 429, 503)
 def get_post(post_id: int):
     """One post with its author."""
     return json_response(post_json(posts.read_post(post_id)))

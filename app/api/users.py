@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response, search_limited
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
@@ -97,9 +97,10 @@ def delete_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/posts")
+@search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
-@blp.problems(404, 429)
+@blp.problems(404, 429, 503)
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
     page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),

@@ -1,4 +1,4 @@
-"""Numbers for the admin dashboard: a handful of aggregate queries, no per-row work."""
+"""Numbers for the admin dashboard, at the same cost whatever the size of the tables."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, case, func, select
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy import func, literal_column, not_, select
 
 from app.extensions import db
-from app.models import Post, Role, User
+from app.models import DailyCount, Post, User
 
 RECENT_DAYS = 7
 CHART_DAYS = 30
@@ -28,50 +26,46 @@ class DashboardStats:
     posts_per_day: list[tuple[date, int]]  # oldest first, one entry per day, zeros included
 
 
-class utc_day(FunctionElement):
-    """The UTC calendar day of a timestamp column, on PostgreSQL and SQLite alike.
-
-    PostgreSQL's `date(timestamptz)` uses the session time zone, so convert first;
-    SQLite stores naive UTC text, which `date()` reads as it is.
-    """
-
-    type = Date()
-    inherit_cache = True
-
-
-@compiles(utc_day)
-def _utc_day_default(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return f"date({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(utc_day, "postgresql")
-def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
-    return f"CAST(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC' AS DATE)"
-
-
-def _count_where(condition: ColumnElement[bool]) -> Any:
-    return func.count(case((condition, 1)))
-
-
 def dashboard(now: datetime | None = None) -> DashboardStats:
-    """Three queries whatever the table sizes: users, posts, posts grouped by day."""
-    now = now or datetime.now(UTC)
+    """Two statements whose cost does not grow with the tables.
+
+    Totals and whole days come from `daily_counts` (kept by triggers); only the
+    first, partial day of the last seven is counted from rows, through the
+    `created_at` indexes; admins and inactive users through their partial indexes.
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     recent = now - timedelta(days=RECENT_DAYS)
-    users, admins, inactive, new_users = db.session.execute(
+    first_whole_day = recent.date() + timedelta(days=1)
+    first_whole_day_start = datetime(first_whole_day.year, first_whole_day.month, first_whole_day.day, tzinfo=UTC)
+
+    def counted(subject: str, since: date | None = None) -> Any:
+        stmt = select(func.coalesce(func.sum(DailyCount.count), 0)).where(DailyCount.subject == subject)
+        if since is not None:
+            stmt = stmt.where(DailyCount.day >= since)
+        return stmt.scalar_subquery()
+
+    def created_since(model: type[User] | type[Post], subject: str) -> Any:
+        partial_day = select(func.count()).select_from(model).where(
+            model.created_at >= recent, model.created_at < first_whole_day_start
+        ).scalar_subquery()
+        return partial_day + counted(subject, first_whole_day)
+
+    admins = select(func.count()).select_from(User).where(User.role == literal_column("'admin'"))
+    inactive = select(func.count()).select_from(User).where(not_(User.is_active))
+    users, admin_count, inactive_count, posts, new_users, new_posts = db.session.execute(
         select(
-            func.count(),
-            _count_where(User.role == Role.ADMIN),
-            _count_where(User.is_active.is_(False)),
-            _count_where(User.created_at >= recent),
-        ).select_from(User)
-    ).one()
-    posts, new_posts = db.session.execute(
-        select(func.count(), _count_where(Post.created_at >= recent)).select_from(Post)
+            counted("users"),
+            admins.scalar_subquery(),
+            inactive.scalar_subquery(),
+            counted("posts"),
+            created_since(User, "users"),
+            created_since(Post, "posts"),
+        )
     ).one()
     return DashboardStats(
         users=users,
-        admins=admins,
-        inactive_users=inactive,
+        admins=admin_count,
+        inactive_users=inactive_count,
         posts=posts,
         new_users=new_users,
         new_posts=new_posts,
@@ -80,19 +74,14 @@ def dashboard(now: datetime | None = None) -> DashboardStats:
 
 
 def posts_per_day(now: datetime | None = None, days: int = CHART_DAYS) -> list[tuple[date, int]]:
-    """Posts per UTC day for the last `days` days (today included), in one grouped query."""
+    """Posts per UTC day for the last `days` days (today included), from `daily_counts`."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
-    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    day = utc_day(Post.created_at)
-    rows = db.session.execute(select(day, func.count()).where(Post.created_at >= start).group_by(day)).all()
-    counts = {_as_date(value): count for value, count in rows}
+    rows = db.session.execute(
+        select(DailyCount.day, DailyCount.count).where(DailyCount.subject == "posts", DailyCount.day >= first)
+    ).all()
+    counts = dict(rows)
     return [(first + timedelta(days=i), counts.get(first + timedelta(days=i), 0)) for i in range(days)]
-
-
-def _as_date(value: date | str) -> date:
-    """PostgreSQL returns a `date`; SQLite returns its ISO text."""
-    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def count_posts_by(author_id: int) -> int:

@@ -50,9 +50,14 @@ def _upgrade_postgresql():
         LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
         AS $$ SELECT public.unaccent('public.unaccent'::regdictionary, $1) $$
     """)
-    op.execute("""
-        ALTER TABLE posts ADD COLUMN search_vector tsvector
-        GENERATED ALWAYS AS (to_tsvector('simple', immutable_unaccent(title || ' ' || body))) STORED
+    # PostgreSQL's parser reads `<b>`, `a@b.io`, `x.org/y` and `3.14` as single tokens (tags are
+    # dropped); blanking those characters leaves runs of letters and digits, as FTS5 sees them.
+    separators = '<>@/:.&=?#%~+'
+    op.execute(f"""
+        ALTER TABLE posts ADD COLUMN search_vector tsvector GENERATED ALWAYS AS (
+            to_tsvector('simple', immutable_unaccent(
+                translate(title || ' ' || body, '{separators}', '{" " * len(separators)}')))
+        ) STORED
     """)
     op.execute('CREATE INDEX ix_posts_search_vector ON posts USING gin (search_vector)')
 
@@ -76,11 +81,16 @@ def _upgrade_postgresql():
     # A changed creation time (backdating, imports) moves the row to its new day.
     op.execute("""
         CREATE FUNCTION recount_row_by_day() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+          old_day date := (OLD.created_at AT TIME ZONE 'UTC')::date;
+          new_day date := (NEW.created_at AT TIME ZONE 'UTC')::date;
         BEGIN
-          INSERT INTO daily_counts (subject, day, count)
-          VALUES (TG_ARGV[0], (OLD.created_at AT TIME ZONE 'UTC')::date, -1),
-                 (TG_ARGV[0], (NEW.created_at AT TIME ZONE 'UTC')::date, 1)
-          ON CONFLICT (subject, day) DO UPDATE SET count = daily_counts.count + EXCLUDED.count;
+          IF old_day <> new_day THEN
+            INSERT INTO daily_counts (subject, day, count) VALUES (TG_ARGV[0], old_day, -1)
+            ON CONFLICT (subject, day) DO UPDATE SET count = daily_counts.count - 1;
+            INSERT INTO daily_counts (subject, day, count) VALUES (TG_ARGV[0], new_day, 1)
+            ON CONFLICT (subject, day) DO UPDATE SET count = daily_counts.count + 1;
+          END IF;
           RETURN NULL;
         END $$
     """)

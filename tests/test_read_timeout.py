@@ -1,0 +1,46 @@
+"""Every API read runs under `DB_READ_TIMEOUT_MS`: a slower one is a 503, and the worker moves on."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.database import normalise_url
+from tests.conftest import assert_problem
+
+
+@pytest.fixture
+def locked_posts(database_url):
+    """Another session holds an exclusive lock on `posts`, so any read of it waits."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement timeouts exist on PostgreSQL only")
+    engine = create_engine(normalise_url(database_url))
+    connection = engine.connect()
+    transaction = connection.begin()
+    connection.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
+    yield
+    transaction.rollback()
+    connection.close()
+    engine.dispose()
+
+
+def test_a_read_past_its_timeout_is_503_with_retry_after(make_app, locked_posts):
+    client = make_app(DB_READ_TIMEOUT_MS=200).test_client()
+    for path in ["/api/posts", "/api/posts?q=anything", "/api/posts/1"]:
+        response = client.get(path)
+        body = assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "5"
+        assert "took too long" in body["detail"]
+
+
+def test_the_next_read_after_a_timeout_succeeds(make_app, user, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement timeouts exist on PostgreSQL only")
+    app = make_app(DB_READ_TIMEOUT_MS=200)
+    client = app.test_client()
+    engine = create_engine(normalise_url(database_url))
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
+        assert client.get("/api/posts").status_code == 503
+    engine.dispose()
+    assert client.get("/api/posts").status_code == 200
