@@ -95,7 +95,8 @@ def prune_tokens() -> None:
 def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None:
     """Fill the database with fake users and posts, fast (bulk inserts).
 
-    Every seeded user's password is `Password123`.
+    Every seeded user's password is `Password123`. Post bodies draw from 16 common
+    words, plus `kestrel` (about 1% of posts), `quokka` (10 posts) and `Café` (0.1%).
     """
     rng = random.Random(random_seed)
     password_hash = hash_password(SEED_PASSWORD)
@@ -124,11 +125,25 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None
             for i in range(offset, offset + count):
                 created = now - span + span * (i / max(post_count, 1))
                 title = " ".join(rng.choices(_WORDS, k=4)).capitalize()
-                rows.append((rng.choice(author_ids), f"{title} #{i}",
-                             " ".join(rng.choices(_WORDS, k=40)), created, created))
+                body = " ".join(rng.choices(_WORDS, k=40)) + _rare_words(rng, i, post_count)
+                rows.append((rng.choice(author_ids), f"{title} #{i}", body, created, created))
             _bulk_insert_posts(rows)
             bar.update(count)
     click.echo(f"Seeded {user_count} users and {post_count} posts.")
+
+
+def _rare_words(rng: random.Random, index: int, post_count: int) -> str:
+    """Words of known rarity, so that searches can be measured at every selectivity:
+    `kestrel` in about 1% of posts, `quokka` in exactly 10 (when there are at least 10),
+    `Café` (accented) in about 0.1%."""
+    words = ""
+    if rng.random() < 0.01:
+        words += " kestrel"
+    if index % max(post_count // 10, 1) == 0:
+        words += " quokka"
+    if rng.random() < 0.001:
+        words += " Café"
+    return words
 
 
 def _bulk_insert_posts(rows: list[tuple]) -> None:

@@ -36,7 +36,7 @@ def configure_engine(app: Flask) -> None:
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
         connect_args.setdefault(
-            "options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}"
+            "options", _session_options(app.config["DB_STATEMENT_TIMEOUT_MS"])
         )
         app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(
             uri, options, app.config["DB_READ_TIMEOUT_MS"]
@@ -52,7 +52,7 @@ def _read_engine_options(uri: str, options: dict[str, Any], timeout_ms: int) -> 
     (bench/where-the-time-goes.md). A dead connection is caught by `run_read` instead.
     Its own, shorter statement timeout bounds what any public read can cost.
     """
-    connect_args = {**options["connect_args"], "options": f"-c statement_timeout={timeout_ms}"}
+    connect_args = {**options["connect_args"], "options": _session_options(timeout_ms)}
     return {
         **options,
         "connect_args": connect_args,
@@ -61,6 +61,13 @@ def _read_engine_options(uri: str, options: dict[str, Any], timeout_ms: int) -> 
         "pool_pre_ping": False,
         "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
     }
+
+
+def _session_options(timeout_ms: int) -> str:
+    """Per-connection settings: a statement timeout, and no JIT compilation, which costs
+    tens of milliseconds on the short queries a web request makes and pays off only on
+    long analytical ones (a search's plan can cross `jit_above_cost`)."""
+    return f"-c statement_timeout={timeout_ms} -c jit=off"
 
 
 def read_engine() -> Engine:

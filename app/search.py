@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, column, func, literal_column, text
 
@@ -107,18 +108,25 @@ def _fts5_match(query: SearchQuery) -> str:
     return "(" + wanted + ")" + "".join(f" NOT {term_text(term)}" for term in query.excluded)
 
 
-def post_matches(query: SearchQuery, dialect: str, post_id: ColumnElement[int]) -> ColumnElement[bool]:
-    """The condition that a post matches, for the database at hand."""
+SEARCH_VECTOR = literal_column("posts.search_vector")  # PostgreSQL only; migration 0002 keeps it
+
+
+def search_condition(dialect: str, *, search_vector: ColumnElement[Any], post_id: ColumnElement[int]
+                     ) -> ColumnElement[bool]:
+    """That a post matches the bound parameter `search` (see `search_parameter`).
+
+    The statement depends only on the database, so it can be built once and reused.
+    """
     if dialect == "postgresql":
-        tsquery = func.to_tsquery(
-            literal_column("'simple'::regconfig"),
-            func.immutable_unaccent(bindparam("search_query", _tsquery(query))),
-        )
-        return literal_column("posts.search_vector").bool_op("@@")(tsquery)
-    matching = text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :search_match").bindparams(
-        bindparam("search_match", _fts5_match(query))
-    ).columns(column("rowid"))
+        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), func.immutable_unaccent(bindparam("search")))
+        return search_vector.bool_op("@@")(tsquery)
+    matching = text("SELECT rowid FROM posts_fts WHERE posts_fts MATCH :search").columns(column("rowid"))
     return post_id.in_(matching)
+
+
+def search_parameter(query: SearchQuery, dialect: str) -> str:
+    """The value of `search` for `search_condition`: the query in that database's syntax."""
+    return _tsquery(query) if dialect == "postgresql" else _fts5_match(query)
 
 
 def is_search_index(name: str | None, type_: str) -> bool:

@@ -36,6 +36,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "lua"
 sys.path.insert(0, str(ROOT))
 
+from bench import search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
 
 PAGE = 20
@@ -551,6 +552,7 @@ def render(
     login: Result,
     started: datetime,
     elapsed: float,
+    search_section: list[str],
 ) -> str:
     first = results[1]
     deep = results[2]
@@ -627,6 +629,7 @@ def render(
         + ", ".join(f"`limit={c.label}`: {c.statements:g}" for c in page_size_counts)
         + ".",
         "",
+        *search_section,
         "## Set-up",
         "",
         f"- Seed (`flask seed --users {data.users} --posts {data.posts}`, COPY on PostgreSQL): "
@@ -661,6 +664,45 @@ def render(
     return "\n".join(lines) + "\n"
 
 
+def render_search(
+    searches: list[tuple[Result, Count]],
+    first: Result,
+    flood: search.FloodResult,
+    dashboard: Result,
+    admin_search: Result,
+    plans: list[Plan],
+) -> list[str]:
+    flood_ok = flood.reader_p99_ms < 50 and flood.reader_errors == 0
+    lines = [
+        "## Search",
+        "",
+        "`GET /api/posts?limit=20&q=…` with words of known rarity (the seed puts `kestrel` in about 1% of "
+        "posts and `quokka` in 10); same wrk settings as above, limits off.",
+        "",
+        *search.render_rows(searches, first, mark),
+        "",
+        f"**Search flood** (limits on, as in production, counted in Redis): 8 connections searching as fast "
+        f"as they can from eight client addresses for {flood.duration} s — {flood.flood_requests:,} searches, "
+        f"{flood.flood_limited:,} of them refused with 429 — while one ordinary client reads the first page "
+        f"four times a second: its **p50 {flood.reader_p50_ms:.2f} ms, p99 {flood.reader_p99_ms:.2f} ms** "
+        f"over {flood.reader_requests} requests, {flood.reader_errors} errors; target p99 < 50 ms: "
+        f"{mark(flood_ok)}.",
+        "",
+        "| Admin page | Requests/s | p50 (ms) | p99 (ms) | Errors | target |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        f"| {dashboard.label} | {dashboard.rps:,.0f} | {dashboard.p50_ms:.2f} | {dashboard.p99_ms:.2f} | "
+        f"{dashboard.errors} | p50 < 50 ms: {mark(dashboard.p50_ms < 50)} |",
+        f"| {admin_search.label} | {admin_search.rps:,.0f} | {admin_search.p50_ms:.2f} | "
+        f"{admin_search.p99_ms:.2f} | {admin_search.errors} | |",
+        "",
+        "### Search query plans (`EXPLAIN (ANALYZE, BUFFERS)`)",
+        "",
+    ]
+    for plan in plans:
+        lines += [f"#### {plan.label}", "", "```", plan.text, "```", ""]
+    return lines
+
+
 # ---- main -----------------------------------------------------------------------
 
 
@@ -669,6 +711,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 posts and short runs")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="for the search-flood row's rate limits (keys under a prefix of the run's own)")
     parser.add_argument(
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -736,6 +780,7 @@ def main() -> None:
                 runs=2,
             ),
         ]
+        probes += [Probe(f"search:{q}", "GET", search.search_path(q), explain=True) for _, q in search.SEARCHES]
         count_list, plans = count_statements(probes, token)
         counts = {c.label: c for c in count_list}
         size_probes = [Probe(str(n), "GET", f"/api/posts?limit={n}", runs=2) for n in (1, 20, 100)]
@@ -745,6 +790,8 @@ def main() -> None:
             "deep": f"Deep page: `GET /api/posts?limit=20&cursor=...` ({data.deep_pages:,} pages in)",
             "user_posts": f"Author page: `GET /api/users/{data.author_id}/posts?limit=20`",
         }
+        plan_titles.update({f"search:{q}": f"Search ({what}): `GET {search.search_path(q)}`"
+                            for what, q in search.SEARCHES})
         for plan in plans:
             plan.label = plan_titles[plan.label]
 
@@ -791,6 +838,15 @@ def main() -> None:
             script="create_post.lua",
             args=(token,),
         )
+        searches = [
+            (measure(f"q={q} ({what})", app, search.search_path(q), mode, c), counts[f"search:{q}"])
+            for what, q in search.SEARCHES
+        ]
+        cookie = search.admin_cookie(app.url, database_url)
+        dashboard = measure("GET /admin/ (dashboard)", app, "/admin/", mode, c, script="with_cookie.lua",
+                            args=(cookie,))
+        admin_search = measure("GET /admin/posts?q=kestrel", app, "/admin/posts?q=kestrel", mode, c,
+                               script="with_cookie.lua", args=(cookie,))
         workers = len(app.workers())
         login = measure(
             "POST /api/auth/login (bcrypt cost 12)",
@@ -804,13 +860,24 @@ def main() -> None:
             timeout=30,
         )
         rss, floor_rss = app.worker_rss_mb(), floor.worker_rss_mb()
+        stop(floor)
+        log("search flood beside a reader, production limits on (Redis)")
+        limited = start_gunicorn("limited", "wsgi:app", search.limited_environment(env, options.redis_url), "/health")
+        servers.append(limited)
+        flood = search.flood_with_reader(limited.url, OUT, mode.duration * 2)
+        log(f"flood: reader p50 {flood.reader_p50_ms:.2f} ms, p99 {flood.reader_p99_ms:.2f} ms; "
+            f"{flood.flood_requests} searches, {flood.flood_limited} limited")
     finally:
         for server in servers:
             stop(server)
     log_errors = sum(server_errors(s) for s in servers)
     facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    search_section = render_search(searches, first, flood, dashboard, admin_search, [
+        plan for plan in plans if plan.label.startswith("Search")])
+    plans = [plan for plan in plans if not plan.label.startswith("Search")]
     report = render(
         mode,
+        search_section=search_section,
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
         counts=counts,

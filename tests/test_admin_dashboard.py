@@ -11,8 +11,9 @@ from sqlalchemy import event, func, select, update
 from app.admin.chart import bar_chart, tick_step
 from app.extensions import db
 from app.models import Post, Role, User
-from app.services import posts, stats, users
+from app.services import stats
 from tests.admin_support import assert_admin_html, signed_in
+from tests.helpers import write_post
 
 NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
 
@@ -24,11 +25,7 @@ def _age_user(app, user_id: int, when: datetime) -> None:
 
 
 def _post_at(app, author_id: int, when: datetime, title: str = "Post") -> int:
-    with app.app_context():
-        post = posts.create_post(users.get_user(author_id), title=title, body="Body")
-        post.created_at = post.updated_at = when
-        db.session.commit()
-        return post.id
+    return write_post(app, author_id, title, at=when)
 
 
 def _stat(html: str, key: str) -> int:

@@ -9,8 +9,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Post
-from app.services import posts, users
+from app.services import posts
 from tests.admin_support import assert_admin_html, page_token, signed_in, submit, text_of
+from tests.helpers import write_post
 
 XSS = "<script>alert(1)</script>"
 
@@ -21,12 +22,7 @@ def admin_client(client, admin):
 
 
 def _write(app, person, title: str, body: str = "Body", *, age: timedelta | None = None) -> int:
-    with app.app_context():
-        post = posts.create_post(users.get_user(person.id), title=title, body=body)
-        if age is not None:
-            post.created_at = post.updated_at = datetime.now(UTC) - age
-            db.session.commit()
-        return post.id
+    return write_post(app, person.id, title, body, at=None if age is None else datetime.now(UTC) - age)
 
 
 def _ids_in(html: str) -> list[int]:

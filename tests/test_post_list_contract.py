@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.pagination import PageRequest
 from app.schemas import PostSchema
 from app.services import posts
 
@@ -40,7 +39,7 @@ def test_list_items_are_byte_for_byte_what_post_schema_dumps(app, client, make_u
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     with app.app_context():
-        expected = [PostSchema().dump(posts.get_post(item["id"])) for item in response.get_json()]
+        expected = [PostSchema().dump(posts.load_post(item["id"])) for item in response.get_json()]
     assert response.get_data(as_text=True) == app.json.dumps(expected)
     assert [list(item) for item in response.get_json()] == [
         ["id", "title", "body", "author", "created_at", "updated_at"]
@@ -113,21 +112,3 @@ def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(clien
         assert response.status_code == 200
         assert len(response.get_json()) == min(limit, total)
         assert len(sql_statements) <= 2, sql_statements
-
-
-def test_post_objects_and_rows_page_alike(app, client, make_user):
-    ann, bob = make_user(), make_user()
-    _write_posts(client, ann, 3)
-    _write_posts(client, bob, 2)
-
-    with app.app_context():
-        for author_id in (None, ann.id):
-            objects = posts.list_posts(PageRequest(limit=2), author_id=author_id)
-            rows = posts.list_post_rows(PageRequest(limit=2), author_id=author_id)
-            while True:
-                assert [p.id for p in objects.items] == [r.id for r in rows.items]
-                assert objects.next_key == rows.next_key
-                if objects.next_key is None:
-                    break
-                objects = posts.list_posts(PageRequest(limit=2, after=objects.next_key), author_id=author_id)
-                rows = posts.list_post_rows(PageRequest(limit=2, after=rows.next_key), author_id=author_id)

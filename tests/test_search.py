@@ -211,3 +211,20 @@ def test_parser_splits_words_on_anything_but_letters_and_digits():
 def test_parser_refuses_queries_without_a_wanted_word(q):
     with pytest.raises(InvalidSearch):
         parse_search(q)
+
+
+@pytest.mark.parametrize("window", [1, 3, 4, 5000])
+def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user, monkeypatch, window):
+    """A search looks among the newest posts first, then asks the index: the pages must not
+    depend on where that switch happens."""
+    from app.services import posts
+
+    monkeypatch.setattr(posts, "SEARCH_WINDOW", window)
+    wanted = []
+    for n in range(12):
+        post = create_post(client, user, title=f"{'needle' if n % 3 else 'hay'} {n}")
+        if n % 3:
+            wanted.append(post["id"])
+    pages = walk(client, "/api/posts?q=needle&limit=2")
+    assert [post_id for page in pages for post_id in page] == wanted[::-1]
+    assert all(len(page) == 2 for page in pages)

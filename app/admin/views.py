@@ -230,19 +230,19 @@ def _user_or_none(user_id: int) -> User | None:
 
 @bp.get(f"/posts/<{ID}:post_id>")
 def post_detail(post_id: int) -> str:
-    return render_template("admin/post.html", nav="posts", post=posts.get_post(post_id), form=ActionForm())
+    return render_template("admin/post.html", nav="posts", post=posts.read_post(post_id), form=ActionForm())
 
 
 @bp.get(f"/posts/<{ID}:post_id>/delete")
 def confirm_delete_post(post_id: int) -> str:
     return render_template(
-        "admin/confirm_delete_post.html", nav="posts", post=posts.get_post(post_id), form=ActionForm()
+        "admin/confirm_delete_post.html", nav="posts", post=posts.read_post(post_id), form=ActionForm()
     )
 
 
 @bp.post(f"/posts/<{ID}:post_id>/delete")
 def delete_post(post_id: int) -> Response:
-    post = posts.get_post(post_id)
+    post = posts.load_post(post_id)
     if _apply(lambda: posts.delete_post(g.admin, post), f"Post #{post_id} was deleted."):
         return redirect(url_for("admin.post_list"))
     return redirect(url_for("admin.post_detail", post_id=post_id))

@@ -103,6 +103,6 @@ def delete_user(user_id: int):
 @blp.problems(404, 429, 503)
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
-    page = posts.list_post_rows(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),
+    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),
                                 author_must_exist=True)
     return dump_posts(page)

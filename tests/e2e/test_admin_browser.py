@@ -12,19 +12,15 @@ from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import Post, Role, User
-from app.services import posts, users
+from app.services import users
 from tests.e2e.conftest import sign_in
+from tests.helpers import write_post
 
 XSS = "<script>alert(1)</script>"
 
 
 def _write(app, person, title: str, *, age: timedelta = timedelta(0)) -> int:
-    with app.app_context():
-        post = posts.create_post(users.get_user(person.id), title=title, body=f"Body of {title}")
-        if age:
-            post.created_at = post.updated_at = datetime.now(UTC) - age
-            db.session.commit()
-        return post.id
+    return write_post(app, person.id, title, f"Body of {title}", at=datetime.now(UTC) - age if age else None)
 
 
 def _database_counts(app) -> dict[str, int]:
