@@ -250,8 +250,10 @@ SEARCH_DESCRIPTION = (
     "order; `\"quoted words\"` must appear together in that order; `-word` or `-\"some words\"` "
     "excludes; the last word also matches as a prefix (`pyth` finds `Python`). Case and accents "
     "are ignored (`cafe` finds `Café`). A word is a run of letters and digits; common English "
-    "words on their own (`the`, `and`) are not searched for. A `q` with nothing to search for, or "
-    "with only exclusions, is a 422. Results stay newest first and page with `cursor`."
+    "words on their own (`the`, `and`) are not searched for; there is no stemming. A `q` with nothing "
+    "to search for, or with only exclusions, is a 422. Results stay newest first and page with `cursor`. "
+    "PostgreSQL also folds ligatures and letters such as `ß` (→ `ss`) and `ø` (→ `o`); the embedded "
+    "SQLite database keeps those as they are."
 )
 
 

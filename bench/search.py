@@ -97,17 +97,24 @@ def admin_cookie(server_url: str, database_url: str) -> str:
         cursor.execute("UPDATE users SET role = 'admin' WHERE id = (SELECT min(id) FROM users) RETURNING email")
         (email,) = cursor.fetchone()
     connection.close()
-    session = requests.Session()
-    page = session.get(server_url + "/admin/login", timeout=30).text
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    # Production cookies are `Secure`, which a client keeps to HTTPS; carried by hand over loopback.
+    page = requests.get(server_url + "/admin/login", timeout=30)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page.text)
     if token is None:
         raise RuntimeError("no CSRF token on the admin login page")
-    signed_in = session.post(server_url + "/admin/login", timeout=30, allow_redirects=False, data={
-        "email": email, "password": "Password123", "csrf_token": token.group(1)})
+    signed_in = requests.post(
+        server_url + "/admin/login", timeout=30, allow_redirects=False,
+        data={"email": email, "password": "Password123", "csrf_token": token.group(1)},
+        headers={"Cookie": _cookie_header(page)},
+    )
     if signed_in.status_code != 302:
         raise RuntimeError(f"admin sign-in failed: {signed_in.status_code}")
-    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in session.cookies)
+    return _cookie_header(signed_in)
+
+
+def _cookie_header(response: requests.Response) -> str:
+    return "; ".join(f"{name}={value}" for name, value in response.cookies.items())
 
 
 def limited_environment(env: dict[str, str], redis_url: str) -> dict[str, str]:

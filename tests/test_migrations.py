@@ -28,3 +28,28 @@ def test_database_is_at_the_latest_revision(app):
         config.set_main_option("script_location", app.extensions["migrate"].directory)
         head = ScriptDirectory.from_config(config).get_current_head()
     assert current == head
+
+
+def test_search_migration_indexes_and_counts_the_posts_an_existing_database_has(app, client):
+    """Migration 0002 on a database with data: old posts are searchable and counted at once."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from app.services import stats
+
+    directory = app.extensions["migrate"].directory
+    with app.app_context():
+        downgrade(directory=directory, revision="0001")
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO users (email, name, password_hash, role, is_active, created_at, updated_at) "
+                "VALUES ('old@example.com', 'Old Timer', 'x', 'user', true, :now, :now)"), {"now": "2026-01-02 03:04:05"})
+            connection.execute(text(
+                "INSERT INTO posts (author_id, title, body, created_at, updated_at) "
+                "SELECT id, 'Written before search', 'about a zeppelin', :now, :now FROM users"),
+                {"now": "2026-01-02 03:04:05"})
+        upgrade(directory=directory)
+        numbers = stats.dashboard()
+    response = client.get("/api/posts?q=zeppelin")
+    assert [post["title"] for post in response.get_json()] == ["Written before search"]
+    assert (numbers.users, numbers.posts) == (1, 1)

@@ -77,7 +77,9 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
     env.update({
         "APP_ENV": "production", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
         "BCRYPT_ROUNDS": "4", "RATELIMIT_LOGIN": "100000/minute", "RATELIMIT_REGISTER": "100000/minute",
-        "RATELIMIT_WRITE": "100000/minute", "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "2",
+        "RATELIMIT_WRITE": "100000/minute", "RATELIMIT_READ": "1000000/minute",
+        "RATELIMIT_READ_USER": "1000000/minute", "RATELIMIT_SEARCH": "1000000/minute",
+        "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "2",
     })
     env.update(extra)
     return env

@@ -32,6 +32,7 @@ JWT_SECRET_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(48)
 export SECRET_KEY JWT_SECRET_KEY
 # The limits stay on (their code runs), set high enough not to starve the fuzzer.
 export RATELIMIT_LOGIN=100000/minute RATELIMIT_REGISTER=100000/minute RATELIMIT_WRITE=100000/minute
+export RATELIMIT_READ=1000000/minute RATELIMIT_READ_USER=1000000/minute RATELIMIT_SEARCH=1000000/minute
 export BCRYPT_ROUNDS=4 LOG_LEVEL=WARNING
 unset REDIS_URL
 
