@@ -32,7 +32,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
 
     database.configure_engine(app)
     extensions.db.init_app(app)
-    database.end_sessions_safely(app)
+    extensions.reads.init_app(app)
     extensions.migrate.init_app(app, extensions.db, include_object=search.include_object)
     extensions.jwt.init_app(app)
     extensions.compress.init_app(app)

@@ -1,4 +1,11 @@
-"""Engine settings per backend: pooled, fail-fast PostgreSQL; SQLite as the embedded default."""
+"""The database engines and their lifecycle: one place for all of them.
+
+- Writes (and every read inside a request that writes) use Flask-SQLAlchemy's
+  engine and request-scoped session, in transactions.
+- Single-statement reads use `reads`, their own engine: an autocommit pool on the
+  same PostgreSQL, with its own statement timeout. On SQLite, where a round trip
+  is a function call, reads use the main engine.
+"""
 
 from __future__ import annotations
 
@@ -7,60 +14,37 @@ import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Flask
-from sqlalchemy import Connection, Engine, event
+import flask_sqlalchemy.session
+from flask import Flask, current_app
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-
-from app.extensions import db
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-READS = "reads"  # the bind key of the read engine (PostgreSQL only)
-
 
 def configure_engine(app: Flask) -> None:
+    """Settle the database URL and the main engine's options before Flask-SQLAlchemy reads them."""
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
         os.makedirs(app.instance_path, exist_ok=True)
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
-        app.config["SQLALCHEMY_DATABASE_URI"] = uri
     uri = normalise_url(uri)
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
-    if make_url(uri).get_backend_name() == "postgresql":
+    if is_postgresql(uri):
         options.update(app.config["SQLALCHEMY_ENGINE_OPTIONS_POOL"])
         options.setdefault("pool_pre_ping", True)
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
-        connect_args.setdefault(
-            "options", _session_options(app.config["DB_STATEMENT_TIMEOUT_MS"])
-        )
-        app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(
-            uri, options, app.config["DB_READ_TIMEOUT_MS"]
-        )
+        connect_args.setdefault("options", _session_options(app.config["DB_STATEMENT_TIMEOUT_MS"]))
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
-def _read_engine_options(uri: str, options: dict[str, Any], timeout_ms: int) -> dict[str, Any]:
-    """A second pool for single-statement reads, which need no transaction.
-
-    In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
-    pre-ping there is no `SELECT 1`: one round trip per read instead of four
-    (bench/where-the-time-goes.md). A dead connection is caught by `run_read` instead.
-    Its own, shorter statement timeout bounds what any public read can cost.
-    """
-    connect_args = {**options["connect_args"], "options": _session_options(timeout_ms)}
-    return {
-        **options,
-        "connect_args": connect_args,
-        "url": uri,
-        "isolation_level": "AUTOCOMMIT",
-        "pool_pre_ping": False,
-        "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
-    }
+def is_postgresql(uri: str) -> bool:
+    return make_url(uri).get_backend_name() == "postgresql"
 
 
 def _session_options(timeout_ms: int) -> str:
@@ -70,28 +54,77 @@ def _session_options(timeout_ms: int) -> str:
     return f"-c statement_timeout={timeout_ms} -c jit=off"
 
 
-def read_engine() -> Engine:
-    """The engine for `run_read`; on SQLite, where a round trip is a function call, the main one."""
-    return db.engines.get(READS) or db.engine
+class Session(flask_sqlalchemy.session.Session):
+    """A request's session, which ends cleanly even if the server dropped its connection.
 
-
-def run_read(work: Callable[[Connection], T]) -> T:
-    """Run a read on a pooled connection of the read engine, once more if that connection
-    turns out to be dead (PostgreSQL restarted since it was last used).
-
-    The first failure invalidates the pool, so the retry connects afresh; if the
-    server is still down, that raises the usual OperationalError (a 503). Retrying is
-    safe because a read changes nothing. `work` must only read.
+    Ending a session rolls back; when PostgreSQL has just restarted that rollback
+    fails, and the exception would turn a request that already succeeded into a 500.
+    SQLAlchemy has invalidated the connection by then, so the pool replaces it.
     """
-    try:
-        with read_engine().connect() as connection:
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("database connection lost while ending a request; it will be replaced")
+
+
+class ReadEngine:
+    """The engine of single-statement reads, as a Flask extension: created unbound,
+    bound to each app in `init_app`, disposed of with `dispose`.
+
+    In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
+    pre-ping there is no `SELECT 1`: one round trip per read instead of four
+    (bench/where-the-time-goes.md). A dead connection is caught by `run` instead.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        uri = app.config["SQLALCHEMY_DATABASE_URI"]
+        engine = None
+        if is_postgresql(uri):
+            options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+            connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"])}
+            engine = create_engine(uri, **{
+                **options,
+                "connect_args": connect_args,
+                "isolation_level": "AUTOCOMMIT",
+                "pool_pre_ping": False,
+                "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
+            })
+        app.extensions["read_engine"] = engine
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["read_engine"] or current_app.extensions["sqlalchemy"].engine
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """Run a read on a pooled connection, once more if that connection turns out to
+        be dead (PostgreSQL restarted since it was last used).
+
+        The first failure invalidates the pool, so the retry connects afresh; if the
+        server is still down, that raises the usual OperationalError (a 503). Retrying
+        is safe because a read changes nothing. `work` must only read.
+        """
+        engine = self.engine
+        try:
+            with engine.connect() as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("database connection lost before a read; retrying on a new one")
+        with engine.connect() as connection:
             return work(connection)
-    except DBAPIError as error:
-        if not error.connection_invalidated:
-            raise
-        log.warning("database connection lost before a read; retrying on a new one")
-    with read_engine().connect() as connection:
-        return work(connection)
+
+
+def engines(app: Flask) -> list[Engine]:
+    """Every engine of the app: the main one, and the read engine where there is one."""
+    with app.app_context():
+        main = list(current_app.extensions["sqlalchemy"].engines.values())
+    read = app.extensions.get("read_engine")
+    return [*main, *([read] if read is not None else [])]
 
 
 def normalise_url(url: str) -> str:
@@ -110,24 +143,3 @@ def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-
-
-def end_sessions_safely(app: Flask) -> None:
-    """End each request's session even if the server dropped its connection meanwhile.
-
-    Flask-SQLAlchemy's own teardown rolls back on close; when PostgreSQL has just
-    restarted that rollback fails, and the exception would turn a request that
-    already succeeded into a 500. SQLAlchemy has invalidated the connection by then,
-    so the pool replaces it; the session is dropped. Registered after `db.init_app`,
-    this runs before Flask-SQLAlchemy's teardown, which then has nothing left to do.
-    """
-
-    @app.teardown_appcontext
-    def remove_session(_error: BaseException | None) -> None:
-        try:
-            db.session.remove()
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            log.warning("database connection lost while ending a request; it will be replaced")
-            db.session.registry.clear()

@@ -9,6 +9,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
+from app.database import ReadEngine, Session
 from app.ratelimit import (
     Limiter,
     limits_disabled,
@@ -25,7 +26,8 @@ class Base(DeclarativeBase):
 
 
 # Request-scoped sessions: objects stay usable after commit without a reload per attribute.
-db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False, "class_": Session})
+reads = ReadEngine()
 migrate = Migrate()
 jwt = JWTManager()
 compress = Compress()

@@ -59,7 +59,7 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
     """Run each probe once to warm up, then `runs` times counting statements."""
     from sqlalchemy import event
 
-    from app import create_app
+    from app import create_app, database
     from app.extensions import db
 
     app = create_app()
@@ -68,7 +68,7 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
     plans: list[Plan] = []
     with app.app_context():  # only to reach the engines: `g` must not outlive a request
         engine = db.engine
-        engines = list(db.engines.values())  # the main engine and the read engine
+    engines = database.engines(app)  # the main engine and the read engine
     seen: list[tuple[str, Any]] = []
     pings = [0]
 

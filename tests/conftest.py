@@ -35,7 +35,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import create_app, database
 from app.extensions import db
 from app.models import Role
 from app.services import tokens, users
@@ -77,12 +77,11 @@ def app(database_url: str) -> Iterator[Flask]:
     with app.app_context():
         _rebuild_schema()
     yield app
-    with app.app_context():
-        _dispose_engines()
+    _dispose_engines(app)
 
 
-def _dispose_engines() -> None:
-    for engine in db.engines.values():
+def _dispose_engines(app: Flask) -> None:
+    for engine in database.engines(app):
         engine.dispose()
 
 
@@ -137,16 +136,14 @@ def make_app(database_url: str) -> Iterator:
 
     yield make
     for other in made:
-        with other.app_context():
-            _dispose_engines()
+        _dispose_engines(other)
 
 
 @pytest.fixture
 def sql_statements(app: Flask) -> Iterator[list[str]]:
     """The SQL the app runs from now on, to prove query counts (never timings)."""
     statements: list[str] = []
-    with app.app_context():
-        engines = list(db.engines.values())  # the main engine and, on PostgreSQL, the read engine
+    engines = database.engines(app)  # the main engine and, on PostgreSQL, the read engine
 
     def record(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement)

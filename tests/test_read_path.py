@@ -1,7 +1,7 @@
 """The API's read path: one round trip per read on PostgreSQL, and it survives a server restart.
 
 Reads run on their own pool in autocommit without pre-ping (app/database.py), so a
-connection that died meanwhile is only found when a read uses it; `run_read` then
+connection that died meanwhile is only found when a read uses it; `reads.run` then
 retries once on a new connection.
 """
 
@@ -10,8 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app import create_app
-from app.database import read_engine, run_read
-from app.extensions import db
+from app.extensions import db, reads
 from tests.conftest import assert_problem
 
 
@@ -42,7 +41,7 @@ def test_reads_on_connections_the_server_dropped_succeed_on_a_new_connection(app
         assert response.status_code == 200, response.get_data(as_text=True)
         assert "Kept" in response.get_data(as_text=True)
     with app.app_context():
-        assert read_engine().pool.checkedout() == 0
+        assert reads.engine.pool.checkedout() == 0
 
 
 @pytest.mark.usefixtures("postgresql")
@@ -64,7 +63,7 @@ def test_reads_hold_no_transaction_open(app):
         return connection.connection.dbapi_connection.get_transaction_status()
 
     with app.app_context():
-        assert run_read(transaction_status) == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        assert reads.run(transaction_status) == psycopg2.extensions.TRANSACTION_STATUS_IDLE
         with db.engine.connect() as connection:  # the main engine still opens transactions
             assert transaction_status(connection) == psycopg2.extensions.TRANSACTION_STATUS_INTRANS
 
@@ -77,7 +76,7 @@ def test_a_read_error_other_than_a_lost_connection_is_not_retried(app):
         connection.execute(text("SELECT * FROM no_such_table"))
 
     with app.app_context(), pytest.raises(DBAPIError):
-        run_read(failing)
+        reads.run(failing)
     assert calls == [1]
 
 

@@ -14,9 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, bindparam, select, tuple_
 
-from app.database import run_read
 from app.errors import NotFound, PermissionDenied
-from app.extensions import db
+from app.extensions import db, reads
 from app.models import Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import SEARCH_VECTOR, SearchQuery, search_condition, search_parameter
@@ -24,9 +23,9 @@ from app.search import SEARCH_VECTOR, SearchQuery, search_condition, search_para
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
 # A search first looks for its page among this many of the newest posts, read through the
-# `created_at` index (about 1.5 ms at 1M posts: enough for any word in more than one post in
-# 200); rarer words then get all their matches from the search index, which is cheap because
-# they are rare. Figures and plans: bench/results.md.
+# `created_at` index: enough for any word in more than one post in 200. Rarer words then get
+# all their matches from the search index, which is cheap because they are rare; the
+# planner's own estimates cannot tell the two cases apart (bench/where-the-time-goes.md).
 SEARCH_WINDOW = 5000
 
 
@@ -101,7 +100,7 @@ def delete_post(actor: User, post: Post) -> None:
 # ---- reads --------------------------------------------------------------------------
 # One Core statement per shape of request, built once with bound parameters (`limit`,
 # `author_id`, `after_at`, `after_id`, `skip`, `search`, `window`), run on the read
-# pool's autocommit connection (`run_read`): see bench/where-the-time-goes.md.
+# pool's autocommit connection (`reads.run`): see bench/where-the-time-goes.md.
 
 _posts, _users = Post.__table__.c, User.__table__.c
 _NEWEST_FIRST = (_posts.created_at.desc(), _posts.id.desc())
@@ -171,7 +170,7 @@ def _top_of(ids: Select) -> Select:
 def read_post(post_id: int) -> PostView:
     row = None
     if is_possible_id(post_id):
-        row = run_read(lambda connection: connection.execute(_ONE_POST, {"post_id": post_id}).first())
+        row = reads.run(lambda connection: connection.execute(_ONE_POST, {"post_id": post_id}).first())
     if row is None:
         raise NotFound("Post not found.")
     return PostView.of_row(row)
@@ -209,5 +208,5 @@ def list_posts(
                 return rows
         return connection.execute(_search_everywhere(dialect, by_author, after, skip), parameters).all()
 
-    views = [PostView.of_row(row) for row in run_read(read)]
+    views = [PostView.of_row(row) for row in reads.run(read)]
     return page_of(views, page.limit, lambda post: (post.created_at, post.id))

@@ -116,7 +116,20 @@ def _upgrade_postgresql():
         """)
 
 
+# 0001 wrote PostgreSQL's `now()` as the timestamps' default, a function SQLite does not
+# have: there an insert that left them out failed. The models' `func.now()` renders as
+# CURRENT_TIMESTAMP on SQLite. (Recreating a table drops its triggers: any later migration
+# that recreates `users` or `posts` on SQLite must create their triggers again.)
+TIMESTAMPS = {'users': ('created_at', 'updated_at'), 'posts': ('created_at', 'updated_at'),
+              'revoked_tokens': ('revoked_at',)}
+
+
 def _upgrade_sqlite():
+    for table, columns in TIMESTAMPS.items():
+        with op.batch_alter_table(table) as batch:
+            for name in columns:
+                batch.alter_column(name, server_default=sa.func.now(), existing_type=sa.DateTime(timezone=True),
+                                   existing_nullable=False)
     op.execute("""
         CREATE VIRTUAL TABLE posts_fts USING fts5(
             title, body, content='posts', content_rowid='id', tokenize='unicode61 remove_diacritics 2'
