@@ -8,17 +8,20 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import URL, Connection, Engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from app.extensions import db
+from config import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 READS = "reads"  # the bind key of the read engine (PostgreSQL only)
+SUPPORTED_DRIVERS = ("postgresql+psycopg2", "sqlite", "sqlite+pysqlite")
+URL_EXAMPLES = "postgresql://user:password@host:5432/name or sqlite:////absolute/path/app.db"
 
 
 def configure_engine(app: Flask) -> None:
@@ -28,6 +31,7 @@ def configure_engine(app: Flask) -> None:
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
         app.config["SQLALCHEMY_DATABASE_URI"] = uri
     uri = normalise_url(uri)
+    check_url(uri, "TEST_DATABASE_URL" if app.config.get("TESTING") else "DATABASE_URL")
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if make_url(uri).get_backend_name() == "postgresql":
@@ -80,6 +84,31 @@ def run_read(work: Callable[[Connection], T]) -> T:
         log.warning("database connection lost before a read; retrying on a new one")
     with read_engine().connect() as connection:
         return work(connection)
+
+
+def check_url(uri: str, variable: str = "DATABASE_URL") -> URL:
+    """Refuse, in one sentence, a URL no engine here can use; SQLAlchemy would say it in a traceback."""
+    try:
+        url = make_url(normalise_url(uri))
+    except ArgumentError:
+        raise ConfigurationError(f"{variable} is not a database URL; use {URL_EXAMPLES}") from None
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigurationError(f"{variable} names an unsupported database {url.drivername!r}; "
+                                 f"use {URL_EXAMPLES}")
+    return url
+
+
+def connection_problem(error: DBAPIError, url: URL) -> str:
+    """One line that says which database could not be reached and why (the driver's first line)."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    where = url.render_as_string(hide_password=True)
+    hint = ""
+    if "does not exist" in reason and url.get_backend_name() == "postgresql":
+        host, user = url.host or "localhost", url.username or "postgres"
+        hint = f" (create it first: createdb -h {host} -U {user} {url.database})"
+    elif url.get_backend_name() == "sqlite":
+        hint = " (does its folder exist, and may this user write there?)"
+    return f"cannot connect to the database {where}: {reason}{hint}"
 
 
 def normalise_url(url: str) -> str:

@@ -1,7 +1,9 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from alembic import context
 
@@ -91,7 +93,14 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except DBAPIError as error:  # down, missing, refused: one line, not a traceback
+        from app.database import connection_problem
+
+        raise click.ClickException(connection_problem(error, connectable.url)) from None
+
+    with connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

@@ -40,12 +40,14 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app import create_app
+from app.database import check_url, connection_problem
 from app.extensions import db
 from app.models import Role
 from app.services import tokens, users
+from config import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
@@ -73,7 +75,10 @@ def _test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    name = make_url(url).database or ""
+    try:
+        name = check_url(url, "TEST_DATABASE_URL").database or ""
+    except ConfigurationError as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
     if "test" not in name:
         pytest.exit(f"TEST_DATABASE_URL must name a throwaway database containing 'test', not {name!r}")
     return url
@@ -86,8 +91,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    try:
+        app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    except ConfigurationError as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
     with app.app_context():
+        _require_database()
         _rebuild_schema()
     yield app
     with app.app_context():
@@ -97,6 +106,16 @@ def app(database_url: str) -> Iterator[Flask]:
 def _dispose_engines() -> None:
     for engine in db.engines.values():
         engine.dispose()
+
+
+def _require_database() -> None:
+    """A test database that is missing or down stops the run with one line, not an error per test."""
+    try:
+        with db.engine.connect():
+            pass
+    except DBAPIError as error:
+        pytest.exit(f"TEST_DATABASE_URL: {connection_problem(error, db.engine.url)}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _rebuild_schema() -> None:
