@@ -230,6 +230,15 @@ class PostListArgsSchema(PageArgsSchema):
     q = SafeString(validate=validate.Length(min=1, max=200))
 
 
+class IndexSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    links = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                        metadata={"description": "Paths of the API's entry points, by name: `docs`, `redoc`, "
+                                  "`openapi`, `health`, `ready`, `register`, `login`, `users`, `me`, `posts`, "
+                                  "`admin`."})
+
+
 class HealthSchema(Schema):
     status = fields.String(required=True)
 

@@ -33,7 +33,7 @@ def test_document_is_openapi_3(spec):
 def test_document_lists_every_api_route_and_method(app, spec):
     routes = {}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/api", "/health")):
+        if rule.rule.startswith(("/api", "/health")) or rule.rule == "/":
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             routes.setdefault(path, set()).update(rule.methods & API_METHODS)
     assert routes, "no API routes found"
