@@ -12,6 +12,7 @@ blp = Blueprint("index", __name__, url_prefix="/", description="Where to start")
 
 @blp.route("")
 @blp.response(200, IndexSchema)
+@blp.doc(operationId="getIndex")
 def index():
     """The API's entry points: documentation, the OpenAPI document, probes and collections.
 
