@@ -4,32 +4,46 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
 
-.PHONY: run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
+.PHONY: venv run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
 
-$(BIN)/activate: requirements.txt requirements-dev.txt
+# Two layers: `make run` installs only what the app needs (requirements.txt); every
+# developer target adds the test, lint, fuzz and benchmark tools (requirements-dev.txt).
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+
+$(RUNTIME): requirements.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(BIN)/activate
+	@test -d $(VENV) || { echo "==> creating the virtualenv in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing the app's dependencies (requirements.txt) into $(VENV)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
 
-venv: $(BIN)/activate
+$(DEV): $(RUNTIME) requirements-dev.txt
+	@echo "==> installing the test and developer tools (requirements-dev.txt: pytest, Schemathesis, Playwright, ...);"
+	@echo "    the first time this downloads a few hundred MB"
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
 
-run: $(BIN)/activate
+venv: $(RUNTIME)
+
+run: $(RUNTIME)
+	@echo "==> migrating the database (flask db upgrade)"
 	$(BIN)/flask db upgrade
+	@echo "==> starting gunicorn (gunicorn.conf.py); Ctrl-C stops it"
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(BIN)/activate
+test: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(BIN)/activate
+lint: $(DEV)
 	$(BIN)/ruff check .
 
-fmt: $(BIN)/activate
+fmt: $(DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-migrate: $(BIN)/activate
+migrate: $(RUNTIME)
 	$(BIN)/flask db migrate -m "$(m)"
 
 # Benchmark (bench/run.py): a fresh PostgreSQL database `app_bench`, the app under gunicorn, wrk.
@@ -42,21 +56,21 @@ ifeq ($(WRK),)
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq wrk
 endif
 
-bench: $(BIN)/activate wrk
+bench: $(DEV) wrk
 	$(BIN)/python bench/run.py
 
-bench-quick: $(BIN)/activate wrk
+bench-quick: $(DEV) wrk
 	$(BIN)/python bench/run.py --quick
 
-bench-profile: $(BIN)/activate
+bench-profile: $(DEV)
 	$(BIN)/python bench/profile.py
 
 # Schemathesis against /openapi.json on gunicorn + a throwaway PostgreSQL db (FUZZ_EXAMPLES, FUZZ_MAX_TIME).
-fuzz: $(BIN)/activate
+fuzz: $(DEV)
 	scripts/fuzz/run.sh
 
 # Fault scenarios (PostgreSQL restart, worker SIGKILL, races, slow clients); tables to docs/faults.md.
-faults: $(BIN)/activate
+faults: $(DEV)
 	scripts/faults/run.sh
 
 clean:

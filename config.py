@@ -110,6 +110,14 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    # 100 times the production defaults: someone trying the API, or a generated client's
+    # test run, never meets them, although without Redis each worker counts on its own.
+    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "1000/minute")
+    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "2000/hour")
+    RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "12000/minute")
+    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "30000/minute")
+    RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "120000/minute")
+    RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "3000/minute")
 
     @classmethod
     def validate(cls, config: dict) -> None:

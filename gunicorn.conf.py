@@ -5,7 +5,8 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+# gunicorn's sync worker, with its own errors (400, 414, 431, ...) as problem JSON.
+worker_class = "app.gunicorn_worker.ProblemJsonSyncWorker"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5

@@ -16,13 +16,18 @@ from typing import Any, TypeVar
 
 import flask_sqlalchemy.session
 from flask import Flask, current_app
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from config import ConfigurationError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+SUPPORTED_DRIVERS = ("postgresql+psycopg2", "sqlite", "sqlite+pysqlite")
+URL_EXAMPLES = "postgresql://user:password@host:5432/name or sqlite:////absolute/path/app.db"
 
 
 def configure_engine(app: Flask) -> None:
@@ -32,6 +37,7 @@ def configure_engine(app: Flask) -> None:
         os.makedirs(app.instance_path, exist_ok=True)
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
     uri = normalise_url(uri)
+    check_url(uri, "TEST_DATABASE_URL" if app.config.get("TESTING") else "DATABASE_URL")
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if is_postgresql(uri):
@@ -125,6 +131,31 @@ def engines(app: Flask) -> list[Engine]:
         main = list(current_app.extensions["sqlalchemy"].engines.values())
     read = app.extensions.get("read_engine")
     return [*main, *([read] if read is not None else [])]
+
+
+def check_url(uri: str, variable: str = "DATABASE_URL") -> URL:
+    """Refuse, in one sentence, a URL no engine here can use; SQLAlchemy would say it in a traceback."""
+    try:
+        url = make_url(normalise_url(uri))
+    except ArgumentError:
+        raise ConfigurationError(f"{variable} is not a database URL; use {URL_EXAMPLES}") from None
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise ConfigurationError(f"{variable} names an unsupported database {url.drivername!r}; "
+                                 f"use {URL_EXAMPLES}")
+    return url
+
+
+def connection_problem(error: DBAPIError, url: URL) -> str:
+    """One line that says which database could not be reached and why (the driver's first line)."""
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+    where = url.render_as_string(hide_password=True)
+    hint = ""
+    if "does not exist" in reason and url.get_backend_name() == "postgresql":
+        host, user = url.host or "localhost", url.username or "postgres"
+        hint = f" (create it first: createdb -h {host} -U {user} {url.database})"
+    elif url.get_backend_name() == "sqlite":
+        hint = " (does its folder exist, and may this user write there?)"
+    return f"cannot connect to the database {where}: {reason}{hint}"
 
 
 def normalise_url(url: str) -> str:

@@ -66,8 +66,19 @@ class EmailAddress(fields.Email):
         return text.lower()
 
 
+PASSWORD_RULES = (f"{PASSWORD_MIN_BYTES} to {PASSWORD_MAX_BYTES} bytes long in UTF-8 (bytes, not characters: "
+                  "`é` counts 2, most emoji 4), with at least one uppercase letter and at least one digit; "
+                  "no NUL characters.")
+
+
 class Password(fields.String):
     """8 to 72 bytes of UTF-8 with an uppercase letter and a digit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Character bounds that follow from the byte bounds (a character is 1 to 4 bytes).
+        self.metadata = {"description": PASSWORD_RULES, "minLength": PASSWORD_MIN_BYTES // 4,
+                         "maxLength": PASSWORD_MAX_BYTES, **self.metadata}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -263,6 +274,15 @@ class SearchArgsSchema(PageArgsSchema):
 
 class PostListArgsSchema(SearchArgsSchema):
     author_id = QueryInteger(validate=validate.Range(min=1, max=MAX_ID))
+
+
+class IndexSchema(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    links = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                        metadata={"description": "Paths of the API's entry points, by name: `docs`, `redoc`, "
+                                  "`openapi`, `health`, `ready`, `register`, `login`, `users`, `me`, `posts`, "
+                                  "`admin`."})
 
 
 class HealthSchema(Schema):

@@ -1,7 +1,9 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from alembic import context
 
@@ -91,7 +93,14 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    try:
+        connection = connectable.connect()
+    except DBAPIError as error:  # down, missing, refused: one line, not a traceback
+        from app.database import connection_problem
+
+        raise click.ClickException(connection_problem(error, connectable.url)) from None
+
+    with connection:
         # SQLite changes a column by recreating its table; with foreign keys on,
         # dropping the old `users` would cascade to every post. Off for the migration
         # (outside a transaction, where SQLite honours it), on again afterwards.

@@ -30,6 +30,8 @@ print(functools.reduce(lambda v, k: v[int(k)] if isinstance(v, list) else v[k], 
 }
 
 EMAIL="smoke-$$-$RANDOM@example.com"
+expect 200 GET /
+[ "$(json links.docs)" = "/docs" ] || fail "GET / does not link the docs"
 expect 200 GET /health
 expect 200 GET /health/ready
 expect 201 POST /api/users -H 'Content-Type: application/json' \

@@ -12,37 +12,52 @@ session; every test starts from empty tables (they are emptied after each test).
   `id`, `email`, `password` and ready `headers` (a bearer access token).
 - `live_server`: the same app under gunicorn with several workers, for tests
   that need real concurrency or separate processes.
+- `redis_keys`: a real Redis (`TEST_REDIS_URL`, default redis://127.0.0.1:6379/0)
+  and a key prefix of the test's own; only keys under it are deleted afterwards
+  (never a flush: the database may be someone else's). Tests using it are marked
+  `redis` and skipped, saying why, when no Redis answers.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import pytest
+import redis
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app import create_app, database
+from app.database import check_url, connection_problem
 from app.extensions import db
 from app.models import Role
 from app.services import tokens, users
+from config import ConfigurationError
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
+REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_TEST_PREFIX = os.environ.get("TEST_REDIS_KEY_PREFIX", "test")
 _counter = itertools.count(1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "redis: needs a Redis at TEST_REDIS_URL (skipped when none answers)")
 
 
 @dataclass
@@ -60,7 +75,10 @@ def _test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    name = make_url(url).database or ""
+    try:
+        name = check_url(url, "TEST_DATABASE_URL").database or ""
+    except ConfigurationError as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
     if "test" not in name:
         pytest.exit(f"TEST_DATABASE_URL must name a throwaway database containing 'test', not {name!r}")
     return url
@@ -73,8 +91,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
-    app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    try:
+        app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url})
+    except ConfigurationError as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
     with app.app_context():
+        _require_database()
         _rebuild_schema()
     yield app
     _dispose_engines(app)
@@ -83,6 +105,16 @@ def app(database_url: str) -> Iterator[Flask]:
 def _dispose_engines(app: Flask) -> None:
     for engine in database.engines(app):
         engine.dispose()
+
+
+def _require_database() -> None:
+    """A test database that is missing or down stops the run with one line, not an error per test."""
+    try:
+        with db.engine.connect():
+            pass
+    except DBAPIError as error:
+        pytest.exit(f"TEST_DATABASE_URL: {connection_problem(error, db.engine.url)}",
+                    returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def _rebuild_schema() -> None:
@@ -198,6 +230,53 @@ def assert_problem(response, status: int) -> dict:
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     return body
+
+
+# ---- Redis ---------------------------------------------------------------------
+
+
+@dataclass
+class RedisKeys:
+    """A Redis connection and the key prefix a test owns (pass it as `RATELIMIT_KEY_PREFIX`)."""
+
+    url: str
+    connection: redis.Redis
+    prefix: str
+
+    def own_keys(self) -> list[str]:
+        return sorted(key.decode() for key in self.connection.scan_iter(match=f"*{self.prefix}*", count=500))
+
+    def delete_own(self) -> None:
+        for key in self.connection.scan_iter(match=f"*{self.prefix}*", count=500):
+            self.connection.delete(key)
+
+
+@pytest.fixture(scope="session")
+def redis_connection() -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        connection.close()
+        pytest.skip(f"no Redis answers at {REDIS_TEST_URL} ({error}); start one or set TEST_REDIS_URL "
+                    "(.ci/run starts one)")
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def redis_keys(request: pytest.FixtureRequest, redis_connection: redis.Redis) -> Iterator[RedisKeys]:
+    """Keys of this test's own in a shared Redis: deleted by prefix afterwards, never flushed."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:40]  # no glob characters in SCAN's pattern
+    keys = RedisKeys(REDIS_TEST_URL, redis_connection, f"{REDIS_TEST_PREFIX}-{name}-{uuid.uuid4().hex}")
+    yield keys
+    keys.delete_own()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "redis_keys" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
 
 
 # ---- a real server ------------------------------------------------------------

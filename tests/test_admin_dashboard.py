@@ -6,9 +6,9 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, insert, select, update
 
-from app.admin.chart import bar_chart, tick_step
+from app.admin.chart import LARGEST_FONT, TICK_GAP, bar_chart, label_width, tick_step
 from app.extensions import db
 from app.models import Post, Role, User
 from app.services import stats
@@ -29,9 +29,9 @@ def _post_at(app, author_id: int, when: datetime, title: str = "Post") -> int:
 
 
 def _stat(html: str, key: str) -> int:
-    match = re.search(rf'id="stat-{key}">.*?class="stat-value">(\d+)<', html, re.S)
+    match = re.search(rf'id="stat-{key}">.*?class="stat-value">([\d,]+)<', html, re.S)
     assert match, key
-    return int(match.group(1))
+    return int(match.group(1).replace(",", ""))
 
 
 def test_dashboard_counts_match_the_database(app, client, make_user, admin):
@@ -162,7 +162,7 @@ def test_chart_is_inline_svg_with_axis_labels_and_no_script(client, admin):
     body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
     svg = body[body.index("<svg"): body.index("</svg>")]
     assert "Day (UTC)" in svg and ">Posts<" in svg
-    assert len(re.findall(r'<text class="tick"', svg)) >= 5 + 6  # y ticks and date labels
+    assert len(re.findall(r'<text class="tick', svg)) >= 5 + 6  # y ticks and date labels
     assert "<script" not in body.lower() and "http://" not in body.replace("http://www.w3.org/2000/svg", "")
 
 
@@ -189,3 +189,39 @@ def test_empty_chart_draws_flat_bars():
     chart = bar_chart([(date(2025, 1, 1) + timedelta(days=i), 0) for i in range(30)])
     assert all(bar.height == 0 for bar in chart.bars)
     assert chart.total == 0
+
+
+def test_counts_are_shown_with_thousands_separators(app, client, user, admin):
+    now = datetime.now(UTC)
+    with app.app_context():
+        db.session.execute(insert(Post), [{"author_id": user.id, "title": f"Post {i}", "body": "b",
+                                           "created_at": now, "updated_at": now} for i in range(1234)])
+        db.session.commit()
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    assert re.search(r'id="stat-posts">.*?class="stat-value">1,234<', body, re.S)
+    assert re.search(r'id="stat-new-posts">.*?class="stat-value">1,234<', body, re.S)
+    assert "1,234 posts from" in body  # the caption and the chart's description
+    assert '<td class="num">1,234</td>' in body  # the table of numbers
+    assert re.search(r'<text class="tick y"[^>]*>1,500</text>', body)
+    user_page = assert_admin_html(client.get(f"/admin/users/{user.id}"), 200)
+    assert "<dd>1,234</dd>" in user_page and "All 1,234 posts by this user" in user_page
+
+
+@pytest.mark.parametrize("peak", [7, 950, 12_345, 480_000])
+def test_the_y_axis_leaves_room_for_its_widest_label_and_the_axis_title(peak):
+    days = [date(2025, 3, 1) + timedelta(days=i) for i in range(30)]
+    chart = bar_chart([(day, peak if i == 3 else 0) for i, day in enumerate(days)])
+    labels = [tick.label for tick in chart.y_ticks]
+    assert labels[-1] == f"{tick_step(peak) * 4:,}"
+    widest = max(label_width(label) for label in labels)  # at the phone's font size
+    label_left = chart.left - TICK_GAP - widest
+    assert label_left >= chart.axis_title_x + LARGEST_FONT * 0.6, "the rotated title would touch the labels"
+    assert chart.axis_title_x - LARGEST_FONT * 0.6 >= 0, "the title would be clipped"
+
+
+def test_the_first_and_last_date_labels_stay_inside_the_plot(app):
+    days = [date(2025, 3, 1) + timedelta(days=i) for i in range(30)]
+    chart = bar_chart([(day, 1) for day in days])
+    first, last = chart.x_ticks[0], chart.x_ticks[-1]
+    assert (first.anchor, first.position + first.label_offset) == ("start", chart.left)
+    assert (last.anchor, last.position + last.label_offset) == ("end", chart.right_edge)

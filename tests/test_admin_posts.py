@@ -159,3 +159,26 @@ def test_unknown_post_is_a_404_page(admin_client, path):
 
 def test_deleting_an_unknown_post_is_a_404_page(admin_client):
     assert_admin_html(submit(admin_client, "/admin/posts/424242/delete"), 404)
+
+
+def test_titles_are_clipped_to_their_cell_and_author_names_kept_on_one_line(app, admin_client, make_user):
+    """A title of combining marks is drawn inside its own box (`.clip`: overflow hidden), and
+    the author cell does not wrap (`td.author`); tests/e2e/test_admin_layout.py measures both."""
+    author = make_user(name="User 1806")
+    zalgo = "Z" + "\u0301" * 100
+    post_id = _write(app, author, zalgo)
+    body = assert_admin_html(admin_client.get("/admin/posts"), 200)
+    assert re.search(rf'<td data-label="Title" class="title"><a class="clip" href="/admin/posts/{post_id}">{zalgo}</a>',
+                     body)
+    assert re.search(r'<td data-label="Author" class="author"><a [^>]*title="User 1806">User 1806</a>', body)
+    assert '<a class="clip"' in assert_admin_html(admin_client.get(f"/admin/users/{author.id}"), 200)
+    css = admin_client.get("/admin/static/admin.css").get_data(as_text=True)
+    assert re.search(r"\.clip \{[^}]*overflow: hidden", css)
+    assert re.search(r"td\.author, td\.person \{[^}]*white-space: nowrap", css)
+
+
+def test_filter_fields_line_up_by_their_tops_so_an_error_moves_nothing(admin_client):
+    body = assert_admin_html(admin_client.get("/admin/posts?author=nobody%40example.com"), 400)
+    assert body.count('class="field-error"') == 1
+    css = admin_client.get("/admin/static/admin.css").get_data(as_text=True)
+    assert re.search(r"\.filters \{[^}]*align-items: flex-start", css)

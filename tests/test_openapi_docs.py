@@ -33,7 +33,7 @@ def test_document_is_openapi_3(spec):
 def test_document_lists_every_api_route_and_method(app, spec):
     routes = {}
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith(("/api", "/health")):
+        if rule.rule.startswith(("/api", "/health")) or rule.rule == "/":
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
             routes.setdefault(path, set()).update(rule.methods & API_METHODS)
     assert routes, "no API routes found"
@@ -160,3 +160,57 @@ def test_vendored_assets_are_served(client, url, kind):
     assert response.status_code == 200
     assert response.mimetype.endswith(kind)
     response.close()
+
+
+# ---- operationIds: what generated clients name their functions -----------------------
+
+OPERATION_IDS = {
+    ("GET", "/"): "getIndex",
+    ("GET", "/health"): "getHealth",
+    ("GET", "/health/ready"): "getReadiness",
+    ("POST", "/api/auth/login"): "login",
+    ("POST", "/api/auth/refresh"): "refreshTokens",
+    ("POST", "/api/auth/logout"): "logout",
+    ("POST", "/api/users"): "register",
+    ("GET", "/api/users"): "listUsers",
+    ("GET", "/api/users/me"): "getMe",
+    ("GET", "/api/users/{user_id}"): "getUser",
+    ("PATCH", "/api/users/{user_id}"): "updateUser",
+    ("DELETE", "/api/users/{user_id}"): "deleteUser",
+    ("GET", "/api/users/{user_id}/posts"): "listUserPosts",
+    ("GET", "/api/posts"): "listPosts",
+    ("POST", "/api/posts"): "createPost",
+    ("GET", "/api/posts/{post_id}"): "getPost",
+    ("PATCH", "/api/posts/{post_id}"): "updatePost",
+    ("DELETE", "/api/posts/{post_id}"): "deletePost",
+}
+
+
+def operations(spec: dict) -> dict[tuple[str, str], dict]:
+    return {(method.upper(), path): operation for path, item in spec["paths"].items()
+            for method, operation in item.items() if method.upper() in API_METHODS}
+
+
+def test_every_operation_has_a_short_unique_camel_case_operation_id(spec):
+    """New operations too: set one with `@blp.doc(operationId=...)`."""
+    ids = {key: operation.get("operationId") for key, operation in operations(spec).items()}
+    missing = [key for key, operation_id in ids.items() if not operation_id]
+    assert not missing, f"operations without an operationId: {missing}"
+    malformed = [i for i in ids.values() if not re.fullmatch(r"[a-z][A-Za-z0-9]{2,39}", i)]
+    assert not malformed
+    duplicates = {i for i in ids.values() if list(ids.values()).count(i) > 1}
+    assert not duplicates, f"operationIds used twice: {duplicates}"
+
+
+def test_operation_ids_stay_what_clients_were_generated_with(spec):
+    ids = {key: operation.get("operationId") for key, operation in operations(spec).items()}
+    assert {key: ids.get(key) for key in OPERATION_IDS} == OPERATION_IDS
+
+
+@pytest.mark.parametrize(("path", "method"), [("/api/users", "post"), ("/api/users/{user_id}", "patch")])
+def test_the_password_rules_are_in_the_schema(spec, path, method):
+    password = request_schema(spec, path, method)["properties"]["password"]
+    assert "8 to 72 bytes long in UTF-8" in password["description"]
+    assert "uppercase letter" in password["description"] and "digit" in password["description"]
+    assert password["maxLength"] == 72
+    assert "8 to 72 bytes long in UTF-8" in spec["paths"][path][method]["description"]

@@ -6,16 +6,12 @@ in a real Redis for the shared-storage tests).
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 
 import pytest
-import redis
 
 from tests.conftest import PASSWORD, assert_problem, free_port
 
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 LIMITS = {
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
@@ -33,16 +29,6 @@ def limited(make_app):
         return make_app(**{**LIMITS, **overrides})
 
     return build
-
-
-@pytest.fixture
-def redis_db():
-    """A real Redis database of our own, emptied before and after; a unique key prefix."""
-    connection = redis.Redis.from_url(REDIS_TEST_URL)
-    connection.flushdb()
-    yield connection, f"test-hardening-{uuid.uuid4().hex[:8]}"
-    connection.flushdb()
-    connection.close()
 
 
 def login(client, email: str, password: str = PASSWORD, ip: str = "198.51.100.1", **kwargs):
@@ -307,28 +293,28 @@ def test_in_memory_counters_belong_to_one_process(limited, user):
     assert login(second, user.email).status_code == 200
 
 
-def test_redis_counters_are_shared_by_every_app_instance(limited, user, redis_db):
-    connection, prefix = redis_db
-    config = {"RATELIMIT_STORAGE_URI": REDIS_TEST_URL, "RATELIMIT_KEY_PREFIX": prefix}
+def test_redis_counters_are_shared_by_every_app_instance(limited, user, redis_keys):
+    prefix = redis_keys.prefix
+    config = {"RATELIMIT_STORAGE_URI": redis_keys.url, "RATELIMIT_KEY_PREFIX": prefix}
     first = limited(**config).test_client()
     for _ in range(3):
         assert login(first, user.email, "Wrong-passw0rd").status_code == 401
     second = limited(**config).test_client()
     assert_too_many(login(second, user.email, user.password), 60)
-    keys = [key.decode() for key in connection.keys("*")]
-    assert keys and all(prefix in key for key in keys)
-    assert any(f"email:{user.email}" in key for key in keys)
+    keys = redis_keys.own_keys()
+    assert any(f"email:{user.email}" in key for key in keys), keys
 
 
-def test_redis_limits_expire_with_their_window(limited, user, redis_db):
-    connection, prefix = redis_db
-    client = limited(RATELIMIT_STORAGE_URI=REDIS_TEST_URL, RATELIMIT_KEY_PREFIX=prefix,
+def test_redis_limits_expire_with_their_window(limited, user, redis_keys):
+    client = limited(RATELIMIT_STORAGE_URI=redis_keys.url, RATELIMIT_KEY_PREFIX=redis_keys.prefix,
                      RATELIMIT_LOGIN="2/minute").test_client()
     for _ in range(2):
         login(client, user.email, "Wrong-passw0rd")
     assert login(client, user.email).status_code == 429
-    for key in connection.keys(f"*{prefix}*"):
-        ttl = connection.ttl(key)
+    keys = redis_keys.own_keys()
+    assert keys
+    for key in keys:
+        ttl = redis_keys.connection.ttl(key)
         assert 0 < ttl <= 60
 
 

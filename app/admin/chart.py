@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from datetime import date
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 16, 56
+RIGHT, TOP, BOTTOM = 12, 24, 56
+MIN_LEFT = 52
 LABEL_EVERY = 5  # days between date labels on the x axis
+# The viewBox is scaled to the page; at phone width (about half size) the stylesheet
+# draws labels at 22 units instead of 12. Margins are sized for that, the larger case.
+LARGEST_FONT = 22
+TITLE_BAND = 30  # the rotated "Posts" title, left of the tick labels
+TICK_GAP = 8  # from the axis to a tick label
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,21 @@ class BarChart:
     def plot_middle_y(self) -> float:
         return (self.top + self.baseline) / 2
 
+    @property
+    def axis_title_x(self) -> float:
+        """The rotated y-axis title's centre line, in the band left of the tick labels."""
+        return TITLE_BAND / 2
+
+
+def count_label(value: int) -> str:
+    """Counts with thousands separators: `12,500`, not `12500`."""
+    return f"{value:,}"
+
+
+def label_width(text: str, font_size: float = LARGEST_FONT) -> float:
+    """A generous estimate of a label's width (digits are about 0.6 em, separators 0.3 em)."""
+    return font_size * sum(0.34 if ch in ",." else 0.66 for ch in text)
+
 
 def tick_step(value: int, ticks: int = 4) -> int:
     """A whole-number step of 1, 2, 2.5 or 5 times a power of ten so that `ticks` steps reach `value`."""
@@ -67,18 +88,21 @@ def tick_step(value: int, ticks: int = 4) -> int:
 
 
 def bar_chart(series: Sequence[tuple[date, int]]) -> BarChart:
-    plot_width = WIDTH - LEFT - RIGHT
-    plot_height = HEIGHT - TOP - BOTTOM
-    baseline = TOP + plot_height
     step = tick_step(max((count for _, count in series), default=0))
     top_value = step * 4
+    y_labels = [count_label(step * i) for i in range(5)]
+    # Room for the widest tick label and, left of it, the axis title: neither clipped nor overlapping.
+    left = max(MIN_LEFT, math.ceil(TITLE_BAND + max(map(label_width, y_labels)) + TICK_GAP))
+    plot_width = WIDTH - left - RIGHT
+    plot_height = HEIGHT - TOP - BOTTOM
+    baseline = TOP + plot_height
     slot = plot_width / max(len(series), 1)
     gap = min(4.0, slot * 0.2)
     bars = []
     x_ticks = []
     for index, (day, count) in enumerate(series):
         height = plot_height * count / top_value
-        x = LEFT + index * slot
+        x = left + index * slot
         bars.append(
             Bar(
                 x=round(x + gap / 2, 2),
@@ -91,13 +115,15 @@ def bar_chart(series: Sequence[tuple[date, int]]) -> BarChart:
         )
         if index == len(series) - 1:  # the newest day's label ends at the plot's edge, not past it
             x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}", "end", round(slot / 2, 2)))
+        elif index == 0:  # the oldest starts at the y axis, clear of the "0" left of it
+            x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}", "start", round(-slot / 2, 2)))
         elif index % LABEL_EVERY == 0 and index < len(series) - LABEL_EVERY:
             x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}"))
-    y_ticks = [Tick(round(baseline - plot_height * i / 4, 2), str(step * i)) for i in range(5)]
+    y_ticks = [Tick(round(baseline - plot_height * i / 4, 2), label) for i, label in enumerate(y_labels)]
     return BarChart(
         width=WIDTH,
         height=HEIGHT,
-        left=LEFT,
+        left=left,
         top=TOP,
         right_edge=WIDTH - RIGHT,
         baseline=baseline,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.admin import bp
+from app.admin.chart import count_label
 
 
 @bp.app_template_filter("admin_datetime")
@@ -13,3 +14,9 @@ def admin_datetime(value: datetime | None) -> str:
     if value is None:
         return "—"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("thousands")
+def thousands(value: int) -> str:
+    """Counts with thousands separators (`502,020`); ids stay as they are."""
+    return count_label(value)

@@ -19,6 +19,7 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens")
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.")
+@blp.doc(operationId="login")
 def login(credentials):
     """Exchange email and password for an access and a refresh token."""
     user = users.authenticate(credentials["email"], credentials["password"])
@@ -31,7 +32,7 @@ def login(credentials):
 @jwt_required(refresh=True)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 429)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(operationId="refreshTokens", security=[{"bearerAuth": []}])
 def refresh():
     """Spend a refresh token (sent as the bearer token) for a new pair; it is revoked."""
     return tokens.rotate(get_jwt(), current_user)
@@ -42,7 +43,7 @@ def refresh():
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(204)
 @blp.problems(400, 401, 413, 415, 429)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(operationId="logout", security=[{"bearerAuth": []}])
 def logout(body):
     """Revoke the access token, and the refresh token if given, on every host."""
     revoked = [get_jwt()]

@@ -15,6 +15,7 @@ blp = Blueprint("health", __name__, url_prefix="/health", description="Health pr
 
 @blp.route("")
 @blp.response(200, HealthSchema)
+@blp.doc(operationId="getHealth")
 def health():
     """The process is up."""
     return {"status": "healthy"}
@@ -23,6 +24,7 @@ def health():
 @blp.route("/ready")
 @blp.response(200, HealthSchema)
 @blp.problems(503, d503="The database does not answer.")
+@blp.doc(operationId="getReadiness")
 def ready():
     """The process can reach its database."""
     try:

@@ -44,6 +44,7 @@ def dump_posts(page: Page) -> Response:
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(429, 503)
+@blp.doc(operationId="listPosts")
 def list_posts(args):
     """Newest first; filter by `author_id`, and search with `q` (see its description)."""
     page = posts.list_posts(
@@ -57,7 +58,7 @@ def list_posts(args):
 @blp.arguments(PostCreateSchema)
 @blp.response(201, PostSchema, headers=LOCATION_HEADER)
 @blp.problems(400, 401, 413, 415, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="createPost", security=BEARER)
 def create_post(fields):
     """Write a post as the caller."""
     post = posts.create_post(current_user, **fields)
@@ -68,6 +69,7 @@ def create_post(fields):
 @blp.route("/<int:post_id>", methods=["GET"])
 @blp.response(200, PostSchema)
 @blp.problems(404, 429, 503)
+@blp.doc(operationId="getPost")
 def get_post(post_id: int):
     """One post with its author."""
     return json_response(post_json(posts.read_post(post_id)))
@@ -78,7 +80,7 @@ def get_post(post_id: int):
 @blp.arguments(PostUpdateSchema)
 @blp.response(200, PostSchema)
 @blp.problems(400, 401, 403, 404, 413, 415, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="updatePost", security=BEARER)
 def update_post(changes, post_id: int):
     """Change a post's title or body: its author or an admin."""
     return json_response(post_json(posts.update_post(current_user, posts.load_post(post_id), changes)))
@@ -88,7 +90,7 @@ def update_post(changes, post_id: int):
 @jwt_required()
 @blp.response(204)
 @blp.problems(401, 403, 404, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="deletePost", security=BEARER)
 def delete_post(post_id: int):
     """Delete a post: its author or an admin."""
     posts.delete_post(current_user, posts.load_post(post_id))

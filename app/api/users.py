@@ -12,7 +12,15 @@ from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
-from app.schemas import PageArgsSchema, PostSchema, SearchArgsSchema, UserCreateSchema, UserSchema, UserUpdateSchema
+from app.schemas import (
+    PASSWORD_RULES,
+    PageArgsSchema,
+    PostSchema,
+    SearchArgsSchema,
+    UserCreateSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
 from app.services import posts, users
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
@@ -32,6 +40,7 @@ def dump_user(user: User, viewer: User | None) -> dict:
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema, headers=LOCATION_HEADER)
 @blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
+@blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
 def register(fields):
     """Create an account. Anyone may register; nobody may choose their role."""
     user = users.register(**fields)
@@ -44,7 +53,7 @@ def register(fields):
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
 @blp.response(200, UserSchema(many=True), headers=LINK_HEADER)
 @blp.problems(401, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
     """Users by id, keyset-paginated (`Link: rel="next"`)."""
     page = users.list_users(page_request(args, users.SORT_KEY))
@@ -56,7 +65,7 @@ def list_users(args):
 @jwt_required()
 @blp.response(200, UserSchema)
 @blp.problems(401, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="getMe", security=BEARER)
 def me():
     """The caller's own account."""
     return json_response(dump_user(current_user, current_user))
@@ -66,7 +75,7 @@ def me():
 @jwt_required()
 @blp.response(200, UserSchema)
 @blp.problems(401, 404, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
     """One user; `email` only for the user themself and admins."""
     return json_response(dump_user(users.get_user(user_id), current_user))
@@ -77,10 +86,10 @@ def get_user(user_id: int):
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
 @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
-@blp.doc(security=BEARER)
+@blp.doc(operationId="updateUser", security=BEARER,
+         description=f"A new `password` needs `current_password` unless an admin sets it; {PASSWORD_RULES}")
 def update_user(changes, user_id: int):
-    """Change a user: themself or an admin; `role` and `is_active` by an admin only.
-    A new `password` needs `current_password` unless an admin sets it."""
+    """Change a user: themself or an admin; `role` and `is_active` by an admin only."""
     user = users.update_user(current_user, users.get_user(user_id), changes)
     return json_response(dump_user(user, current_user))
 
@@ -89,7 +98,7 @@ def update_user(changes, user_id: int):
 @admin_required
 @blp.response(204)
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
-@blp.doc(security=BEARER)
+@blp.doc(operationId="deleteUser", security=BEARER)
 def delete_user(user_id: int):
     """Delete a user and their posts (admins only)."""
     users.delete_user(current_user, users.get_user(user_id))
@@ -101,6 +110,7 @@ def delete_user(user_id: int):
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(404, 429, 503)
+@blp.doc(operationId="listUserPosts")
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
     page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),

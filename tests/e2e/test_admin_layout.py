@@ -1,0 +1,110 @@
+"""The admin pages' layout with awkward data, at desktop and phone width: big counts,
+a title of 100 combining marks, an author called "User 1806", an error under a filter.
+
+Geometry is measured in the browser; the screenshots (test-artifacts/layout-*.png)
+are for a person to look at.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import insert
+
+from app.extensions import db
+from app.models import Post
+from tests.e2e.conftest import sign_in
+
+ZALGO = "Z" + "\u0301\u0316" * 50  # one letter and 100 combining marks
+VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
+BUSY_DAY_POSTS = 12_345
+
+
+@pytest.fixture
+def crowded(app, make_user):
+    """Thousands of posts (one very busy day), an author called "User 1806", a zalgo title."""
+    author = make_user(name="User 1806")
+    now = datetime.now(UTC)
+    rows = [{"author_id": author.id, "title": f"Busy {i}", "body": "b", "created_at": now - timedelta(days=3),
+             "updated_at": now - timedelta(days=3)} for i in range(BUSY_DAY_POSTS)]
+    rows += [{"author_id": author.id, "title": f"Later {i}", "body": "b", "created_at": now - timedelta(days=i % 20),
+              "updated_at": now - timedelta(days=i % 20)} for i in range(60)]
+    long_title = "A title long enough to squeeze the other columns of the table, " * 3
+    rows += [{"author_id": author.id, "title": f"{long_title}{i}", "body": "b",
+              "created_at": now - timedelta(minutes=i), "updated_at": now - timedelta(minutes=i)} for i in range(1, 6)]
+    rows.append({"author_id": author.id, "title": ZALGO, "body": "b", "created_at": now, "updated_at": now})
+    with app.app_context():
+        db.session.execute(insert(Post), rows)
+        db.session.commit()
+    return author
+
+
+def boxes(page, selector: str) -> list[dict]:
+    return page.locator(selector).evaluate_all(
+        "elements => elements.map(e => { const r = e.getBoundingClientRect();"
+        " return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, text: e.textContent}; })")
+
+
+def overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_chart_labels_neither_overlap_nor_get_clipped(page, crowded, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/")
+    svg = boxes(page, "svg.bar-chart")[0]
+    ticks = boxes(page, "svg.bar-chart text.tick")
+    title = boxes(page, "svg.bar-chart text.axis-title")
+    y_labels = [t["text"] for t in boxes(page, "svg.bar-chart text.tick.y")]
+    assert "12,500" in y_labels or "15,000" in y_labels, y_labels  # five digits, with a separator
+    for label in ticks + title:
+        inside = (label["left"] >= svg["left"] - 0.5 and label["right"] <= svg["right"] + 0.5
+                  and label["top"] >= svg["top"] - 0.5 and label["bottom"] <= svg["bottom"] + 0.5)
+        assert inside, f"{label['text']!r} is clipped at {viewport} width"
+    labels = ticks + title
+    for i, label in enumerate(labels):
+        for other in labels[i + 1:]:
+            assert not overlap(label, other), f"{label['text']!r} overlaps {other['text']!r} at {viewport} width"
+    page.locator("section.card").first.screenshot(path=str(artifacts / f"layout-chart-{viewport}.png"))
+    page.screenshot(path=str(artifacts / f"layout-dashboard-{viewport}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_zalgo_title_stays_in_its_row_and_the_author_on_one_line(page, crowded, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/posts")
+    authors = page.locator("#posts-table tbody td:nth-child(3) a").all()
+    assert len(authors) >= 6
+    for author in authors[:6]:
+        assert author.evaluate("a => a.getClientRects().length") == 1, f"{author.text_content()!r} wraps"
+    row = page.locator("#posts-table tbody tr").first
+    expect(row.locator("td.title")).to_contain_text("Z")
+    # The marks are drawn, but clipped to their own cell: nothing paints over the next rows.
+    clip = row.locator("td.title .clip").evaluate("e => getComputedStyle(e).overflow")
+    assert clip == "hidden"
+    title, cell = boxes(page, "#posts-table tbody tr:first-child td.title .clip")[0], \
+        boxes(page, "#posts-table tbody tr:first-child td.title")[0]
+    assert cell["top"] <= title["top"] and title["bottom"] <= cell["bottom"]
+    page.screenshot(path=str(artifacts / f"layout-posts-{viewport}.png"))
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_error_under_the_author_filter_keeps_the_fields_in_line(page, crowded, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/posts?q=Busy&author=nobody-at-all%40example.com")
+    expect(page.locator(".filters .field-error")).to_have_count(1)
+    title_input, author_input = boxes(page, "#q")[0], boxes(page, "#author")[0]
+    button = boxes(page, ".filters button[type=submit]")[0]
+    if viewport == "desktop":  # one row: inputs and button share a top edge
+        assert abs(title_input["top"] - author_input["top"]) < 1
+        assert abs(button["top"] - author_input["top"]) < 1
+    else:  # stacked: each field below the last, the button below the error
+        error = boxes(page, ".filters .field-error")[0]
+        assert title_input["bottom"] < author_input["top"] < error["top"] < button["top"]
+    page.locator("form.filters").screenshot(path=str(artifacts / f"layout-filter-error-{viewport}.png"))
