@@ -12,7 +12,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -66,7 +66,9 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> SortKey:
                 parsed = datetime.fromisoformat(value)
                 if parsed.tzinfo is None:
                     raise ValueError
-                key.append(parsed)
+                # In UTC: PostgreSQL refuses offsets past ±15:59, and year 1 at +01:00
+                # does not exist in UTC at all (OverflowError).
+                key.append(parsed.astimezone(UTC))
             elif kind is int:
                 if type(value) is not int or not 0 <= value < 2**63:
                     raise ValueError
@@ -74,7 +76,7 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> SortKey:
             else:
                 raise ValueError
         return tuple(key)
-    except (ValueError, TypeError, UnicodeError, binascii.Error):
+    except (ValueError, TypeError, OverflowError, UnicodeError, binascii.Error, RecursionError):
         raise ValidationFailed(errors={"cursor": ["Not a valid cursor."]}) from None
 
 
