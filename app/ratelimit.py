@@ -16,6 +16,7 @@ import flask_limiter
 from flask import Flask, current_app, request
 from flask_jwt_extended import decode_token
 
+from app.bearer import bearer_token
 from app.jsonbody import json_body
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -48,10 +49,10 @@ def write_limit_exempt() -> bool:
 
 
 def write_limit_key() -> str:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
         try:
-            return "user:" + decode_token(header.removeprefix("Bearer ").strip())["sub"]
+            return "user:" + decode_token(token)["sub"]
         except Exception:  # any undecodable token is just an anonymous client
             pass
     return "ip:" + client_ip()

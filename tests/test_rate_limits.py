@@ -199,6 +199,15 @@ def test_writes_are_limited_per_user(limited, make_user):
     assert new_post(client, other.headers).status_code == 201
 
 
+def test_writes_with_a_lower_case_bearer_count_per_user(limited, make_user):
+    author, other = make_user(), make_user()
+    lower = {"Authorization": f"bearer {author.access_token}"}
+    client = limited().test_client()
+    assert [new_post(client, lower).status_code for _ in range(3)] == [201] * 3
+    assert_too_many(new_post(client, author.headers, ip="198.51.100.2"), 60)  # same user, other IP
+    assert new_post(client, {"Authorization": f"bearer {other.access_token}"}).status_code == 201
+
+
 def test_patch_and_delete_count_as_writes(limited, user):
     client = limited().test_client()
     post_id = new_post(client, user.headers).get_json()["id"]
