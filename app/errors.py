@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
 HTML_PREFIXES = ("/admin",)
+OUTAGE_RETRY_AFTER = "5"  # seconds, on every 503
 
 FieldErrors = Mapping[str, list[str] | Any]
 
@@ -160,7 +161,7 @@ def handle_domain_error(error: DomainError) -> Response:
 def handle_database_unavailable(error: Exception) -> Response:
     log.warning("database unavailable: %s", type(error).__name__)
     return _render(503, "The database is unavailable. Try again shortly.",
-                   headers={"Retry-After": "5"})
+                   headers={"Retry-After": OUTAGE_RETRY_AFTER})
 
 
 def handle_unexpected_error(error: Exception) -> Response:

@@ -13,10 +13,11 @@ worker counts on its own.
 from __future__ import annotations
 
 import flask_limiter
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_jwt_extended import decode_token
 
 from app.bearer import bearer_token
+from app.errors import OUTAGE_RETRY_AFTER
 from app.jsonbody import json_body
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -33,7 +34,24 @@ class Limiter(flask_limiter.Limiter):
 
     def init_app(self, app: Flask) -> None:
         self._key_prefix = ""
+        # Registered first, so it runs after Flask-Limiter's own header hook (Flask runs
+        # after-request hooks in reverse order).
+        if retry_after_only_when_it_means_something not in app.after_request_funcs.get(None, []):
+            app.after_request(retry_after_only_when_it_means_something)
         super().init_app(app)
+
+
+def retry_after_only_when_it_means_something(response: Response) -> Response:
+    """`Retry-After` on a 429 (when the limit resets) and on a 503 (the outage value), nowhere else.
+
+    Flask-Limiter puts the window's reset on every counted response, and on a 503 the
+    larger of its reset and ours (an hour for registration); neither tells a client anything.
+    """
+    if response.status_code == 503:
+        response.headers["Retry-After"] = OUTAGE_RETRY_AFTER
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def limits_disabled() -> bool:

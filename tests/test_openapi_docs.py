@@ -160,3 +160,24 @@ def test_vendored_assets_are_served(client, url, kind):
     assert response.status_code == 200
     assert response.mimetype.endswith(kind)
     response.close()
+
+
+def test_retry_after_is_documented_only_on_429_and_503(spec):
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method.upper() not in API_METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                if "Retry-After" in response.get("headers", {}):
+                    assert status in ("429", "503"), (method, path, status)
+
+
+def test_every_counted_request_documents_its_rate_limit_headers(spec):
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api"):
+            continue
+        for method, operation in operations.items():
+            if method.upper() not in {"POST", "PATCH", "DELETE"}:
+                continue
+            success = next(r for s, r in operation["responses"].items() if s.startswith("2"))
+            assert "X-RateLimit-Remaining" in success.get("headers", {}), (method, path)

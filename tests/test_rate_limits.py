@@ -147,6 +147,39 @@ def test_login_responses_carry_rate_limit_headers(limited, user):
     assert int(response.headers["X-RateLimit-Reset"]) > 0
 
 
+# ---- which responses carry which headers -------------------------------------------
+
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def test_retry_after_is_only_on_429(limited, user):
+    client = limited().test_client()
+    answers = [new_post(client, user.headers) for _ in range(3)]
+    answers += [register(client, 1), client.post("/api/users", json={"email": "x"}),
+                login(client, user.email, password="wrong")]
+    assert [r.status_code for r in answers] == [201, 201, 201, 201, 422, 401]
+    for response in answers:
+        assert "Retry-After" not in response.headers, (response.status_code, dict(response.headers))
+        assert all(name in response.headers for name in RATE_HEADERS)
+    assert_too_many(new_post(client, user.headers), 60)
+
+
+def test_a_503_says_retry_after_5_on_limited_routes_too(make_app, tmp_path):
+    down = make_app(**LIMITS, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}")
+    client = down.test_client()
+    for response in (register(client, 1), login(client, "someone@example.com")):
+        assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "5"
+
+
+def test_requests_no_limit_counts_carry_no_rate_limit_headers(limited, user):
+    client = limited().test_client()
+    me = client.get("/api/users/me", headers=user.headers)
+    for response in (client.get("/api/posts"), client.get("/health"), me):
+        assert response.status_code == 200
+        assert not any(name in response.headers for name in (*RATE_HEADERS, "Retry-After"))
+
+
 # ---- refresh ------------------------------------------------------------------
 
 

@@ -23,6 +23,8 @@ def _header(description: str, kind: str = "string", required: bool = False) -> d
     return {"description": description, "required": required, "schema": {"type": kind}}
 
 
+# On every response to a request a limit counted: login, refresh, registration, every
+# write under /api (and reads when RATELIMIT_READ is set); never required (limits can be off).
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": _header("Requests allowed in the current window.", "integer"),
     "X-RateLimit-Remaining": _header("Requests left in the current window.", "integer"),
@@ -35,7 +37,7 @@ PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     405: {"Allow": _header("The methods the resource supports.", required=True)},
     429: {"Retry-After": _header("Seconds until the limit resets.", "integer", required=True),
           **RATE_LIMIT_HEADERS},
-    503: {"Retry-After": _header("Seconds to wait before trying again.", "integer", required=True)},
+    503: {"Retry-After": _header("Seconds to wait before trying again: always 5.", "integer", required=True)},
 }
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, RATE_LIMIT_HEADERS, Blueprint, json_response
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
@@ -30,7 +30,7 @@ def dump_user(user: User, viewer: User | None) -> dict:
 @blp.route("", methods=["POST"])
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
-@blp.response(201, UserSchema, headers=LOCATION_HEADER)
+@blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
 @blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
 def register(fields):
     """Create an account. Anyone may register; nobody may choose their role."""
@@ -75,7 +75,7 @@ def get_user(user_id: int):
 @blp.route("/<int:user_id>", methods=["PATCH"])
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
-@blp.response(200, UserSchema)
+@blp.response(200, UserSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
 @blp.doc(security=BEARER)
 def update_user(changes, user_id: int):
@@ -87,7 +87,7 @@ def update_user(changes, user_id: int):
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
 @admin_required
-@blp.response(204)
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(security=BEARER)
 def delete_user(user_id: int):
