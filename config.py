@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
@@ -55,6 +56,10 @@ class Config:
     BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
 
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    # Absolute links (the `Link` header) start with this instead of the request's Host.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
+    # Flask/werkzeug refuse any other Host (400). Production defaults it to PUBLIC_BASE_URL's host.
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
     CORS_ORIGINS = _env_list("CORS_ORIGINS")
     PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
     COMPRESS_MIN_SIZE = 1000
@@ -101,7 +106,24 @@ class Config:
 
     @classmethod
     def validate(cls, config: dict) -> None:
-        """Hook for classes that must refuse to start on bad settings."""
+        """Refuse settings that cannot work anywhere; subclasses add their own rules."""
+        check_public_urls(config)
+
+
+def check_public_urls(config: dict) -> None:
+    """`PUBLIC_BASE_URL` is an absolute http(s) URL (kept without a trailing slash);
+    `TRUSTED_HOSTS` is a list of host names (a comma-separated string is split)."""
+    base = config.get("PUBLIC_BASE_URL") or ""
+    if base:
+        parts = urlsplit(base)
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment
+                or "@" in parts.netloc):
+            raise ConfigurationError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+                                     f"https://api.example.com (no query, fragment or user), not {base!r}")
+    config["PUBLIC_BASE_URL"] = base.rstrip("/")
+    hosts = config.get("TRUSTED_HOSTS")
+    if isinstance(hosts, str):
+        config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
 
 
 class DevelopmentConfig(Config):
@@ -110,6 +132,7 @@ class DevelopmentConfig(Config):
     @classmethod
     def validate(cls, config: dict) -> None:
         """A first run needs no set-up: missing secrets are generated once, in instance/."""
+        super().validate(config)
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if not config.get(name):
                 config[name] = instance_secret(name)
@@ -157,6 +180,7 @@ class ProductionConfig(Config):
 
     @classmethod
     def validate(cls, config: dict) -> None:
+        super().validate(config)
         problems = []
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             value = config.get(name) or ""
@@ -167,6 +191,11 @@ class ProductionConfig(Config):
             problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
         if not config.get("SQLALCHEMY_DATABASE_URI"):
             problems.append("DATABASE_URL must be set")
+        if not config.get("PUBLIC_BASE_URL"):
+            problems.append("PUBLIC_BASE_URL must be set to the URL clients use, e.g. https://api.example.com "
+                            "(absolute links are built from it, never from the request's Host)")
+        elif config.get("TRUSTED_HOSTS") is None:
+            config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname]
         if problems:
             raise ConfigurationError("Refusing to start in production: " + "; ".join(problems))
 

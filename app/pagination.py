@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlencode
 
-from flask import request
+from flask import current_app, request
 
 from app.errors import ValidationFailed
 
@@ -95,7 +95,14 @@ def next_link(next_key: SortKey | None) -> dict[str, str]:
 
 
 def _base_url() -> str:
-    """`request.base_url` without its round trip through an IRI (a tenth of a list
-    request's time in the profile); the same URL, kept ASCII as a header must be."""
-    path = quote(f"{request.root_path.rstrip('/')}/{request.path.lstrip('/')}", safe="!$&'()*+,/:;=@%")
+    """This request's URL without its query: `PUBLIC_BASE_URL` and the path when it is set,
+    so a forged Host never reaches a link. Built by hand rather than by `request.base_url`,
+    whose round trip through an IRI was a tenth of a list request's time in the profile."""
+    public = current_app.config.get("PUBLIC_BASE_URL")
+    if public:
+        return public + quote(request.path, safe=_PATH_SAFE)
+    path = quote(f"{request.root_path.rstrip('/')}/{request.path.lstrip('/')}", safe=_PATH_SAFE)
     return f"{request.scheme}://{request.host}{path}"
+
+
+_PATH_SAFE = "!$&'()*+,/:;=@%"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -188,6 +189,14 @@ def user(make_user) -> Person:
 @pytest.fixture
 def admin(make_user) -> Person:
     return make_user(Role.ADMIN)
+
+
+def production_settings(**overrides) -> dict:
+    """What production refuses to start without (but the database): strong secrets made
+    now (never in the repository) and the public URL."""
+    return {"APP_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+            "PUBLIC_BASE_URL": "http://localhost", **overrides}
 
 
 def assert_problem(response, status: int) -> dict:

@@ -16,7 +16,8 @@ STRONG = "x" * 40
 
 
 def _production(**overrides):
-    return create_app({"APP_ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://", **overrides})
+    return create_app({"APP_ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://",
+                       "PUBLIC_BASE_URL": "https://api.example.com", **overrides})
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY"])
@@ -40,7 +41,7 @@ def test_production_starts_with_strong_secrets():
 
 def test_production_without_secrets_exits_non_zero_with_a_clear_message():
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY")}
-    env.update(APP_ENV="production", DATABASE_URL="sqlite://")
+    env.update(APP_ENV="production", DATABASE_URL="sqlite://", PUBLIC_BASE_URL="https://api.example.com")
     result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0

@@ -9,7 +9,7 @@ import re
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, assert_problem
+from tests.conftest import PASSWORD, assert_problem, production_settings
 
 ORIGIN = "https://app.example.com"
 JSON_ROUTES = [
@@ -254,8 +254,7 @@ def test_no_hsts_outside_production(client):
 
 
 def test_production_sends_hsts(make_app):
-    client = make_app(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40,
-                      RATELIMIT_STORAGE_URI="memory://").test_client()
+    client = make_app(**production_settings(RATELIMIT_STORAGE_URI="memory://")).test_client()
     response = client.get("/health")
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
