@@ -103,6 +103,7 @@ class Config:
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
 
     @classmethod
     def validate(cls, config: dict) -> None:
@@ -121,6 +122,8 @@ def check_public_urls(config: dict) -> None:
             raise ConfigurationError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
                                      f"https://api.example.com (no query, fragment or user), not {base!r}")
     config["PUBLIC_BASE_URL"] = base.rstrip("/")
+    if config.get("LOG_FORMAT", "text") not in ("text", "json"):
+        raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
     hosts = config.get("TRUSTED_HOSTS")
     if isinstance(hosts, str):
         config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None

@@ -14,6 +14,15 @@ max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+if os.environ.get("LOG_FORMAT") == "json":
+    # gunicorn's own lines (boot, worker timeouts) as JSON too, all on stderr with the app's.
+    _level = loglevel.upper()
+    logconfig_dict = {
+        "root": {"level": _level, "handlers": ["error_console"]},
+        "loggers": {"gunicorn.error": {"level": _level, "handlers": ["error_console"], "propagate": False,
+                                       "qualname": "gunicorn.error"}},
+        "formatters": {"generic": {"()": "app.logformat.JsonFormatter"}},
+    }
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket is one fixed path per user; several instances on a host would share it.
 control_socket_disable = True

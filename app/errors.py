@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from app.logformat import escape_controls, loggable_path
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -167,7 +169,7 @@ def handle_database_unavailable(error: Exception) -> Response:
 def handle_unexpected_error(error: Exception) -> Response:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return handle_database_unavailable(error)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape_controls(request.method), loggable_path(request.path))
     return _render(500, "An unexpected error occurred. It has been logged.")
 
 
