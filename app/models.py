@@ -65,6 +65,7 @@ class User(db.Model):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("age IS NULL OR (age >= 18 AND age <= 120)", name="ck_users_age_range"),
+        {"sqlite_autoincrement": True},  # SQLite would reuse a deleted user's id (migration 0003)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -101,6 +102,7 @@ class Post(db.Model):
     __table_args__ = (
         Index("ix_posts_created_at_id", "created_at", "id"),
         Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

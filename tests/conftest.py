@@ -109,6 +109,7 @@ def empty_tables() -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
+            connection.execute(text("DELETE FROM sqlite_sequence"))  # as RESTART IDENTITY does
 
 
 @pytest.fixture(autouse=True)
