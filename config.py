@@ -7,6 +7,7 @@ a per-instance secret so a first run needs no set-up.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from datetime import timedelta
@@ -19,6 +20,11 @@ load_dotenv()
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 96  # a random 32-character hex string estimates at 98 or more
+GOOD_SECRET_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Not the project's own files: local state, tools, and where a deployment keeps its real secrets.
+_NOT_COMMITTED = {".git", ".venv", "venv", "instance", "node_modules", "__pycache__", ".pytest_cache",
+                  ".ruff_cache", ".hypothesis", ".schemathesis", "test-artifacts", "out", ".env"}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -31,6 +37,53 @@ def _env_list(name: str, default: str = "") -> list[str]:
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a safe configuration."""
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """A rough, generous estimate of how hard a secret is to guess.
+
+    Length alone passes `"a" * 32` and `"changeme" * 4`: count only the distinct
+    three-character runs (a repeated pattern adds none) and price each character
+    by the number of distinct characters in use.
+    """
+    alphabet = len(set(value))
+    if alphabet < 2:
+        return 0.0
+    runs = {value[i:i + 3] for i in range(len(value) - 2)}
+    return (len(runs) + 2) * math.log2(alphabet)
+
+
+def committed_file_containing(value: str, root: Path = BASE_DIR) -> str | None:
+    """The project file that contains `value`, if any: a secret in the code (such as the
+    testing configuration's) is known to everyone who has read the repository."""
+    needle = value.encode()
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in _NOT_COMMITTED]
+        for name in files:
+            path = Path(folder) / name
+            if name in _NOT_COMMITTED:
+                continue
+            try:
+                if path.stat().st_size <= 8 * 1024 * 1024 and needle in path.read_bytes():
+                    return str(path.relative_to(root))
+            except OSError:
+                continue
+    return None
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """Why a production secret is unsafe, with how to make a good one; None when it is fine."""
+    make_one = f"make one with: {GOOD_SECRET_COMMAND}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"{name} must be set to a random string of at least {MIN_SECRET_LENGTH} characters ({make_one})"
+    bits = estimated_entropy_bits(value)
+    if bits < MIN_SECRET_BITS:
+        return (f"{name} has too little entropy (about {bits:.0f} bits, at least {MIN_SECRET_BITS} needed: "
+                f"repeated or guessable characters; {make_one})")
+    found = committed_file_containing(value)
+    if found:
+        return f"{name} appears in the repository ({found}), so it is no secret ({make_one})"
+    return None
 
 
 class Config:
@@ -186,10 +239,9 @@ class ProductionConfig(Config):
         super().validate(config)
         problems = []
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            value = config.get(name) or ""
-            if len(value) < MIN_SECRET_LENGTH:
-                problems.append(f"{name} must be set to a random string of at least "
-                                f"{MIN_SECRET_LENGTH} characters")
+            problem = secret_problem(name, config.get(name) or "")
+            if problem:
+                problems.append(problem)
         if config.get("SECRET_KEY") and config.get("SECRET_KEY") == config.get("JWT_SECRET_KEY"):
             problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
         if not config.get("SQLALCHEMY_DATABASE_URI"):
