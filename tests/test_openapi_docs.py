@@ -181,3 +181,17 @@ def test_every_counted_request_documents_its_rate_limit_headers(spec):
                 continue
             success = next(r for s, r in operation["responses"].items() if s.startswith("2"))
             assert "X-RateLimit-Remaining" in success.get("headers", {}), (method, path)
+
+
+def test_both_user_shapes_are_documented(spec):
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["PublicUser"]["properties"]) == {"id", "name", "created_at"}
+    assert {"email", "age", "role", "is_active"} <= set(schemas["User"]["properties"])
+    shapes = [{"$ref": "#/components/schemas/User"}, {"$ref": "#/components/schemas/PublicUser"}]
+    one = spec["paths"]["/api/users/{user_id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert one["schema"] == {"anyOf": shapes}
+    listed = spec["paths"]["/api/users"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"] == {"type": "array", "items": {"anyOf": shapes}}
+    assert "Link" in listed["headers"]
+    me = spec["paths"]["/api/users/me"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert me["schema"] == {"$ref": "#/components/schemas/User"}

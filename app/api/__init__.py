@@ -52,6 +52,20 @@ PROBLEM_DESCRIPTIONS = {
 }
 
 
+def any_of_response(description: str, *schema_names: str, many: bool = False,
+                    headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response whose JSON body is one of several component schemas (by name),
+    for answers whose shape depends on who asks. `anyOf`, not `oneOf`: a full object
+    also satisfies the smaller schema."""
+    schema: dict[str, Any] = {"anyOf": [{"$ref": f"#/components/schemas/{name}"} for name in schema_names]}
+    if many:
+        schema = {"type": "array", "items": schema}
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
 class StrictParser(FlaskParser):
     """webargs' Flask parser with `app.jsonbody`'s strict rules for JSON bodies."""
 

@@ -5,26 +5,33 @@ from __future__ import annotations
 from flask import url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, RATE_LIMIT_HEADERS, Blueprint, json_response
+from app.api import LINK_HEADER, LOCATION_HEADER, RATE_LIMIT_HEADERS, Blueprint, any_of_response, json_response
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
-from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
+from app.schemas import (
+    PageArgsSchema,
+    PostSchema,
+    PublicUserSchema,
+    UserCreateSchema,
+    UserSchema,
+    UserUpdateSchema,
+)
 from app.services import posts, users
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
 BEARER = [{"bearerAuth": []}]
-_user_schema = UserSchema()
+_account, _public = UserSchema(), PublicUserSchema()
+# Others see a `PublicUser`; the user themself and admins a `User`.
+_USER_OR_PUBLIC = ("User", "PublicUser")
 
 
 def dump_user(user: User, viewer: User | None) -> dict:
-    data = _user_schema.dump(user)
-    if not users.can_see_email(viewer, user):
-        del data["email"]
-    return data
+    """The whole account for the user themself and admins, the public profile for everyone else."""
+    return (_account if users.can_see_account(viewer, user) else _public).dump(user)
 
 
 @blp.route("", methods=["POST"])
@@ -42,11 +49,14 @@ def register(fields):
 @blp.route("", methods=["GET"])
 @jwt_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200, UserSchema(many=True), headers=LINK_HEADER)
+@blp.doc(responses={"200": any_of_response(
+    "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
+    *_USER_OR_PUBLIC, many=True, headers=LINK_HEADER)})
 @blp.problems(401, 429)
 @blp.doc(security=BEARER)
 def list_users(args):
-    """Users by id, keyset-paginated (`Link: rel="next"`)."""
+    """Users by id, keyset-paginated (`Link: rel="next"`). Only the user themself and admins
+    see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
     return json_response([dump_user(u, current_user) for u in page.items],
                          headers=next_link(page.next_key))
@@ -64,11 +74,13 @@ def me():
 
 @blp.route("/<int:user_id>", methods=["GET"])
 @jwt_required()
-@blp.response(200, UserSchema)
+@blp.doc(responses={"200": any_of_response(
+    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
 @blp.problems(401, 404, 429)
 @blp.doc(security=BEARER)
 def get_user(user_id: int):
-    """One user; `email` only for the user themself and admins."""
+    """One user: the whole account for the user themself and admins, `id`, `name` and
+    `created_at` for everyone else."""
     return json_response(dump_user(users.get_user(user_id), current_user))
 
 
