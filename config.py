@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -16,9 +17,9 @@ from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
-load_dotenv()
-
 BASE_DIR = Path(__file__).resolve().parent
+# The project's own .env only: a bare load_dotenv() takes the first .env in any parent folder.
+load_dotenv(BASE_DIR / ".env")
 MIN_SECRET_LENGTH = 32
 MIN_SECRET_BITS = 96  # a random 32-character hex string estimates at 98 or more
 GOOD_SECRET_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
@@ -177,9 +178,34 @@ def check_public_urls(config: dict) -> None:
     config["PUBLIC_BASE_URL"] = base.rstrip("/")
     if config.get("LOG_FORMAT", "text") not in ("text", "json"):
         raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
+    check_cors_origins(config)
     hosts = config.get("TRUSTED_HOSTS")
     if isinstance(hosts, str):
         config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+
+
+def check_cors_origins(config: dict) -> None:
+    """Each `CORS_ORIGINS` entry is one exact origin (`https://app.example.com`, a port may
+    follow). flask-cors takes any entry with `*`, `?`, `[`... as an unanchored regex, so
+    `https://*.example.org` would allow `https://example.org.evil.io`: such entries are refused."""
+    origins = config.get("CORS_ORIGINS") or []
+    if isinstance(origins, str):
+        origins = [item.strip() for item in origins.split(",") if item.strip()]
+    exact = []
+    for origin in origins:
+        candidate = origin.removesuffix("/")
+        parts = urlsplit(candidate)
+        if (parts.scheme not in ("http", "https") or not _ORIGIN_HOST.fullmatch(parts.netloc)
+                or parts.path or parts.query or parts.fragment):
+            raise ConfigurationError(
+                f"CORS_ORIGINS entries are exact origins such as https://app.example.com (scheme, host, "
+                f"optional port; no wildcard, pattern or path), not {origin!r}")
+        exact.append(candidate.lower())
+    config["CORS_ORIGINS"] = exact
+
+
+# A host name or an IPv6 literal, and an optional port: nothing a pattern could hide in.
+_ORIGIN_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 class DevelopmentConfig(Config):

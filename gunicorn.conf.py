@@ -3,6 +3,18 @@
 import multiprocessing
 import os
 
+from gunicorn.http import wsgi as _wsgi
+
+_default_headers = _wsgi.Response.default_headers
+
+
+def _without_server_banner(response) -> list[str]:
+    """gunicorn always writes `Server: gunicorn`; telling every client the server helps nobody."""
+    return [line for line in _default_headers(response) if not line.startswith("Server:")]
+
+
+_wsgi.Response.default_headers = _without_server_banner
+
 bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 worker_class = "sync"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -24,10 +25,11 @@ READS = "reads"  # the bind key of the read engine (PostgreSQL only)
 def configure_engine(app: Flask) -> None:
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
-        os.makedirs(app.instance_path, exist_ok=True)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
         app.config["SQLALCHEMY_DATABASE_URI"] = uri
     uri = normalise_url(uri)
+    create_private_sqlite_file(uri)
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if make_url(uri).get_backend_name() == "postgresql":
@@ -40,6 +42,18 @@ def configure_engine(app: Flask) -> None:
         )
         app.config.setdefault("SQLALCHEMY_BINDS", {})[READS] = _read_engine_options(uri, options)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def create_private_sqlite_file(uri: str) -> None:
+    """Create an SQLite database file readable by its owner only (0600), before SQLite
+    would create it under the umask (usually world-readable). Its journals take the same mode."""
+    url = make_url(uri)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _read_engine_options(uri: str, options: dict[str, Any]) -> dict[str, Any]:

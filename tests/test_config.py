@@ -110,3 +110,35 @@ def test_instance_secret_is_written_once_even_when_workers_race(tmp_path):
     assert len(values) == 1 and len(values.pop()) >= 32
     assert [p.name for p in tmp_path.iterdir()] == [".secret_key"]
     assert (tmp_path / ".secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_only_the_projects_own_env_file_is_read(tmp_path):
+    """A `.env` in a folder above the project (someone else's) is none of its business."""
+    project = tmp_path / "home" / "project"
+    project.mkdir(parents=True)
+    (project / "config.py").write_text((ROOT / "config.py").read_text())
+    (tmp_path / ".env").write_text("FOREIGN_SETTING=from-a-parent-folder\n")
+    (tmp_path / "home" / ".env").write_text("FOREIGN_SETTING=from-the-home-folder\n")
+    code = "import os, config; print(os.environ.get('FOREIGN_SETTING'), os.environ.get('OWN_SETTING'))"
+
+    def settings_seen() -> str:
+        env = {k: v for k, v in os.environ.items() if k not in ("FOREIGN_SETTING", "OWN_SETTING")}
+        result = subprocess.run([sys.executable, "-c", code], cwd=project, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert settings_seen() == "None None"
+    (project / ".env").write_text("OWN_SETTING=mine\n")
+    assert settings_seen() == "None mine"
+
+
+def test_the_development_sqlite_file_is_readable_by_its_owner_only(tmp_path):
+    """What `make run` does first: `flask db upgrade` creates the file, under a umask of 022."""
+    database = tmp_path / "dev.db"
+    env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": f"sqlite:///{database}", "FLASK_APP": "wsgi.py",
+           "FLASK_SKIP_DOTENV": "1"}
+    result = subprocess.run(["sh", "-c", f"umask 022 && exec {sys.executable} -m flask db upgrade"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert database.stat().st_mode & 0o777 == 0o600

@@ -9,6 +9,7 @@ import re
 import pytest
 import requests
 
+from config import ConfigurationError
 from tests.conftest import PASSWORD, assert_problem, production_settings
 
 ORIGIN = "https://app.example.com"
@@ -164,6 +165,22 @@ def test_a_foreign_or_null_origin_gets_no_cors_headers(cors_client, origin):
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
     assert "Access-Control-Expose-Headers" not in response.headers
+
+
+@pytest.mark.parametrize("entry", ["https://*.example.org", "*", "https://app.example.(com|io)",
+                                   "app.example.com", "https://app.example.com/path", "https://a@app.example.com"])
+def test_a_cors_entry_that_is_no_exact_origin_is_refused_at_startup(make_app, entry):
+    """flask-cors would take `https://*.example.org` as an unanchored regex: it allows https://example.org.evil.io."""
+    with pytest.raises(ConfigurationError, match="CORS_ORIGINS entries are exact origins"):
+        make_app(CORS_ORIGINS=[ORIGIN, entry])
+
+
+def test_cors_entries_match_exactly_even_with_brackets(make_app):
+    client = make_app(CORS_ORIGINS="http://[::1]:8080, HTTPS://App.Example.com/").test_client()
+    for allowed in ("http://[::1]:8080", ORIGIN):
+        assert client.get("/api/posts", headers={"Origin": allowed}).headers["Access-Control-Allow-Origin"] == allowed
+    for other in ("http://1:8080", "http://[::1]:8080.evil.io", "http://[::1]:80800", ORIGIN + ".evil.io"):
+        assert "Access-Control-Allow-Origin" not in client.get("/api/posts", headers={"Origin": other}).headers
 
 
 def test_without_configured_origins_nobody_gets_cors_headers(client):
