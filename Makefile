@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi.py
+# The flask command would read the first .env in any folder above this one; config.py reads ours.
+export FLASK_SKIP_DOTENV := 1
 
 .PHONY: venv run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
 

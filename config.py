@@ -7,17 +7,25 @@ a per-instance secret so a first run needs no set-up.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
-load_dotenv()
-
 BASE_DIR = Path(__file__).resolve().parent
+# The project's own .env only: a bare load_dotenv() takes the first .env in any parent folder.
+load_dotenv(BASE_DIR / ".env")
 MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 96  # a random 32-character hex string estimates at 98 or more
+GOOD_SECRET_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+# Not the project's own files: local state, tools, and where a deployment keeps its real secrets.
+_NOT_COMMITTED = {".git", ".venv", "venv", "instance", "node_modules", "__pycache__", ".pytest_cache",
+                  ".ruff_cache", ".hypothesis", ".schemathesis", "test-artifacts", "out", ".env"}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -30,6 +38,53 @@ def _env_list(name: str, default: str = "") -> list[str]:
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a safe configuration."""
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """A rough, generous estimate of how hard a secret is to guess.
+
+    Length alone passes `"a" * 32` and `"changeme" * 4`: count only the distinct
+    three-character runs (a repeated pattern adds none) and price each character
+    by the number of distinct characters in use.
+    """
+    alphabet = len(set(value))
+    if alphabet < 2:
+        return 0.0
+    runs = {value[i:i + 3] for i in range(len(value) - 2)}
+    return (len(runs) + 2) * math.log2(alphabet)
+
+
+def committed_file_containing(value: str, root: Path = BASE_DIR) -> str | None:
+    """The project file that contains `value`, if any: a secret in the code (such as the
+    testing configuration's) is known to everyone who has read the repository."""
+    needle = value.encode()
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if name not in _NOT_COMMITTED]
+        for name in files:
+            path = Path(folder) / name
+            if name in _NOT_COMMITTED:
+                continue
+            try:
+                if path.stat().st_size <= 8 * 1024 * 1024 and needle in path.read_bytes():
+                    return str(path.relative_to(root))
+            except OSError:
+                continue
+    return None
+
+
+def secret_problem(name: str, value: str) -> str | None:
+    """Why a production secret is unsafe, with how to make a good one; None when it is fine."""
+    make_one = f"make one with: {GOOD_SECRET_COMMAND}"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"{name} must be set to a random string of at least {MIN_SECRET_LENGTH} characters ({make_one})"
+    bits = estimated_entropy_bits(value)
+    if bits < MIN_SECRET_BITS:
+        return (f"{name} has too little entropy (about {bits:.0f} bits, at least {MIN_SECRET_BITS} needed: "
+                f"repeated or guessable characters; {make_one})")
+    found = committed_file_containing(value)
+    if found:
+        return f"{name} appears in the repository ({found}), so it is no secret ({make_one})"
+    return None
 
 
 class Config:
@@ -56,6 +111,10 @@ class Config:
     BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
 
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    # Absolute links (the `Link` header) start with this instead of the request's Host.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
+    # Flask/werkzeug refuse any other Host (400). Production defaults it to PUBLIC_BASE_URL's host.
+    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
     CORS_ORIGINS = _env_list("CORS_ORIGINS")
     PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
     COMPRESS_MIN_SIZE = 1000
@@ -102,10 +161,55 @@ class Config:
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
 
     @classmethod
     def validate(cls, config: dict) -> None:
-        """Hook for classes that must refuse to start on bad settings."""
+        """Refuse settings that cannot work anywhere; subclasses add their own rules."""
+        check_public_urls(config)
+
+
+def check_public_urls(config: dict) -> None:
+    """`PUBLIC_BASE_URL` is an absolute http(s) URL (kept without a trailing slash);
+    `TRUSTED_HOSTS` is a list of host names (a comma-separated string is split)."""
+    base = config.get("PUBLIC_BASE_URL") or ""
+    if base:
+        parts = urlsplit(base)
+        if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment
+                or "@" in parts.netloc):
+            raise ConfigurationError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
+                                     f"https://api.example.com (no query, fragment or user), not {base!r}")
+    config["PUBLIC_BASE_URL"] = base.rstrip("/")
+    if config.get("LOG_FORMAT", "text") not in ("text", "json"):
+        raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
+    check_cors_origins(config)
+    hosts = config.get("TRUSTED_HOSTS")
+    if isinstance(hosts, str):
+        config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+
+
+def check_cors_origins(config: dict) -> None:
+    """Each `CORS_ORIGINS` entry is one exact origin (`https://app.example.com`, a port may
+    follow). flask-cors takes any entry with `*`, `?`, `[`... as an unanchored regex, so
+    `https://*.example.org` would allow `https://example.org.evil.io`: such entries are refused."""
+    origins = config.get("CORS_ORIGINS") or []
+    if isinstance(origins, str):
+        origins = [item.strip() for item in origins.split(",") if item.strip()]
+    exact = []
+    for origin in origins:
+        candidate = origin.removesuffix("/")
+        parts = urlsplit(candidate)
+        if (parts.scheme not in ("http", "https") or not _ORIGIN_HOST.fullmatch(parts.netloc)
+                or parts.path or parts.query or parts.fragment):
+            raise ConfigurationError(
+                f"CORS_ORIGINS entries are exact origins such as https://app.example.com (scheme, host, "
+                f"optional port; no wildcard, pattern or path), not {origin!r}")
+        exact.append(candidate.lower())
+    config["CORS_ORIGINS"] = exact
+
+
+# A host name or an IPv6 literal, and an optional port: nothing a pattern could hide in.
+_ORIGIN_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?", re.IGNORECASE)
 
 
 class DevelopmentConfig(Config):
@@ -122,6 +226,7 @@ class DevelopmentConfig(Config):
     @classmethod
     def validate(cls, config: dict) -> None:
         """A first run needs no set-up: missing secrets are generated once, in instance/."""
+        super().validate(config)
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if not config.get(name):
                 config[name] = instance_secret(name)
@@ -169,16 +274,21 @@ class ProductionConfig(Config):
 
     @classmethod
     def validate(cls, config: dict) -> None:
+        super().validate(config)
         problems = []
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
-            value = config.get(name) or ""
-            if len(value) < MIN_SECRET_LENGTH:
-                problems.append(f"{name} must be set to a random string of at least "
-                                f"{MIN_SECRET_LENGTH} characters")
+            problem = secret_problem(name, config.get(name) or "")
+            if problem:
+                problems.append(problem)
         if config.get("SECRET_KEY") and config.get("SECRET_KEY") == config.get("JWT_SECRET_KEY"):
             problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
         if not config.get("SQLALCHEMY_DATABASE_URI"):
             problems.append("DATABASE_URL must be set")
+        if not config.get("PUBLIC_BASE_URL"):
+            problems.append("PUBLIC_BASE_URL must be set to the URL clients use, e.g. https://api.example.com "
+                            "(absolute links are built from it, never from the request's Host)")
+        elif config.get("TRUSTED_HOSTS") is None:
+            config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname]
         if problems:
             raise ConfigurationError("Refusing to start in production: " + "; ".join(problems))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,7 +41,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     extensions.limiter.init_app(app)
     extensions.cors.init_app(
         app,
-        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        resources={r"/api/*": {"origins": exact_origins(app.config["CORS_ORIGINS"])}},
         expose_headers=["Link", "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit",
                         "X-RateLimit-Remaining", "X-RateLimit-Reset"],
         supports_credentials=False,
@@ -59,6 +60,12 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
 
     register_commands(app)
     return app
+
+
+def exact_origins(origins: list[str]) -> list[re.Pattern[str]]:
+    """Anchored patterns, one per configured origin: flask-cors would take an entry with
+    regex characters (an IPv6 host's brackets) as an unanchored regex."""
+    return [re.compile(re.escape(origin) + r"\Z", re.IGNORECASE) for origin in origins]
 
 
 def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None) -> type[Config]:

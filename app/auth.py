@@ -10,9 +10,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_jwt_extended import current_user, jwt_required
 
+from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
 from app.services import tokens
@@ -22,6 +23,16 @@ MAX_JTI_LENGTH = 64  # RevokedToken.jti
 
 
 def register_jwt_callbacks(app: Flask) -> None:
+    @app.before_request
+    def accept_bearer_in_any_case() -> None:
+        """flask-jwt-extended compares the scheme to `JWT_HEADER_TYPE` case-sensitively;
+        hand it the header in the one case it knows (`app.bearer` reads it)."""
+        header = request.environ.get("HTTP_AUTHORIZATION")
+        if header and not header.startswith("Bearer "):
+            canonical = canonical_authorization(header)
+            if canonical is not None:
+                request.environ["HTTP_AUTHORIZATION"] = canonical
+
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: Claims, claims: Claims) -> bool:
         if not _well_formed(claims):

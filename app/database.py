@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -34,10 +35,11 @@ def configure_engine(app: Flask) -> None:
     """Settle the database URL and the main engine's options before Flask-SQLAlchemy reads them."""
     uri = app.config.get("SQLALCHEMY_DATABASE_URI")
     if not uri:
-        os.makedirs(app.instance_path, exist_ok=True)
+        os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
         uri = f"sqlite:///{os.path.join(app.instance_path, 'app.db')}"
     uri = normalise_url(uri)
     check_url(uri, "TEST_DATABASE_URL" if app.config.get("TESTING") else "DATABASE_URL")
+    create_private_sqlite_file(uri)
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if is_postgresql(uri):
@@ -47,6 +49,18 @@ def configure_engine(app: Flask) -> None:
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
         connect_args.setdefault("options", _session_options(app.config["DB_STATEMENT_TIMEOUT_MS"]))
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def create_private_sqlite_file(uri: str) -> None:
+    """Create an SQLite database file readable by its owner only (0600), before SQLite
+    would create it under the umask (usually world-readable). Its journals take the same mode."""
+    url = make_url(uri)
+    path = url.database
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def is_postgresql(uri: str) -> bool:

@@ -18,10 +18,13 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from app.logformat import escape_controls, loggable_path
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
 HTML_PREFIXES = ("/admin",)
+OUTAGE_RETRY_AFTER = "5"  # seconds, on every 503
 
 FieldErrors = Mapping[str, list[str] | Any]
 
@@ -167,13 +170,13 @@ def handle_database_unavailable(error: Exception) -> Response:
                             "or narrow it down (a more specific search).", headers={"Retry-After": "5"})
     log.warning("database unavailable: %s", type(error).__name__)
     return _render(503, "The database is unavailable. Try again shortly.",
-                   headers={"Retry-After": "5"})
+                   headers={"Retry-After": OUTAGE_RETRY_AFTER})
 
 
 def handle_unexpected_error(error: Exception) -> Response:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return handle_database_unavailable(error)
-    log.exception("unhandled error on %s %s", request.method, request.path)
+    log.exception("unhandled error on %s %s", escape_controls(request.method), loggable_path(request.path))
     return _render(500, "An unexpected error occurred. It has been logged.")
 
 

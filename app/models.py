@@ -72,6 +72,7 @@ class User(db.Model):
         # Small partial indexes: counting admins or inactive users never reads every user.
         Index("ix_users_admins", "id", postgresql_where=text("role = 'admin'"), sqlite_where=text("role = 'admin'")),
         Index("ix_users_inactive", "id", postgresql_where=text("NOT is_active"), sqlite_where=text("NOT is_active")),
+        {"sqlite_autoincrement": True},  # SQLite would reuse a deleted user's id (migration 0003)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -108,6 +109,7 @@ class Post(db.Model):
     __table_args__ = (
         Index("ix_posts_created_at_id", "created_at", "id"),
         Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -128,7 +130,7 @@ class Post(db.Model):
 class DailyCount(db.Model):
     """Rows of `subject` ('users' or 'posts') created per UTC day.
 
-    Kept by database triggers (migration 0002) in the transaction of each insert,
+    Kept by database triggers (migration 0005) in the transaction of each insert,
     delete or backdating, so totals and charts read a few hundred rows, not whole tables.
     """
 

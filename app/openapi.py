@@ -7,7 +7,7 @@ from http import HTTPStatus
 import flask_smorest
 
 from app.errors import PROBLEM_MIMETYPE
-from app.schemas import ProblemSchema
+from app.schemas import ProblemSchema, PublicUserSchema
 
 
 class Api(flask_smorest.Api):
@@ -32,6 +32,8 @@ class Api(flask_smorest.Api):
 
     def init_app(self, app, *, spec_kwargs=None) -> None:  # type: ignore[override]
         super().init_app(app, spec_kwargs=spec_kwargs)
+        # Named in `anyOf` responses (app/api/users.py) rather than through a decorator.
+        self.spec.components.schema("PublicUser", schema=PublicUserSchema)
         self.spec.components.security_scheme(
             "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         )

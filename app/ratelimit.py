@@ -14,12 +14,16 @@ worker counts on its own.
 from __future__ import annotations
 
 import flask_limiter
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_jwt_extended import decode_token
 
+from app.bearer import bearer_token
+from app.errors import OUTAGE_RETRY_AFTER
 from app.jsonbody import json_body
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+RATE_LIMIT_HEADER_NAMES = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
 
 class Limiter(flask_limiter.Limiter):
@@ -33,7 +37,28 @@ class Limiter(flask_limiter.Limiter):
 
     def init_app(self, app: Flask) -> None:
         self._key_prefix = ""
+        # Registered first, so it runs after Flask-Limiter's own header hook (Flask runs
+        # after-request hooks in reverse order).
+        if retry_after_only_when_it_means_something not in app.after_request_funcs.get(None, []):
+            app.after_request(retry_after_only_when_it_means_something)
         super().init_app(app)
+
+
+def retry_after_only_when_it_means_something(response: Response) -> Response:
+    """`Retry-After` on a 429 (when the limit resets) and on a 503 (the outage value), nowhere else;
+    `X-RateLimit-*` on reads only with their 429.
+
+    Flask-Limiter puts the window's reset on every counted response, and on a 503 the
+    larger of its reset and ours (an hour for registration); neither tells a client anything.
+    """
+    if response.status_code == 503:
+        response.headers["Retry-After"] = OUTAGE_RETRY_AFTER
+    elif response.status_code != 429:
+        response.headers.pop("Retry-After", None)
+        if request.method in READ_METHODS:  # reads show their limit only when they meet it
+            for name in RATE_LIMIT_HEADER_NAMES:
+                response.headers.pop(name, None)
+    return response
 
 
 def limits_disabled() -> bool:
@@ -49,10 +74,10 @@ def write_limit_exempt() -> bool:
 
 
 def write_limit_key() -> str:
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is not None:
         try:
-            return "user:" + decode_token(header.removeprefix("Bearer ").strip())["sub"]
+            return "user:" + decode_token(token)["sub"]
         except Exception:  # any undecodable token is just an anonymous client
             pass
     return "ip:" + client_ip()
@@ -98,4 +123,4 @@ def not_a_search() -> bool:
 
 
 def read_limit_exempt() -> bool:
-    return request.method not in ("GET", "HEAD") or not request.path.startswith("/api")
+    return request.method not in READ_METHODS or not request.path.startswith("/api")

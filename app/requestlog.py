@@ -1,25 +1,33 @@
 """One log line per request: method, path, status, duration and a request id.
 
-An incoming `X-Request-ID` is honoured (if it looks sane) and echoed back.
+An incoming `X-Request-ID` is honoured (if it looks sane) and echoed back. The
+path is logged percent-encoded and the method escaped, so that no request can
+write a line break (or a field) of its own into the log, whatever the formatter.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 import uuid
 
 from flask import Flask, Response, g, request
+
+from app.logformat import escape_controls, formatter, loggable_path
 
 log = logging.getLogger("app.request")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def init_app(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
-                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # else whoever configured logging (gunicorn.conf.py, a test runner) decides
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(formatter(app.config.get("LOG_FORMAT", "text")))
+        root.addHandler(handler)
+        root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
     log.setLevel(app.config.get("LOG_LEVEL", "INFO"))
 
     @app.before_request
@@ -32,8 +40,11 @@ def init_app(app: Flask) -> None:
     def log_request(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-ID"] = request_id
-        started = g.get("request_started")
-        duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
-        log.info("%s %s %s %.1fms id=%s", request.method, request.path,
-                 response.status_code, duration_ms, request_id)
+        if log.isEnabledFor(logging.INFO):
+            started = g.get("request_started")
+            duration_ms = (time.perf_counter() - started) * 1000 if started else 0.0
+            method, path = escape_controls(request.method), loggable_path(request.path)
+            log.info("%s %s %s %.1fms id=%s", method, path, response.status_code, duration_ms, request_id,
+                     extra={"fields": {"method": method, "path": path, "status": response.status_code,
+                                       "duration_ms": round(duration_ms, 1), "request_id": request_id}})
         return response

@@ -141,18 +141,28 @@ class UserUpdateSchema(Schema):
     is_active = StrictBoolean()
 
 
-class UserSchema(Schema):
-    """A user as others see it. `email` is present only for the user themself and admins."""
+class PublicUserSchema(Schema):
+    """A user as every other signed-in user sees them."""
 
-    id = fields.Integer(dump_only=True)
-    email = fields.String(dump_only=True, metadata={
-        "description": "Only present for the user themself and for admins."})
-    name = fields.String(dump_only=True)
-    age = fields.Integer(dump_only=True, allow_none=True)
-    role = fields.Enum(Role, by_value=True, dump_only=True)
-    is_active = fields.Boolean(dump_only=True)
-    created_at = fields.AwareDateTime(dump_only=True)
-    updated_at = fields.AwareDateTime(dump_only=True)
+    id = fields.Integer(dump_only=True, required=True)
+    name = fields.String(dump_only=True, required=True)
+    created_at = fields.AwareDateTime(dump_only=True, required=True)
+
+    class Meta:
+        ordered = True
+
+
+class UserSchema(Schema):
+    """A user as they themself and admins see them: the whole account, no secrets."""
+
+    id = fields.Integer(dump_only=True, required=True)
+    email = fields.String(dump_only=True, required=True)
+    name = fields.String(dump_only=True, required=True)
+    age = fields.Integer(dump_only=True, required=True, allow_none=True)
+    role = fields.Enum(Role, by_value=True, dump_only=True, required=True)
+    is_active = fields.Boolean(dump_only=True, required=True)
+    created_at = fields.AwareDateTime(dump_only=True, required=True)
+    updated_at = fields.AwareDateTime(dump_only=True, required=True)
 
     class Meta:
         ordered = True

@@ -108,7 +108,7 @@ def _fts5_match(query: SearchQuery) -> str:
     return "(" + wanted + ")" + "".join(f" NOT {term_text(term)}" for term in query.excluded)
 
 
-SEARCH_VECTOR = literal_column("posts.search_vector")  # PostgreSQL only; migration 0002 keeps it
+SEARCH_VECTOR = literal_column("posts.search_vector")  # PostgreSQL only; migration 0005 keeps it
 
 
 def search_condition(dialect: str, *, search_vector: ColumnElement[Any], post_id: ColumnElement[int]
@@ -130,7 +130,7 @@ def search_parameter(query: SearchQuery, dialect: str) -> str:
 
 
 def is_search_index(name: str | None, type_: str) -> bool:
-    """Whether a schema object is one of the search indexes that only migration 0002 describes
+    """Whether a schema object is one of the search indexes that only migration 0005 describes
     (they differ per database, so the models leave them out; Alembic must not drop them)."""
     if type_ == "table":
         return bool(name and name.startswith("posts_fts"))

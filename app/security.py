@@ -47,18 +47,29 @@ _API_RESPONSE = (
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
 )
 _HSTS = (("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),)
+# Each docs page allows what it loads and no more (tests/e2e/test_docs_browser.py): scripts,
+# styles and the document from this origin, images as data: URIs. ReDoc's styled-components
+# also write <style> elements, and its search runs in a blob: worker.
+_DOCS_POLICY = ("default-src 'none'; script-src 'self'; connect-src 'self'; base-uri 'none'; "
+                "form-action 'none'; frame-ancestors 'none'; ")
+DOCS_CONTENT_SECURITY_POLICIES = {
+    "api-docs.openapi_swagger_ui": _DOCS_POLICY + "style-src 'self'; img-src data:",
+    "api-docs.openapi_redoc": _DOCS_POLICY + "style-src 'self' 'unsafe-inline'; img-src data:; worker-src blob:",
+}
 
 
 def register_security_headers(app: Flask) -> None:
     hsts = _HSTS if app.config.get("ENV_NAME") == "production" else ()
     pages, api = _EVERY_RESPONSE + hsts, _EVERY_RESPONSE + _API_RESPONSE + hsts
+    docs = {endpoint: (*_EVERY_RESPONSE, ("X-Frame-Options", "DENY"), ("Content-Security-Policy", policy), *hsts)
+            for endpoint, policy in DOCS_CONTENT_SECURITY_POLICIES.items()}
 
     @app.after_request
     def set_security_headers(response: Response) -> Response:
         """Each header unless the view set its own; for API responses also no framing at all,
         and no caching of anything personal."""
         is_api = request.path.startswith(("/api", "/health"))
-        _add_missing(response.headers, api if is_api else pages)
+        _add_missing(response.headers, api if is_api else docs.get(request.endpoint, pages))
         # Personal data or tokens: anything authenticated, and every write's answer.
         if is_api and ("Authorization" in request.headers or request.method not in ("GET", "HEAD")):
             response.headers["Cache-Control"] = "no-store"

@@ -38,6 +38,7 @@ def main() -> None:
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{options.database}",
         RATELIMIT_ENABLED="0",
         LOG_LEVEL=options.log_level,
+        PUBLIC_BASE_URL="http://localhost",  # the test client's host
     )
     sys.path.insert(0, str(ROOT))
     from pyinstrument import Profiler

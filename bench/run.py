@@ -121,6 +121,7 @@ def app_environment(database_url: str) -> dict[str, str]:
         "RATELIMIT_ENABLED": "0",
         "JWT_ACCESS_TOKEN_SECONDS": "3600",
         "FLASK_APP": "wsgi.py",
+        "PUBLIC_BASE_URL": "http://localhost",  # in-process test clients; each server gets its own
     }
 
 
@@ -317,7 +318,7 @@ def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> S
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
         cwd=ROOT,
-        env={**env, "PORT": str(port), "HOST": "127.0.0.1"},
+        env={**env, "PORT": str(port), "HOST": "127.0.0.1", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -140,6 +141,7 @@ def empty_tables() -> None:
         else:
             for table in tables:
                 connection.execute(text(f"DELETE FROM {table}"))
+            connection.execute(text("DELETE FROM sqlite_sequence"))  # as RESTART IDENTITY does
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +220,14 @@ def user(make_user) -> Person:
 @pytest.fixture
 def admin(make_user) -> Person:
     return make_user(Role.ADMIN)
+
+
+def production_settings(**overrides) -> dict:
+    """What production refuses to start without (but the database): strong secrets made
+    now (never in the repository) and the public URL."""
+    return {"APP_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+            "PUBLIC_BASE_URL": "http://localhost", **overrides}
 
 
 def assert_problem(response, status: int) -> dict:

@@ -23,7 +23,7 @@ from tests.admin_support import (
     submit,
     text_of,
 )
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, production_settings
 
 ADMIN_PAGES = ["/admin", "/admin/", "/admin/users", "/admin/users/{user}", "/admin/users/{user}/delete",
                "/admin/posts", "/admin/posts/{post}", "/admin/posts/{post}/delete"]
@@ -84,7 +84,7 @@ def test_session_cookie_is_httponly_lax_scoped_to_admin_and_expires_in_eight_hou
 
 
 def test_session_cookie_is_secure_in_production(make_app, admin):
-    app = make_app(APP_ENV="production", SECRET_KEY="p" * 40, JWT_SECRET_KEY="j" * 40, RATELIMIT_ENABLED=False)
+    app = make_app(**production_settings(RATELIMIT_ENABLED=False))
     client = app.test_client()
     response = client.get("/admin/login")
     header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("admin_session="))

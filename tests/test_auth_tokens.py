@@ -35,6 +35,24 @@ def test_login_returns_a_bearer_token_pair(app, client, user):
     assert me(client, body["access_token"]).get_json()["id"] == user.id
 
 
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "bEaReR"])
+def test_the_bearer_scheme_is_accepted_in_any_case(client, user, scheme):
+    """RFC 9110 §11.1: login says `"token_type": "bearer"`, so `bearer <token>` must work."""
+    pair = login(client, user.email).get_json()
+    access = {"Authorization": f"{pair['token_type'] if scheme == 'bearer' else scheme} {pair['access_token']}"}
+    assert client.get("/api/users/me", headers=access).get_json()["id"] == user.id
+    assert client.post("/api/posts", json={"title": "t", "body": "b"}, headers=access).status_code == 201
+    refreshed = client.post("/api/auth/refresh", headers={"Authorization": f"{scheme} {pair['refresh_token']}"})
+    assert refreshed.status_code == 200
+    assert client.post("/api/auth/logout", headers=access).status_code == 204
+    assert_problem(client.get("/api/users/me", headers=access), 401)
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "bearer", "bearer a b", "Bearertoken"])
+def test_other_authorization_headers_stay_401(client, user, header):
+    assert_problem(client.get("/api/users/me", headers={"Authorization": header}), 401)
+
+
 def test_login_email_is_case_insensitive(client, user):
     assert login(client, "  " + user.email.upper()).status_code == 200
 

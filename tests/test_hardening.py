@@ -9,7 +9,8 @@ import re
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, assert_problem
+from config import ConfigurationError
+from tests.conftest import PASSWORD, assert_problem, production_settings
 
 ORIGIN = "https://app.example.com"
 JSON_ROUTES = [
@@ -166,6 +167,22 @@ def test_a_foreign_or_null_origin_gets_no_cors_headers(cors_client, origin):
     assert "Access-Control-Expose-Headers" not in response.headers
 
 
+@pytest.mark.parametrize("entry", ["https://*.example.org", "*", "https://app.example.(com|io)",
+                                   "app.example.com", "https://app.example.com/path", "https://a@app.example.com"])
+def test_a_cors_entry_that_is_no_exact_origin_is_refused_at_startup(make_app, entry):
+    """flask-cors would take `https://*.example.org` as an unanchored regex: it allows https://example.org.evil.io."""
+    with pytest.raises(ConfigurationError, match="CORS_ORIGINS entries are exact origins"):
+        make_app(CORS_ORIGINS=[ORIGIN, entry])
+
+
+def test_cors_entries_match_exactly_even_with_brackets(make_app):
+    client = make_app(CORS_ORIGINS="http://[::1]:8080, HTTPS://App.Example.com/").test_client()
+    for allowed in ("http://[::1]:8080", ORIGIN):
+        assert client.get("/api/posts", headers={"Origin": allowed}).headers["Access-Control-Allow-Origin"] == allowed
+    for other in ("http://1:8080", "http://[::1]:8080.evil.io", "http://[::1]:80800", ORIGIN + ".evil.io"):
+        assert "Access-Control-Allow-Origin" not in client.get("/api/posts", headers={"Origin": other}).headers
+
+
 def test_without_configured_origins_nobody_gets_cors_headers(client):
     response = client.get("/api/posts", headers={"Origin": ORIGIN})
     assert "Access-Control-Allow-Origin" not in response.headers
@@ -254,8 +271,7 @@ def test_no_hsts_outside_production(client):
 
 
 def test_production_sends_hsts(make_app):
-    client = make_app(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40,
-                      RATELIMIT_STORAGE_URI="memory://").test_client()
+    client = make_app(**production_settings(RATELIMIT_STORAGE_URI="memory://")).test_client()
     response = client.get("/health")
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")

@@ -31,7 +31,7 @@ def test_database_is_at_the_latest_revision(app):
 
 
 def test_search_migration_indexes_and_counts_the_posts_an_existing_database_has(app, client):
-    """Migration 0002 on a database with data: old posts are searchable and counted at once."""
+    """Migration 0005 on a database with data: old posts are searchable and counted at once."""
     from flask_migrate import downgrade, upgrade
     from sqlalchemy import text
 

@@ -1,6 +1,7 @@
 """The OpenAPI document, Swagger UI and ReDoc, all served without a CDN."""
 
 import re
+from html import unescape
 
 import pytest
 
@@ -134,16 +135,43 @@ def test_docs_pages_use_only_local_assets(client, page):
     assert urls, "no scripts or styles found"
     assert any(url.endswith(".js") for url in urls)
     for url in urls:
-        assert url.startswith("/static/vendor/"), url
+        if url.startswith("data:"):
+            continue
+        assert url.startswith(("/static/vendor/", "/static/docs/")), url
         asset = client.get(url)
         assert asset.status_code == 200, url
-        assert len(asset.get_data()) > 1000, url
+        assert len(asset.get_data()) > (1000 if "/vendor/" in url else 50), url
         asset.close()
 
 
 def test_swagger_ui_does_not_call_the_online_validator(client):
-    html = client.get("/docs").get_data(as_text=True)
+    html = unescape(client.get("/docs").get_data(as_text=True))
     assert '"validatorUrl": null' in html
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_send_a_content_security_policy_and_refuse_framing(client, page):
+    response = client.get(page)
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"  # no inline script, no eval
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert not re.search(r"<script(?![^>]*\bsrc=)", response.get_data(as_text=True)), "an inline script"
+
+
+def test_only_redoc_may_write_styles_and_start_a_worker(client):
+    swagger = client.get("/docs").headers["Content-Security-Policy"]
+    redoc = client.get("/redoc").headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in swagger and "worker-src" not in swagger
+    assert "style-src 'self' 'unsafe-inline'" in redoc and "worker-src blob:" in redoc
+
+
+def test_redoc_loads_no_logo_from_a_cdn(client):
+    response = client.get("/static/vendor/redoc/redoc.standalone.js")
+    assert b"cdn.redoc.ly" not in response.get_data()
+    response.close()
 
 
 @pytest.mark.parametrize(
@@ -214,3 +242,38 @@ def test_the_password_rules_are_in_the_schema(spec, path, method):
     assert "uppercase letter" in password["description"] and "digit" in password["description"]
     assert password["maxLength"] == 72
     assert "8 to 72 bytes long in UTF-8" in spec["paths"][path][method]["description"]
+
+
+def test_retry_after_is_documented_only_on_429_and_503(spec):
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method.upper() not in API_METHODS:
+                continue
+            for status, response in operation["responses"].items():
+                if "Retry-After" in response.get("headers", {}):
+                    assert status in ("429", "503"), (method, path, status)
+
+
+def test_every_counted_request_documents_its_rate_limit_headers(spec):
+    for path, operations in spec["paths"].items():
+        if not path.startswith("/api"):
+            continue
+        for method, operation in operations.items():
+            if method.upper() not in {"POST", "PATCH", "DELETE"}:
+                continue
+            success = next(r for s, r in operation["responses"].items() if s.startswith("2"))
+            assert "X-RateLimit-Remaining" in success.get("headers", {}), (method, path)
+
+
+def test_both_user_shapes_are_documented(spec):
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["PublicUser"]["properties"]) == {"id", "name", "created_at"}
+    assert {"email", "age", "role", "is_active"} <= set(schemas["User"]["properties"])
+    shapes = [{"$ref": "#/components/schemas/User"}, {"$ref": "#/components/schemas/PublicUser"}]
+    one = spec["paths"]["/api/users/{user_id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert one["schema"] == {"anyOf": shapes}
+    listed = spec["paths"]["/api/users"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"] == {"type": "array", "items": {"anyOf": shapes}}
+    assert "Link" in listed["headers"]
+    me = spec["paths"]["/api/users/me"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert me["schema"] == {"$ref": "#/components/schemas/User"}

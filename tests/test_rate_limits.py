@@ -133,6 +133,41 @@ def test_login_responses_carry_rate_limit_headers(limited, user):
     assert int(response.headers["X-RateLimit-Reset"]) > 0
 
 
+# ---- which responses carry which headers -------------------------------------------
+
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def test_retry_after_is_only_on_429(limited, user):
+    client = limited().test_client()
+    answers = [new_post(client, user.headers) for _ in range(3)]
+    answers += [register(client, 1), client.post("/api/users", json={"email": "x"}),
+                login(client, user.email, password="wrong")]
+    assert [r.status_code for r in answers] == [201, 201, 201, 201, 422, 401]
+    for response in answers:
+        assert "Retry-After" not in response.headers, (response.status_code, dict(response.headers))
+        assert all(name in response.headers for name in RATE_HEADERS)
+    assert_too_many(new_post(client, user.headers), 60)
+
+
+def test_a_503_says_retry_after_5_on_limited_routes_too(make_app, tmp_path):
+    down = make_app(**LIMITS, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'missing-dir' / 'app.db'}")
+    client = down.test_client()
+    for response in (register(client, 1), login(client, "someone@example.com")):
+        assert_problem(response, 503)
+        assert response.headers["Retry-After"] == "5"
+
+
+def test_requests_no_limit_counts_carry_no_rate_limit_headers(limited, user):
+    """Reads count against the read limits, but like Flask-Limiter's other application-wide
+    limits they show their headers only on the 429."""
+    client = limited().test_client()
+    me = client.get("/api/users/me", headers=user.headers)
+    for response in (client.get("/api/posts"), client.get("/health"), me):
+        assert response.status_code == 200
+        assert not any(name in response.headers for name in (*RATE_HEADERS, "Retry-After"))
+
+
 # ---- refresh ------------------------------------------------------------------
 
 
@@ -183,6 +218,15 @@ def test_writes_are_limited_per_user(limited, make_user):
     assert [new_post(client, author.headers).status_code for _ in range(3)] == [201] * 3
     assert_too_many(new_post(client, author.headers), 60)
     assert new_post(client, other.headers).status_code == 201
+
+
+def test_writes_with_a_lower_case_bearer_count_per_user(limited, make_user):
+    author, other = make_user(), make_user()
+    lower = {"Authorization": f"bearer {author.access_token}"}
+    client = limited().test_client()
+    assert [new_post(client, lower).status_code for _ in range(3)] == [201] * 3
+    assert_too_many(new_post(client, author.headers, ip="198.51.100.2"), 60)  # same user, other IP
+    assert new_post(client, {"Authorization": f"bearer {other.access_token}"}).status_code == 201
 
 
 def test_patch_and_delete_count_as_writes(limited, user):

@@ -77,6 +77,30 @@ def test_get_user_shows_email_to_themself_and_admins(client, admin, user):
     assert client.get(f"/api/users/{user.id}", headers=admin.headers).get_json()["email"] == user.email
 
 
+PUBLIC = {"id", "name", "created_at"}
+ACCOUNT = PUBLIC | {"email", "age", "role", "is_active", "updated_at"}
+
+
+def test_others_see_only_id_name_and_created_at(client, admin, make_user):
+    """Not whether someone is an admin, how old they are or whether they are deactivated."""
+    me, other = make_user(), make_user(age=40)
+    for person in (admin, other):
+        assert set(client.get(f"/api/users/{person.id}", headers=me.headers).get_json()) == PUBLIC
+    listed = {u["id"]: u for u in client.get("/api/users", headers=me.headers).get_json()}
+    assert set(listed[admin.id]) == set(listed[other.id]) == PUBLIC
+    assert set(listed[me.id]) == ACCOUNT
+    assert "admin" not in client.get("/api/users", headers=me.headers).get_data(as_text=True)
+
+
+def test_the_user_themself_and_admins_see_the_whole_account(client, admin, make_user):
+    person = make_user(age=40)
+    own = client.get(f"/api/users/{person.id}", headers=person.headers).get_json()
+    assert set(own) == ACCOUNT and own["age"] == 40 and own["role"] == "user" and own["is_active"] is True
+    assert set(client.get("/api/users/me", headers=person.headers).get_json()) == ACCOUNT
+    assert client.get(f"/api/users/{person.id}", headers=admin.headers).get_json() == own
+    assert all(set(u) == ACCOUNT for u in client.get("/api/users", headers=admin.headers).get_json())
+
+
 def test_get_unknown_user_is_404(client, user):
     assert_problem(client.get("/api/users/999999", headers=user.headers), 404)
 

@@ -25,6 +25,8 @@ def _header(description: str, kind: str = "string", required: bool = False) -> d
     return {"description": description, "required": required, "schema": {"type": kind}}
 
 
+# On every response to a request a limit counted: login, refresh, registration, every
+# write under /api (and reads when RATELIMIT_READ is set); never required (limits can be off).
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": _header("Requests allowed in the current window.", "integer"),
     "X-RateLimit-Remaining": _header("Requests left in the current window.", "integer"),
@@ -37,7 +39,7 @@ PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     405: {"Allow": _header("The methods the resource supports.", required=True)},
     429: {"Retry-After": _header("Seconds until the limit resets.", "integer", required=True),
           **RATE_LIMIT_HEADERS},
-    503: {"Retry-After": _header("Seconds to wait before trying again.", "integer", required=True)},
+    503: {"Retry-After": _header("Seconds to wait before trying again: always 5.", "integer", required=True)},
 }
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON.",
@@ -56,6 +58,20 @@ PROBLEM_DESCRIPTIONS = {
 # One budget for every search endpoint, per user or IP; other reads pass through.
 search_limited = limiter.shared_limit(search_limit, scope="search", key_func=write_limit_key,
                                       exempt_when=not_a_search)
+
+
+def any_of_response(description: str, *schema_names: str, many: bool = False,
+                    headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response whose JSON body is one of several component schemas (by name),
+    for answers whose shape depends on who asks. `anyOf`, not `oneOf`: a full object
+    also satisfies the smaller schema."""
+    schema: dict[str, Any] = {"anyOf": [{"$ref": f"#/components/schemas/{name}"} for name in schema_names]}
+    if many:
+        schema = {"type": "array", "items": schema}
+    response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
 
 
 class StrictParser(FlaskParser):

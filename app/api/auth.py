@@ -41,7 +41,7 @@ def refresh():
 @blp.route("/logout", methods=["POST"])
 @jwt_required()
 @blp.arguments(LogoutSchema, required=False)
-@blp.response(204)
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 413, 415, 429)
 @blp.doc(operationId="logout", security=[{"bearerAuth": []}])
 def logout(body):

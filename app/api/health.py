@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api import Blueprint
-from app.errors import problem
+from app.errors import OUTAGE_RETRY_AFTER, problem
 from app.extensions import db
 from app.schemas import HealthSchema
 
@@ -31,5 +31,5 @@ def ready():
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         db.session.rollback()
-        return problem(503, "The database does not answer.", headers={"Retry-After": "5"})
+        return problem(503, "The database does not answer.", headers={"Retry-After": OUTAGE_RETRY_AFTER})
     return {"status": "ready"}

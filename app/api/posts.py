@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response, search_limited
+from app.api import LINK_HEADER, LOCATION_HEADER, RATE_LIMIT_HEADERS, Blueprint, json_response, search_limited
 from app.pagination import Page, next_link, page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
 from app.services import posts
@@ -56,7 +56,7 @@ def list_posts(args):
 @blp.route("", methods=["POST"])
 @jwt_required()
 @blp.arguments(PostCreateSchema)
-@blp.response(201, PostSchema, headers=LOCATION_HEADER)
+@blp.response(201, PostSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
 @blp.problems(400, 401, 413, 415, 429)
 @blp.doc(operationId="createPost", security=BEARER)
 def create_post(fields):
@@ -78,7 +78,7 @@ def get_post(post_id: int):
 @blp.route("/<int:post_id>", methods=["PATCH"])
 @jwt_required()
 @blp.arguments(PostUpdateSchema)
-@blp.response(200, PostSchema)
+@blp.response(200, PostSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 403, 404, 413, 415, 429)
 @blp.doc(operationId="updatePost", security=BEARER)
 def update_post(changes, post_id: int):
@@ -88,7 +88,7 @@ def update_post(changes, post_id: int):
 
 @blp.route("/<int:post_id>", methods=["DELETE"])
 @jwt_required()
-@blp.response(204)
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 403, 404, 429)
 @blp.doc(operationId="deletePost", security=BEARER)
 def delete_post(post_id: int):

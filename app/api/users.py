@@ -5,7 +5,15 @@ from __future__ import annotations
 from flask import url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, Blueprint, json_response, search_limited
+from app.api import (
+    LINK_HEADER,
+    LOCATION_HEADER,
+    RATE_LIMIT_HEADERS,
+    Blueprint,
+    any_of_response,
+    json_response,
+    search_limited,
+)
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
@@ -16,6 +24,7 @@ from app.schemas import (
     PASSWORD_RULES,
     PageArgsSchema,
     PostSchema,
+    PublicUserSchema,
     SearchArgsSchema,
     UserCreateSchema,
     UserSchema,
@@ -25,20 +34,20 @@ from app.services import posts, users
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
 BEARER = [{"bearerAuth": []}]
-_user_schema = UserSchema()
+_account, _public = UserSchema(), PublicUserSchema()
+# Others see a `PublicUser`; the user themself and admins a `User`.
+_USER_OR_PUBLIC = ("User", "PublicUser")
 
 
 def dump_user(user: User, viewer: User | None) -> dict:
-    data = _user_schema.dump(user)
-    if not users.can_see_email(viewer, user):
-        del data["email"]
-    return data
+    """The whole account for the user themself and admins, the public profile for everyone else."""
+    return (_account if users.can_see_account(viewer, user) else _public).dump(user)
 
 
 @blp.route("", methods=["POST"])
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
-@blp.response(201, UserSchema, headers=LOCATION_HEADER)
+@blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
 @blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
 @blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
 def register(fields):
@@ -51,11 +60,14 @@ def register(fields):
 @blp.route("", methods=["GET"])
 @jwt_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200, UserSchema(many=True), headers=LINK_HEADER)
+@blp.doc(responses={"200": any_of_response(
+    "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
+    *_USER_OR_PUBLIC, many=True, headers=LINK_HEADER)})
 @blp.problems(401, 429)
 @blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
-    """Users by id, keyset-paginated (`Link: rel="next"`)."""
+    """Users by id, keyset-paginated (`Link: rel="next"`). Only the user themself and admins
+    see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
     return json_response([dump_user(u, current_user) for u in page.items],
                          headers=next_link(page.next_key))
@@ -73,18 +85,20 @@ def me():
 
 @blp.route("/<int:user_id>", methods=["GET"])
 @jwt_required()
-@blp.response(200, UserSchema)
+@blp.doc(responses={"200": any_of_response(
+    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
-    """One user; `email` only for the user themself and admins."""
+    """One user: the whole account for the user themself and admins, `id`, `name` and
+    `created_at` for everyone else."""
     return json_response(dump_user(users.get_user(user_id), current_user))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
-@blp.response(200, UserSchema)
+@blp.response(200, UserSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
 @blp.doc(operationId="updateUser", security=BEARER,
          description=f"A new `password` needs `current_password` unless an admin sets it; {PASSWORD_RULES}")
@@ -96,7 +110,7 @@ def update_user(changes, user_id: int):
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
 @admin_required
-@blp.response(204)
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(operationId="deleteUser", security=BEARER)
 def delete_user(user_id: int):

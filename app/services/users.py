@@ -81,7 +81,8 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
     return page_of(list(db.session.scalars(stmt)), page.limit, lambda user: (user.id,))
 
 
-def can_see_email(viewer: User | None, user: User) -> bool:
+def can_see_account(viewer: User | None, user: User) -> bool:
+    """Whether `viewer` sees all of `user` (email, age, role, status) or only the public profile."""
     return viewer is not None and (viewer.is_admin or viewer.id == user.id)
 
 

@@ -76,6 +76,7 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
     env.update(_SECRETS)
     env.update({
         "APP_ENV": "production", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
+        "PUBLIC_BASE_URL": "http://127.0.0.1", "TRUSTED_HOSTS": "127.0.0.1,localhost",
         "BCRYPT_ROUNDS": "4", "RATELIMIT_LOGIN": "100000/minute", "RATELIMIT_REGISTER": "100000/minute",
         "RATELIMIT_WRITE": "100000/minute", "RATELIMIT_READ": "1000000/minute",
         "RATELIMIT_READ_USER": "1000000/minute", "RATELIMIT_SEARCH": "1000000/minute",

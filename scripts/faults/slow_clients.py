@@ -82,6 +82,8 @@ def nginx_config(upstream_port: int, listen_port: int, prefix: Path) -> Path:
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
+        "listen 80 default_server;": f"listen 127.0.0.1:{listen_port} default_server;",
+        "server_name api.example.com;": "server_name 127.0.0.1;",
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
         "access_log /var/log/nginx/access.log;": "access_log off;",
         "worker_processes auto;": "worker_processes 1;",

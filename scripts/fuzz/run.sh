@@ -27,6 +27,7 @@ trap cleanup EXIT
 
 psql "$PGURL_BASE/postgres" -qc "CREATE DATABASE $DB"
 export APP_ENV=production DATABASE_URL="$PGURL_BASE/$DB" PORT WEB_CONCURRENCY=${FUZZ_WORKERS:-2}
+export PUBLIC_BASE_URL="$BASE"
 SECRET_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(48))')
 JWT_SECRET_KEY=$($BIN/python -c 'import secrets; print(secrets.token_urlsafe(48))')
 export SECRET_KEY JWT_SECRET_KEY

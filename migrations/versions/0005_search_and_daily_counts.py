@@ -6,16 +6,16 @@ SQLite: an external-content FTS5 table kept in step by triggers.
 Both: `daily_counts`, rows and posts per UTC day, maintained by triggers in the
 transaction of the write, so the dashboard never counts whole tables.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0005
+Revises: 0003
 Create Date: 2026-12-01 10:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002'
-down_revision = '0001'
+revision = '0005'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
@@ -116,20 +116,11 @@ def _upgrade_postgresql():
         """)
 
 
-# 0001 wrote PostgreSQL's `now()` as the timestamps' default, a function SQLite does not
-# have: there an insert that left them out failed. The models' `func.now()` renders as
-# CURRENT_TIMESTAMP on SQLite. (Recreating a table drops its triggers: any later migration
-# that recreates `users` or `posts` on SQLite must create their triggers again.)
-TIMESTAMPS = {'users': ('created_at', 'updated_at'), 'posts': ('created_at', 'updated_at'),
-              'revoked_tokens': ('revoked_at',)}
+# Recreating a table on SQLite drops its triggers: a later migration that recreates `users`
+# or `posts` there must create their triggers again.
 
 
 def _upgrade_sqlite():
-    for table, columns in TIMESTAMPS.items():
-        with op.batch_alter_table(table) as batch:
-            for name in columns:
-                batch.alter_column(name, server_default=sa.func.now(), existing_type=sa.DateTime(timezone=True),
-                                   existing_nullable=False)
     op.execute("""
         CREATE VIRTUAL TABLE posts_fts USING fts5(
             title, body, content='posts', content_rowid='id', tokenize='unicode61 remove_diacritics 2'

@@ -1,0 +1,71 @@
+"""Log lines nobody can forge through a request: text with control characters escaped, or JSON.
+
+A path such as `/api/posts%0a2026-12-01 ... INFO app.request POST ...` decodes to
+a line break; written as is, it starts a second, fake log line. `LOG_FORMAT=text`
+(the default) escapes every control character in the line; `LOG_FORMAT=json`
+writes one JSON object per line, for log shippers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+# C0, DEL, C1, the Unicode line and paragraph separators, and the backslash that marks an escape.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\]")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+FORMATS = ("text", "json")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char == "\\":
+        return "\\\\"
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def escape_controls(text: str) -> str:
+    """The text on one line: `\\n` becomes the four characters `\\x0a`, a backslash two."""
+    return _UNSAFE.sub(_escape, text)
+
+
+class TextFormatter(logging.Formatter):
+    """The usual line, control characters escaped; a traceback still follows on its own lines."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, *args, **kwargs) -> None:
+        super().__init__(fmt, *args, **kwargs)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=True, default=str)
+
+
+def loggable_path(path: str) -> str:
+    """A request path as it would be sent: percent-encoded, one token without controls or spaces."""
+    return quote(path, safe="/!$&'()*+,;=:@~")
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else TextFormatter()
