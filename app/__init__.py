@@ -9,7 +9,6 @@ from typing import Any
 from flask import Flask
 
 from app.jsonprovider import JSONProvider
-from app.sessions import SessionInterface
 from config import Config, get_config
 
 
@@ -21,7 +20,6 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     """
     app = Flask(__name__, instance_relative_config=True)
     app.json = JSONProvider(app)
-    app.session_interface = SessionInterface()
     config_class = _configure(app, config)
     config_class.validate(app.config)
 

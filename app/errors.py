@@ -1,8 +1,8 @@
 """Domain errors, and every error rendered as RFC 9457 problem details.
 
 Services raise the `DomainError` subclasses; they know nothing of HTTP
-responses. The API turns any error into `application/problem+json`; paths
-under `/admin` get HTML instead, through a renderer the admin registers.
+responses. Every error becomes `application/problem+json`, except those of the
+admin pages (`app.faces.is_admin`), which get HTML through a renderer the admin registers.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from app import faces
 from app.logformat import escape_controls, loggable_path
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
-HTML_PREFIXES = ("/admin",)
 OUTAGE_RETRY_AFTER = "5"  # seconds, on every 503
 
 FieldErrors = Mapping[str, list[str] | Any]
@@ -101,13 +101,9 @@ def unauthorized(detail: str, error: str = "invalid_token") -> Response:
 HtmlRenderer = Callable[[int, str, str], Response]
 
 
-def _wants_html() -> bool:
-    return request.path.startswith(HTML_PREFIXES)
-
-
 def _render(status: int, detail: str, *, errors: FieldErrors | None = None,
             headers: Mapping[str, str] | None = None) -> Response:
-    if _wants_html():
+    if faces.is_admin():
         renderer: HtmlRenderer | None = current_app.extensions.get("html_error_renderer")
         title = HTTPStatus(status).phrase
         if renderer is not None:

@@ -16,6 +16,7 @@ import orjson
 from flask.json.provider import DefaultJSONProvider
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS  # marshmallow keys list errors by index, as ints
+_COMPACT = {"separators": (",", ":")}
 
 
 def _default(value: Any) -> Any:
@@ -29,7 +30,9 @@ class JSONProvider(DefaultJSONProvider):
     sort_keys = False  # keep the schemas' field order
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs:  # the standard library's options (indent, separators...) were asked for
+        """Compact output (what `response` asks for outside debug mode) by orjson; the
+        standard library's other options (an indent for people) by the standard library."""
+        if kwargs and kwargs != _COMPACT:
             return super().dumps(obj, **kwargs)
         return self._dumps_bytes(obj).decode()
 
@@ -40,9 +43,3 @@ class JSONProvider(DefaultJSONProvider):
             # What orjson refuses and the standard library writes: integers beyond 64 bits,
             # lone surrogates (escaped, as client input echoed in an error may hold them).
             return super().dumps(obj, separators=(",", ":")).encode()
-
-    def response(self, *args: Any, **kwargs: Any) -> Any:
-        if (self.compact is None and self._app.debug) or self.compact is False:
-            return super().response(*args, **kwargs)  # indented, for people
-        body = self._dumps_bytes(self._prepare_response_obj(args, kwargs)) + b"\n"
-        return self._app.response_class(body, mimetype=self.mimetype)

@@ -5,22 +5,22 @@ from __future__ import annotations
 from http import HTTPStatus
 
 import flask_smorest
+from flask import Response
+from werkzeug.exceptions import HTTPException
 
+from app import errors
 from app.errors import PROBLEM_MIMETYPE
 from app.schemas import ProblemSchema, PublicUserSchema
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest without its app-wide JSON error handler.
-
-    That handler would also answer the admin's HTML pages and drops `Allow` on
-    405; `app.errors` renders every error instead.
-    """
+    """flask-smorest, whose error handler (its documented hook) is `app.errors`' own: its
+    JSON would also answer the admin's HTML pages and drop `Allow` on 405."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def _register_error_handlers(self) -> None:
-        pass
+    def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
+        return errors.handle_http_exception(error)
 
     def _register_responses(self) -> None:
         """Document errors as they are sent: problem details, not flask-smorest's `Error` JSON."""

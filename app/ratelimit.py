@@ -17,6 +17,7 @@ import flask_limiter
 from flask import Flask, Response, current_app, request
 from flask_jwt_extended import decode_token
 
+from app import faces
 from app.bearer import bearer_token
 from app.errors import OUTAGE_RETRY_AFTER
 from app.jsonbody import json_body
@@ -70,7 +71,7 @@ def client_ip() -> str:
 
 
 def write_limit_exempt() -> bool:
-    return request.method not in WRITE_METHODS or not request.path.startswith("/api")
+    return request.method not in WRITE_METHODS or not faces.is_api_resource()
 
 
 def write_limit_key() -> str:
@@ -123,4 +124,4 @@ def not_a_search() -> bool:
 
 
 def read_limit_exempt() -> bool:
-    return request.method not in READ_METHODS or not request.path.startswith("/api")
+    return request.method not in READ_METHODS or not faces.is_api_resource()

@@ -134,7 +134,7 @@ def _assert_admin_headers(response) -> None:
     assert "frame-ancestors 'none'" in csp
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
-    assert headers["Referrer-Policy"] in ("same-origin", "no-referrer", "strict-origin-when-cross-origin")
+    assert headers["Referrer-Policy"] == "same-origin"
 
 
 def test_every_admin_page_has_strict_security_headers_and_no_inline_script(app, admin_client, admin):
@@ -169,3 +169,17 @@ def test_api_headers_are_not_the_admin_ones(client):
     response = client.get("/api/posts")
     assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     assert "no-store" not in response.headers.get("Cache-Control", "")
+
+
+def test_a_path_that_only_starts_like_admin_is_the_apis_404(client):
+    """`/administrator` is not under the admin blueprint: problem JSON and the API's headers."""
+    response = client.get("/administrator")
+    assert_problem(response, 404)
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert "style-src" not in response.headers["Content-Security-Policy"]
+
+
+def test_an_unknown_admin_path_gets_the_admin_page_and_the_admin_headers(client):
+    response = client.get("/admin/no-such-page/deeper")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    _assert_admin_headers(response)

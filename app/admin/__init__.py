@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask
 
+from app.faces import ADMIN
+
 bp = Blueprint(
-    "admin",
+    ADMIN,
     __name__,
     url_prefix="/admin",
     template_folder="templates",
@@ -20,4 +22,3 @@ def init_app(app: Flask) -> None:
 
     app.register_blueprint(bp)
     app.extensions["html_error_renderer"] = errorpages.render_error
-    headers.register(app)

@@ -1,6 +1,6 @@
 """Errors under `/admin` as HTML pages in the admin's look, never problem JSON.
 
-`app.errors` routes every error on an `/admin` path to `render_error`. A CSRF
+`app.errors` routes every error of the admin blueprint (`app.faces.is_admin`) to `render_error`. A CSRF
 failure is handled here to say what went wrong in words an operator follows.
 """
 
@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 
 from app.admin import bp
+from app.admin.headers import apply_admin_headers
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def render_error(status: int, title: str, detail: str) -> Response:
         )
     response = make_response(body, status)
     response.mimetype = "text/html"
-    return response
+    return apply_admin_headers(response)
 
 
 @bp.errorhandler(CSRFError)

@@ -1,4 +1,5 @@
-"""Response headers for every admin page, error pages and unknown `/admin` paths included.
+"""Response headers for every admin page; the error pages (`errorpages.render_error`,
+also used for unknown `/admin` paths) apply them too.
 
 No script runs on these pages at all, so the CSP allows none; styles and
 images come only from this origin.
@@ -6,7 +7,9 @@ images come only from this origin.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Response, request
+
+from app.admin import bp
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -22,18 +25,13 @@ ADMIN_HEADERS = {
 }
 
 
-def is_admin_path(path: str) -> bool:
-    return path == "/admin" or path.startswith("/admin/")
+def apply_admin_headers(response: Response) -> Response:
+    for name, value in ADMIN_HEADERS.items():
+        response.headers[name] = value
+    if request.endpoint != "admin.static":
+        response.headers["Cache-Control"] = "no-store"  # no admin data in shared or back-button caches
+        response.vary.add("Cookie")
+    return response
 
 
-def register(app: Flask) -> None:
-    @app.after_request
-    def admin_headers(response: Response) -> Response:
-        if not is_admin_path(request.path):
-            return response
-        for name, value in ADMIN_HEADERS.items():
-            response.headers[name] = value
-        if not request.path.startswith("/admin/static/"):
-            response.headers["Cache-Control"] = "no-store"  # no admin data in shared or back-button caches
-            response.vary.add("Cookie")
-        return response
+bp.after_request(apply_admin_headers)

@@ -84,8 +84,22 @@ class StrictParser(FlaskParser):
         return body
 
 
+def no_store_for_personal_data(response: Response) -> Response:
+    """Nothing authenticated, and no write's answer, may sit in a cache."""
+    if "Authorization" in request.headers or request.method not in ("GET", "HEAD"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's blueprint with the API's own rules: strict bodies, problem
+    responses documented, and no caching of personal data."""
+
     ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.after_request(no_store_for_personal_data)
 
     def arguments(self, schema: Any, *, location: str = "json", required: bool = True,
                   **kwargs: Any) -> Callable[[F], F]:
