@@ -14,6 +14,8 @@ from app.models import MAX_ID, Role
 from app.search import InvalidSearch, SearchQuery, parse_search
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
+# What no text field may hold: PostgreSQL refuses NUL, the rest is invisible mischief.
+UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_EXCEPT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -59,7 +61,7 @@ class EmailAddress(fields.Email):
         self.validators.append(validate.Length(max=EMAIL_MAX_LENGTH))  # the column's size
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str) and (_SURROGATE.search(value) or _CONTROL.search(value)):
+        if isinstance(value, str) and UNSTORABLE.search(value):
             raise ValidationError("Not a valid email address.")
         text = super()._deserialize(value.strip() if isinstance(value, str) else value,
                                     attr, data, **kwargs)

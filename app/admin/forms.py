@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -10,14 +9,13 @@ from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
 
 from app.models import Role
+from app.schemas import UNSTORABLE
 from app.search import InvalidSearch, parse_search
-
-_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def plain_text(_form: FlaskForm, field: Any) -> None:
     """PostgreSQL rejects NUL in text; no control character belongs in these fields."""
-    if field.data and _UNSTORABLE.search(field.data):
+    if field.data and UNSTORABLE.search(field.data):
         raise ValidationError("Must not contain control characters.")
 
 

@@ -19,7 +19,7 @@ from app.admin.forms import ActionForm, ActiveForm, LoginForm, PostFilterForm, R
 from app.admin.session import SESSION_KEY, safe_next, sign_in, sign_out, signed_in_admin
 from app.errors import AuthenticationFailed, DomainError, ValidationFailed
 from app.extensions import limiter
-from app.models import Role, User
+from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
@@ -27,7 +27,7 @@ from app.services import posts, stats, users
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
-ID = "int(max=2147483647)"  # larger ids cannot exist; PostgreSQL would reject them
+ID = f"int(max={MAX_ID})"  # larger ids cannot exist; PostgreSQL would reject them
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 INVALID_CREDENTIALS = "Invalid credentials."
 BAD_CURSOR = "This page link is invalid or out of date. Start again from the first page."
@@ -212,7 +212,7 @@ def _author_filter(form: PostFilterForm) -> User | None:
     if not value:
         return None
     author = None
-    if value.isdecimal() and 0 < int(value) < 2**31:
+    if value.isdecimal() and is_possible_id(int(value)):
         author = _user_or_none(int(value))
     elif "@" in value:
         author = users.find_by_email(value)
