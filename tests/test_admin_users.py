@@ -15,7 +15,6 @@ from app.models import Post, Role, User
 from app.services import posts, users
 from tests.admin_support import (
     assert_admin_html,
-    assert_redirects_to_login,
     page_token,
     signed_in,
     submit,
@@ -312,7 +311,5 @@ def test_signed_out_admin_cannot_act(app, client, admin, user):
     token = page_token(client, "/admin/")
     submit(client, "/admin/logout")
     response = client.post(f"/admin/users/{user.id}/active", data={"active": "0", "csrf_token": token})
-    assert response.status_code in (302, 400)
-    if response.status_code == 302:
-        assert_redirects_to_login(response)
+    assert response.status_code == 400  # the CSRF token died with the session
     assert _user(app, user.id).is_active
