@@ -9,7 +9,6 @@ import pytest
 
 from app.extensions import db
 from app.models import Post
-from app.services import posts
 from tests.admin_support import assert_admin_html, page_token, signed_in, submit, text_of
 from tests.helpers import write_post
 
@@ -130,17 +129,6 @@ def test_delete_post_asks_first_then_deletes_and_the_api_agrees(app, admin_clien
     assert post_id not in [p["id"] for p in client.get("/api/posts").get_json()]
     with app.app_context():
         assert db.session.get(Post, post_id) is None
-
-
-def test_delete_post_goes_through_the_service(app, admin_client, user, monkeypatch):
-    """The admin and the API share one rule: the admin face calls `posts.delete_post`."""
-    post_id = _write(app, user, "Shared rule")
-    calls = []
-    original = posts.delete_post
-    monkeypatch.setattr(posts, "delete_post", lambda actor, post: calls.append((actor.id, post.id)) or
-                        original(actor, post))
-    submit(admin_client, f"/admin/posts/{post_id}/delete")
-    assert len(calls) == 1 and calls[0][1] == post_id
 
 
 def test_delete_post_without_csrf_changes_nothing(app, admin_client, user):
