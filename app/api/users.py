@@ -127,6 +127,6 @@ def delete_user(user_id: int):
 @blp.doc(operationId="listUserPosts")
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
-    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"),
-                                author_must_exist=True)
+    users.ensure_exists(user_id)
+    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
     return dump_posts(page)

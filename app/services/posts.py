@@ -129,7 +129,6 @@ def _paged(stmt: Select, order: Sequence[Any], skip: bool) -> Select:
 
 
 _ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
-_AUTHOR = select(_users.id).where(_users.id == bindparam("author_id"))
 
 
 @cache
@@ -181,14 +180,8 @@ def list_posts(
     *,
     author_id: int | None = None,
     search: SearchQuery | None = None,
-    author_must_exist: bool = False,
 ) -> Page[PostView]:
-    """Newest first, by one author if given, matching `search` if given.
-
-    `author_must_exist`: an unknown author is a NotFound rather than an empty page.
-    """
-    if author_must_exist and not is_possible_id(author_id or 0):
-        raise NotFound("User not found.")
+    """Newest first, by one author if given, matching `search` if given."""
     by_author, after, skip = author_id is not None, page.after is not None, bool(page.skip)
     parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip}
     if after:
@@ -198,8 +191,6 @@ def list_posts(
         parameters.update(search=search_parameter(search, dialect), window=SEARCH_WINDOW)
 
     def read(connection: Connection) -> Sequence[Row]:
-        if author_must_exist and connection.scalar(_AUTHOR, {"author_id": author_id}) is None:
-            raise NotFound("User not found.")
         if search is None:
             return connection.execute(_page_statement(by_author, after, skip), parameters).all()
         if dialect == "postgresql" and not skip:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
-from app.extensions import db
+from app.extensions import db, reads
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, verify_password
@@ -54,6 +54,15 @@ def authenticate(email: str, password: str) -> User:
 
 def find_by_email(email: str) -> User | None:
     return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+_EXISTS = select(User.id).where(User.id == bindparam("user_id"))
+
+
+def ensure_exists(user_id: int) -> None:
+    """NotFound for an unknown user, from one read outside any transaction."""
+    if not is_possible_id(user_id) or reads.run(lambda c: c.scalar(_EXISTS, {"user_id": user_id})) is None:
+        raise NotFound("User not found.")
 
 
 def get_user(user_id: int) -> User:
