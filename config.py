@@ -212,24 +212,27 @@ def check_cors_origins(config: dict) -> None:
 _ORIGIN_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?", re.IGNORECASE)
 
 
+RATE_LIMITS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_WRITE", "RATELIMIT_READ",
+               "RATELIMIT_READ_USER", "RATELIMIT_SEARCH")
+
+
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
-    # 100 times the production defaults: someone trying the API, or a generated client's
-    # test run, never meets them, although without Redis each worker counts on its own.
-    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "1000/minute")
-    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "2000/hour")
-    RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "12000/minute")
-    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "30000/minute")
-    RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "120000/minute")
-    RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "3000/minute")
 
     @classmethod
     def validate(cls, config: dict) -> None:
-        """A first run needs no set-up: missing secrets are generated once, in instance/."""
+        """A first run needs no set-up: missing secrets are generated once, in instance/,
+        and the rate limits nobody set are 100 times production's, so that someone trying
+        the API, or a generated client's test run, never meets them (without Redis each
+        worker counts on its own)."""
         super().validate(config)
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if not config.get(name):
                 config[name] = instance_secret(name)
+        for name in RATE_LIMITS:
+            if name not in os.environ and config.get(name):
+                count, window = config[name].split("/", 1)
+                config[name] = f"{int(count) * 100}/{window}"
 
 
 def instance_secret(name: str, folder: Path = BASE_DIR / "instance") -> str:
