@@ -141,6 +141,9 @@ class UserSchema(Schema):
     is_active = fields.Boolean(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
+    tokens = fields.Nested(lambda: TokenSchema(), dump_only=True, metadata={
+        "description": "Only in the answer to a change of one's own password: the first token pair of the "
+                       "caller's new session (every earlier session has ended)."})
 
     class Meta:
         ordered = True

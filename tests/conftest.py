@@ -101,7 +101,7 @@ def _rebuild_schema() -> None:
 
 
 def empty_tables() -> None:
-    tables = ["revoked_tokens", "posts", "users"]
+    tables = ["sessions", "posts", "users"]
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
@@ -168,7 +168,7 @@ def make_user(app: Flask):
         with app.app_context():
             user = users.register(email=email, name=name or f"Person {n}", password=password,
                                   age=age, role=role)
-            pair = tokens.issue_tokens(user)
+            pair = tokens.start_session(user)
             if not is_active:
                 user.is_active = False
                 db.session.commit()

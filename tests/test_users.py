@@ -147,7 +147,9 @@ def test_admin_promotes_a_user_who_then_has_admin_rights(client, admin, make_use
     response = patch(client, admin, promoted.id, role="admin")
     assert response.status_code == 200
     assert response.get_json()["role"] == "admin"
-    assert client.delete(f"/api/users/{victim.id}", headers=promoted.headers).status_code == 204
+    assert client.delete(f"/api/users/{victim.id}", headers=promoted.headers).status_code == 401  # session ended
+    token = login(client, promoted.email).get_json()["access_token"]
+    assert client.delete(f"/api/users/{victim.id}", headers={"Authorization": f"Bearer {token}"}).status_code == 204
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ from app.ratelimit import client_ip, login_limit, target_email_key
 from app.schemas import LoginSchema, LogoutSchema, TokenSchema
 from app.services import tokens, users
 
-blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens")
+blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
+BEARER = [{"bearerAuth": []}]
 
 
 @blp.route("/login", methods=["POST"])
@@ -19,10 +20,11 @@ blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens")
 @blp.arguments(LoginSchema)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.")
+@blp.doc(operationId="login")
 def login(credentials):
-    """Exchange email and password for an access and a refresh token."""
+    """Exchange email and password for an access and a refresh token: a new session."""
     user = users.authenticate(credentials["email"], credentials["password"])
-    return tokens.issue_tokens(user)
+    return tokens.start_session(user)
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -30,10 +32,14 @@ def login(credentials):
 @limiter.limit(login_limit, key_func=target_email_key, scope="refresh-user")
 @jwt_required(refresh=True)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(401, 429)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.problems(401, 429, d401="Missing, invalid or expired refresh token, or its session has ended. "
+                             "A refresh token that was already spent ends its whole session.")
+@blp.doc(security=BEARER, operationId="refreshTokens")
 def refresh():
-    """Spend a refresh token (sent as the bearer token) for a new pair; it is revoked."""
+    """Spend the session's refresh token (sent as the bearer token) for a new pair.
+
+    Each refresh token can be spent once. Presenting one that was already spent
+    ends the session: every token of it, the thief's and the owner's, stops working."""
     return tokens.rotate(get_jwt(), current_user)
 
 
@@ -42,11 +48,20 @@ def refresh():
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(204)
 @blp.problems(400, 401, 413, 415, 429)
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(security=BEARER, operationId="logout")
 def logout(body):
-    """Revoke the access token, and the refresh token if given, on every host."""
-    revoked = [get_jwt()]
-    if "refresh_token" in body:
-        revoked.append(tokens.decode_refresh_token(body["refresh_token"], current_user))
-    tokens.revoke(*revoked)
+    """End the caller's session (its access and refresh tokens) on every host; a body is optional.
+    A `refresh_token` in the body ends that token's session too."""
+    tokens.logout(get_jwt(), current_user, body.get("refresh_token"))
+    return ""
+
+
+@blp.route("/logout-all", methods=["POST"])
+@jwt_required()
+@blp.response(204)
+@blp.problems(401, 429)
+@blp.doc(security=BEARER, operationId="logoutAll")
+def logout_all():
+    """End every session of the caller: all their tokens and admin page sessions, on every host."""
+    tokens.logout_all(current_user)
     return ""

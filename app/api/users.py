@@ -13,7 +13,7 @@ from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
 from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
-from app.services import posts, users
+from app.services import posts, tokens, users
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
 BEARER = [{"bearerAuth": []}]
@@ -80,9 +80,16 @@ def get_user(user_id: int):
 @blp.doc(security=BEARER)
 def update_user(changes, user_id: int):
     """Change a user: themself or an admin; `role` and `is_active` by an admin only.
-    A new `password` needs `current_password` unless an admin sets it."""
+
+    A new `password` needs `current_password`, also from an admin changing their own;
+    an admin setting another user's password needs none. A new password, a new role or a
+    deactivation ends every session of the user. When callers change their own password the
+    answer carries `tokens`, the first pair of their new session."""
     user = users.update_user(current_user, users.get_user(user_id), changes)
-    return json_response(dump_user(user, current_user))
+    data = dump_user(user, current_user)
+    if "password" in changes and user.id == current_user.id:
+        data["tokens"] = tokens.start_session(user)
+    return json_response(data)
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])

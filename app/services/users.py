@@ -13,6 +13,8 @@ from app.extensions import db
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, verify_password
+from app.services import sessions
+from app.services.sessions import EndReason
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
@@ -98,7 +100,9 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
         raise PermissionDenied(f"Only an admin may change {', '.join(forbidden)}.")
     if "current_password" in changes and "password" not in changes:
         raise ValidationFailed(errors={"current_password": ["Only needed to change the password."]})
-    if "password" in changes and not actor.is_admin:
+    if "password" in changes and (actor.id == user.id or not actor.is_admin):
+        # Everyone, admins included, proves they know their own password before replacing it:
+        # a stolen 15-minute access token must not become a permanent takeover.
         current = changes.get("current_password")
         if current is None:
             raise ValidationFailed(errors={"current_password": ["Required to change the password."]})
@@ -109,12 +113,44 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
     if "is_active" in changes and not changes["is_active"] and user.is_active:
         _guard_admin_removal(actor, user, "deactivate")
 
+    end_reason = _sessions_end_reason(user, changes)
     for field in ("email", "name", "age", "role", "is_active"):
         if field in changes:
             setattr(user, field, changes[field])
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
+    if end_reason is not None:
+        sessions.end_all_of(user.id, end_reason)
     _commit_or_conflict("An account with this email already exists.")
+    return user
+
+
+def _sessions_end_reason(user: User, changes: Mapping[str, Any]) -> str | None:
+    """Why this change ends every session of the user, if it does: a new password, a new
+    role (what the sessions were allowed to do has changed) or a deactivation."""
+    if "password" in changes:
+        return EndReason.PASSWORD
+    if "role" in changes and changes["role"] != user.role:
+        return EndReason.ROLE
+    if "is_active" in changes and not changes["is_active"] and user.is_active:
+        return EndReason.DEACTIVATED
+    return None
+
+
+def set_password(user: User, password: str) -> User:
+    """Set a password without knowing the old one (an operator's command); ends every session."""
+    user.password_hash = hash_password(password)
+    sessions.end_all_of(user.id, EndReason.PASSWORD)
+    db.session.commit()
+    return user
+
+
+def promote(user: User) -> User:
+    """Make an existing account admin (an operator's command), keeping its password."""
+    if not user.is_admin:
+        user.role = Role.ADMIN
+        sessions.end_all_of(user.id, EndReason.ROLE)
+    db.session.commit()
     return user
 
 
