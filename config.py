@@ -78,7 +78,8 @@ class Config:
     RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
     RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "")
 
-    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
+    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)  # idle: the cookie lapses
+    ADMIN_SESSION_MAX_HOURS = _env_int("ADMIN_SESSION_MAX_HOURS", 12)  # absolute: the server ends it
     PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

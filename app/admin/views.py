@@ -22,7 +22,7 @@ from app.extensions import limiter
 from app.models import Role, User
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
-from app.services import posts, stats, users
+from app.services import posts, sessions, stats, users
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
@@ -126,7 +126,8 @@ def user_detail(user_id: int) -> str:
     user = users.get_user(user_id)
     recent = posts.list_posts(PageRequest(limit=RECENT_POSTS), author_id=user.id).items
     return render_template(
-        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id)
+        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id),
+        live_sessions=sessions.count_alive(user.id),
     )
 
 
@@ -153,6 +154,18 @@ def change_active(user_id: int) -> Response:
         _apply(lambda: users.set_active(g.admin, user, active), label)
     else:
         flash("Choose a valid status.", "error")
+    return _back(form, "admin.user_detail", user_id=user_id)
+
+
+@bp.post(f"/users/<{ID}:user_id>/sessions/end")
+def end_sessions(user_id: int) -> Response:
+    """End every session of the user (API tokens and admin pages), as their own logout-all would."""
+    user = users.get_user(user_id)
+    form = ActionForm()
+    if form.validate():
+        _apply(lambda: users.end_sessions(g.admin, user), f"All sessions of {user.email} were ended.")
+    else:
+        flash("The form expired; try again.", "error")
     return _back(form, "admin.user_detail", user_id=user_id)
 
 

@@ -63,5 +63,5 @@ def logout(body):
 @blp.doc(security=BEARER, operationId="logoutAll")
 def logout_all():
     """End every session of the caller: all their tokens and admin page sessions, on every host."""
-    tokens.logout_all(current_user)
+    users.end_sessions(current_user, current_user)
     return ""

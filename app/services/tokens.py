@@ -90,10 +90,6 @@ def logout(access_claims: Claims, user: User, refresh_token: str | None = None) 
     sessions.end(ended, EndReason.LOGOUT, user_id=user.id)
 
 
-def logout_all(user: User) -> None:
-    sessions.end_all(user.id, EndReason.LOGOUT_ALL)
-
-
 def decode_refresh_token(token: str, owner: User) -> Claims:
     """Claims of a refresh token that belongs to `owner`, or a 422 naming `refresh_token`."""
     try:

@@ -154,6 +154,13 @@ def promote(user: User) -> User:
     return user
 
 
+def end_sessions(actor: User, user: User) -> None:
+    """End every session of `user`: their own "log out everywhere", or an admin's action."""
+    if not can_edit(actor, user):
+        raise PermissionDenied("You may only end your own sessions.")
+    sessions.end_all(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
+
+
 def set_role(actor: User, user: User, role: Role) -> User:
     return update_user(actor, user, {"role": role})
 
