@@ -77,6 +77,11 @@ class Config:
     RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "20/hour")
     RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
     RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "")
+    # Wrong passwords (login, admin login, current_password), counted only when they fail.
+    LOGIN_FAILURES_PER_EMAIL_IP = os.environ.get("LOGIN_FAILURES_PER_EMAIL_IP", "5 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL = os.environ.get("LOGIN_FAILURES_PER_EMAIL", "20 per hour")
+    LOGIN_FAILURES_PER_DEVICE = os.environ.get("LOGIN_FAILURES_PER_DEVICE", "10 per 15 minutes")
+    DEVICE_TOKEN_DAYS = _env_int("DEVICE_TOKEN_DAYS", 365)
 
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)  # idle: the cookie lapses
     ADMIN_SESSION_MAX_HOURS = _env_int("ADMIN_SESSION_MAX_HOURS", 12)  # absolute: the server ends it

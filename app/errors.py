@@ -63,6 +63,15 @@ class Conflict(DomainError):
     default_detail = "The request conflicts with the current state of the resource."
 
 
+class TooManyAttempts(DomainError):
+    status = 429
+    default_detail = "Too many attempts. Try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -154,7 +163,8 @@ def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return _render(error.status, error.detail, errors=error.errors)
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyAttempts) else None
+    return _render(error.status, error.detail, errors=error.errors, headers=headers)
 
 
 def handle_database_unavailable(error: Exception) -> Response:

@@ -155,6 +155,9 @@ class UserSchema(Schema):
 class LoginSchema(Schema):
     email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
     password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
+    device_token = SafeString(load_only=True, validate=validate.Length(max=512), metadata={
+        "description": "The `device_token` an earlier successful login to this account returned. "
+                       "Optional; with it, this device is not locked out by other clients' failed guesses."})
 
 
 class LogoutSchema(Schema):
@@ -169,6 +172,11 @@ class TokenSchema(Schema):
 
     class Meta:
         ordered = True
+
+
+class LoginResultSchema(TokenSchema):
+    device_token = fields.String(required=True, metadata={
+        "description": "Send it with later logins to this account (see the login request's `device_token`)."})
 
 
 # ---- posts -----------------------------------------------------------------

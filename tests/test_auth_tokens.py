@@ -28,7 +28,7 @@ def test_login_returns_a_bearer_token_pair(app, client, user):
     response = login(client, user.email)
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "device_token"}
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == int(app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
     assert body["access_token"] != body["refresh_token"]

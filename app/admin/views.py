@@ -22,7 +22,8 @@ from app.extensions import limiter
 from app.models import Role, User
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
-from app.services import posts, sessions, stats, users
+from app.services import posts, sessions, stats, throttle, users
+from app.services.throttle import Client
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
@@ -47,13 +48,11 @@ def require_admin() -> Response | None:
     return None
 
 
-def _login_email_key() -> str:
-    return "admin-email:" + request.form.get("email", "").strip().lower()[:320]
+DEVICE_COOKIE = "admin_device"
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(login_limit, key_func=client_ip, scope="admin-login-ip", methods=["POST"])
-@limiter.limit(login_limit, key_func=_login_email_key, scope="admin-login-email", methods=["POST"])
 def login() -> Response | str:
     if g.admin is not None:
         return redirect(url_for("admin.dashboard"))
@@ -68,17 +67,29 @@ def login() -> Response | str:
         else:
             sign_in(user)
             flash(f"Signed in as {user.email}.", "success")
-            return redirect(safe_next(form.next.data, url_for("admin.dashboard")))
+            response = redirect(safe_next(form.next.data, url_for("admin.dashboard")))
+            _remember_device(response, user)
+            return response
     return render_template("admin/login.html", form=form, error=error)
 
 
 def _admin_with_credentials(email: str, password: str) -> User | None:
-    """One answer for a wrong password, an unknown, inactive or non-admin account."""
+    """One answer for a wrong password, an unknown, inactive or non-admin account.
+    The guessing budgets are the API login's: one budget per account, whichever face is used."""
+    client = Client(ip=client_ip(), device_token=request.cookies.get(DEVICE_COOKIE))
     try:
-        user = users.authenticate(email, password)
+        user = users.authenticate(email, password, client)
     except AuthenticationFailed:
         return None
     return user if user.is_admin else None
+
+
+def _remember_device(response: Response, user: User) -> None:
+    """The browser's device token (see `app.services.throttle`), kept for the admin pages only."""
+    response.set_cookie(
+        DEVICE_COOKIE, throttle.issue_device_token(user), max_age=current_app.config["DEVICE_TOKEN_DAYS"] * 86400,
+        path="/admin", httponly=True, samesite="Lax", secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
 
 
 @bp.post("/logout")

@@ -7,8 +7,9 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 from app.api import RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
 from app.ratelimit import client_ip, login_limit, target_email_key
-from app.schemas import LoginSchema, LogoutSchema, TokenSchema
-from app.services import tokens, users
+from app.schemas import LoginResultSchema, LoginSchema, LogoutSchema, TokenSchema
+from app.services import throttle, tokens, users
+from app.services.throttle import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
 BEARER = [{"bearerAuth": []}]
@@ -16,15 +17,20 @@ BEARER = [{"bearerAuth": []}]
 
 @blp.route("/login", methods=["POST"])
 @limiter.limit(login_limit, key_func=client_ip, scope="login-ip")
-@limiter.limit(login_limit, key_func=target_email_key, scope="login-email")
 @blp.arguments(LoginSchema)
-@blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.")
+@blp.response(200, LoginResultSchema, headers=RATE_LIMIT_HEADERS)
+@blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.",
+              d429="Too many requests from this address, or too many failed passwords for this account "
+                   "(from this address, or from anywhere without a `device_token`); wait `Retry-After` seconds.")
 @blp.doc(operationId="login")
 def login(credentials):
-    """Exchange email and password for an access and a refresh token: a new session."""
-    user = users.authenticate(credentials["email"], credentials["password"])
-    return tokens.start_session(user)
+    """Exchange email and password for an access and a refresh token: a new session.
+
+    Keep the `device_token` and send it with later logins to this account: failed guesses
+    by others (which lock the account for clients without one) do not lock that device out."""
+    client = Client(ip=client_ip(), device_token=credentials.get("device_token"))
+    user = users.authenticate(credentials["email"], credentials["password"], client)
+    return {**tokens.start_session(user), "device_token": throttle.issue_device_token(user)}
 
 
 @blp.route("/refresh", methods=["POST"])

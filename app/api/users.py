@@ -14,6 +14,7 @@ from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
 from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
 from app.services import posts, tokens, users
+from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
 BEARER = [{"bearerAuth": []}]
@@ -85,7 +86,7 @@ def update_user(changes, user_id: int):
     an admin setting another user's password needs none. A new password, a new role or a
     deactivation ends every session of the user. When callers change their own password the
     answer carries `tokens`, the first pair of their new session."""
-    user = users.update_user(current_user, users.get_user(user_id), changes)
+    user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()))
     data = dump_user(user, current_user)
     if "password" in changes and user.id == current_user.id:
         data["tokens"] = tokens.start_session(user)

@@ -12,9 +12,10 @@ from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenie
 from app.extensions import db
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
-from app.security import hash_password, verify_password
-from app.services import sessions
+from app.security import hash_password, needs_rehash, verify_password
+from app.services import sessions, throttle
 from app.services.sessions import EndReason
+from app.services.throttle import Client
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
@@ -45,13 +46,35 @@ def register(*, email: str, name: str, password: str, age: int | None = None,
     return user
 
 
-def authenticate(email: str, password: str) -> User:
-    """The active user with these credentials; one identical failure for every wrong case."""
+def authenticate(email: str, password: str, client: Client) -> User:
+    """The active user with these credentials; one identical failure for every wrong case.
+
+    The guessing budgets are checked before bcrypt runs and spent only by failures. A
+    hash made at another cost than `BCRYPT_ROUNDS` is replaced now that the password is
+    known, so raising the cost reaches every account that signs in (and known and unknown
+    emails cost the same: the dummy hash uses the current cost)."""
     user = find_by_email(email)
+    spent = throttle.budgets(email, user, client)
+    throttle.check(spent)
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
+        throttle.fail(spent)
         raise AuthenticationFailed("Invalid email or password.")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        db.session.commit()
     return user
+
+
+def check_current_password(user: User, password: str | None, client: Client | None) -> None:
+    """A `current_password` is a password guess like a login: the same budgets, counted alike."""
+    if password is None:
+        raise ValidationFailed(errors={"current_password": ["Required to change the password."]})
+    spent = throttle.budgets(user.email, user, client or Client(ip="unknown"))
+    throttle.check(spent)
+    if not verify_password(password, user.password_hash):
+        throttle.fail(spent)
+        raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
 
 
 def find_by_email(email: str) -> User | None:
@@ -91,7 +114,7 @@ def can_edit(actor: User, user: User) -> bool:
     return actor.is_admin or actor.id == user.id
 
 
-def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
+def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Client | None = None) -> User:
     """Apply a partial update, enforcing who may change which fields."""
     if not can_edit(actor, user):
         raise PermissionDenied("You may only change your own account.")
@@ -103,11 +126,7 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
     if "password" in changes and (actor.id == user.id or not actor.is_admin):
         # Everyone, admins included, proves they know their own password before replacing it:
         # a stolen 15-minute access token must not become a permanent takeover.
-        current = changes.get("current_password")
-        if current is None:
-            raise ValidationFailed(errors={"current_password": ["Required to change the password."]})
-        if not verify_password(current, user.password_hash):
-            raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
+        check_current_password(user, changes.get("current_password"), client)
     if "role" in changes and changes["role"] != user.role:
         _guard_admin_removal(actor, user, "change the role of")
     if "is_active" in changes and not changes["is_active"] and user.is_active:
