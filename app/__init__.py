@@ -24,7 +24,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, requestlog
+    from app import database, extensions, mail, requestlog
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
@@ -38,6 +38,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     extensions.compress.init_app(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
+    mail.init_app(app)
     extensions.cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},

@@ -82,7 +82,7 @@ def create_admin(email: str, name: str, password: str) -> None:
               f"changed. To make it an admin, keeping its owner's password, run `flask users promote "
               f"{existing.email}`; to set its password, `flask users set-password {existing.email}`.")
     try:
-        user = users.register(**data, role=Role.ADMIN)
+        user = users.register(**data, role=Role.ADMIN, email_verified=True)  # the operator vouches
     except DomainError as error:
         _fail(error.detail)
     click.echo(f"Created admin {user.email} (id {user.id}).")
@@ -90,14 +90,23 @@ def create_admin(email: str, name: str, password: str) -> None:
 
 @users_cli.command("promote")
 @click.argument("email")
+@click.option("--mark-verified", is_flag=True,
+              help="Count the email as verified (you know its owner); otherwise it must be verified already.")
 @database_errors_as_messages
-def promote(email: str) -> None:
-    """Make an existing, active account admin. Its password stays the one its owner chose."""
+def promote(email: str, mark_verified: bool) -> None:
+    """Make an existing, active, verified account admin. Its password stays the one its owner chose."""
     user = _existing(email)
     if not user.is_active:
         _fail(f"{user.email} is deactivated; re-activate it before making it an admin.")
+    if not user.email_verified and not mark_verified:
+        _fail(f"{user.email} has not verified its email address, so nobody has shown that its owner is "
+              f"who you think. Ask them to follow the verification link (a new one: POST "
+              f"/api/auth/verify-email/resend), or pass --mark-verified if you know them.")
+    if mark_verified:
+        user.email_verified = True
     if user.is_admin:
-        click.echo(f"{user.email} (id {user.id}) is already an admin; nothing changed.")
+        db.session.commit()
+        click.echo(f"{user.email} (id {user.id}) is already an admin; its role is unchanged.")
         return
     users.promote(user)
     click.echo(f"Promoted {user.email} (id {user.id}) to admin. Its password was kept: whoever registered "

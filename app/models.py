@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     func,
     true,
 )
@@ -79,6 +80,8 @@ class User(db.Model):
         server_default=Role.USER.value,
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Proven by following the link mailed to `email`; a new email starts unverified.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()

@@ -139,6 +139,9 @@ class UserSchema(Schema):
     age = fields.Integer(dump_only=True, allow_none=True)
     role = fields.Enum(Role, by_value=True, dump_only=True)
     is_active = fields.Boolean(dump_only=True)
+    email_verified = fields.Boolean(dump_only=True, metadata={
+        "description": "Whether the owner followed the link mailed to `email`. Only present for the user "
+                       "themself and for admins."})
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
     tokens = fields.Nested(lambda: TokenSchema(), dump_only=True, metadata={
@@ -169,6 +172,29 @@ class TokenSchema(Schema):
     refresh_token = fields.String(required=True)
     token_type = fields.String(required=True, metadata={"example": "bearer"})
     expires_in = fields.Integer(required=True, metadata={"description": "Seconds until the access token expires."})
+
+    class Meta:
+        ordered = True
+
+
+class PasswordResetRequestSchema(Schema):
+    email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
+
+
+class PasswordResetConfirmSchema(Schema):
+    token = SafeString(required=True, validate=validate.Length(min=1, max=1024), metadata={
+        "description": "The `token` query parameter of the link in the reset email."})
+    password = Password(required=True, load_only=True)
+
+
+class VerifyEmailSchema(Schema):
+    token = SafeString(required=True, validate=validate.Length(min=1, max=1024), metadata={
+        "description": "The `token` query parameter of the link in the verification email."})
+
+
+class AcceptedSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "accepted"})
+    detail = fields.String(required=True)
 
     class Meta:
         ordered = True

@@ -120,6 +120,9 @@ def app_environment(database_url: str) -> dict[str, str]:
         "RATELIMIT_ENABLED": "0",
         "JWT_ACCESS_TOKEN_SECONDS": "3600",
         "FLASK_APP": "wsgi.py",
+        "MAIL_SERVER": "127.0.0.1",  # production requires one; registrations' mail goes to the log here
+        "MAIL_BACKEND": "log",
+        "PUBLIC_BASE_URL": "http://127.0.0.1",
     }
 
 

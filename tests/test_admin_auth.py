@@ -84,7 +84,8 @@ def test_session_cookie_is_httponly_lax_scoped_to_admin_and_expires_in_eight_hou
 
 
 def test_session_cookie_is_secure_in_production(make_app, admin):
-    app = make_app(APP_ENV="production", SECRET_KEY="p" * 40, JWT_SECRET_KEY="j" * 40, RATELIMIT_ENABLED=False)
+    app = make_app(APP_ENV="production", SECRET_KEY="p" * 40, JWT_SECRET_KEY="j" * 40, RATELIMIT_ENABLED=False,
+                   MAIL_SERVER="127.0.0.1", PUBLIC_BASE_URL="https://api.example.org")
     client = app.test_client()
     response = client.get("/admin/login")
     header = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("admin_session="))

@@ -48,7 +48,7 @@ def test_create_admin_refuses_an_existing_account_and_keeps_its_password(app, cl
 
 
 def test_promote_makes_an_existing_account_admin_keeping_its_password(app, client, user):
-    result = app.test_cli_runner().invoke(args=["users", "promote", user.email.upper()])
+    result = app.test_cli_runner().invoke(args=["users", "promote", user.email.upper(), "--mark-verified"])
     assert result.exit_code == 0, result.output
     assert "Promoted" in result.output and "password was kept" in result.output
     with app.app_context():
@@ -57,15 +57,18 @@ def test_promote_makes_an_existing_account_admin_keeping_its_password(app, clien
     assert client.post("/api/auth/login", json={"email": user.email, "password": user.password}).status_code == 200
 
 
-def test_promote_refuses_unknown_and_deactivated_accounts(app, make_user):
-    inactive = make_user(is_active=False)
+def test_promote_refuses_unknown_deactivated_and_unverified_accounts(app, make_user):
+    inactive, unverified = make_user(is_active=False), make_user()
     runner = app.test_cli_runner()
     unknown = runner.invoke(args=["users", "promote", "nobody@example.com"])
     deactivated = runner.invoke(args=["users", "promote", inactive.email])
+    not_verified = runner.invoke(args=["users", "promote", unverified.email])
     assert unknown.exit_code == 1 and "No account" in unknown.output
     assert deactivated.exit_code == 1 and "deactivated" in deactivated.output
+    assert not_verified.exit_code == 1 and "--mark-verified" in not_verified.output
     with app.app_context():
         assert db.session.get(User, inactive.id).role == Role.USER
+        assert db.session.get(User, unverified.id).role == Role.USER
 
 
 def test_set_password_sets_it_and_ends_every_session(app, client, user):

@@ -15,8 +15,11 @@ from tests.conftest import ROOT
 STRONG = "x" * 40
 
 
+MAIL = {"MAIL_SERVER": "smtp.example.org", "PUBLIC_BASE_URL": "https://api.example.org"}
+
+
 def _production(**overrides):
-    return create_app({"APP_ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://", **overrides})
+    return create_app({"APP_ENV": "production", "SQLALCHEMY_DATABASE_URI": "sqlite://", **MAIL, **overrides})
 
 
 @pytest.mark.parametrize("missing", ["SECRET_KEY", "JWT_SECRET_KEY"])
@@ -36,6 +39,19 @@ def test_production_refuses_weak_or_shared_secrets():
 def test_production_starts_with_strong_secrets():
     app = _production(SECRET_KEY=STRONG, JWT_SECRET_KEY="y" * 40)
     assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+@pytest.mark.parametrize(("missing", "message"), [("MAIL_SERVER", "MAIL_SERVER must be set"),
+                                                  ("PUBLIC_BASE_URL", "PUBLIC_BASE_URL must be set")])
+def test_production_refuses_to_start_without_mail_or_its_public_address(missing, message):
+    with pytest.raises(ConfigurationError, match=message):
+        _production(SECRET_KEY=STRONG, JWT_SECRET_KEY="y" * 40, **{missing: ""})
+
+
+def test_mail_goes_to_smtp_when_a_server_is_set_and_to_the_log_otherwise():
+    assert _production(SECRET_KEY=STRONG, JWT_SECRET_KEY="y" * 40).config["MAIL_BACKEND"] == "smtp"
+    development = create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://", "MAIL_SERVER": ""})
+    assert development.config["MAIL_BACKEND"] == "app.mail.LogEmailBackend"
 
 
 def test_production_without_secrets_exits_non_zero_with_a_clear_message():

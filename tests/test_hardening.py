@@ -255,7 +255,8 @@ def test_no_hsts_outside_production(client):
 
 def test_production_sends_hsts(make_app):
     client = make_app(APP_ENV="production", SECRET_KEY="s" * 40, JWT_SECRET_KEY="j" * 40,
-                      RATELIMIT_STORAGE_URI="memory://").test_client()
+                      RATELIMIT_STORAGE_URI="memory://", MAIL_SERVER="127.0.0.1",
+                      PUBLIC_BASE_URL="https://api.example.org").test_client()
     response = client.get("/health")
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")

@@ -93,7 +93,8 @@ def test_get_user_needs_a_token(client, user):
 
 
 def test_user_changes_their_own_name_age_and_email(client, user):
-    response = patch(client, user, user.id, name="New Name", age=44, email="New@Example.com")
+    response = patch(client, user, user.id, name="New Name", age=44, email="New@Example.com",
+                     current_password=PASSWORD)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert (body["name"], body["age"], body["email"]) == ("New Name", 44, "new@example.com")
@@ -243,7 +244,7 @@ def test_admin_sets_a_password_without_the_current_one(client, admin, user):
 
 def test_changing_email_to_one_already_taken_is_409(client, make_user):
     me, other = make_user(), make_user()
-    assert_problem(patch(client, me, me.id, email=other.email.upper()), 409)
+    assert_problem(patch(client, me, me.id, email=other.email.upper(), current_password=PASSWORD), 409)
     assert client.get("/api/users/me", headers=me.headers).get_json()["email"] == me.email
 
 

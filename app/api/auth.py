@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from app.api import RATE_LIMIT_HEADERS, Blueprint
+from app.api import RATE_LIMIT_HEADERS, Blueprint, json_response
 from app.extensions import limiter
-from app.ratelimit import client_ip, login_limit, target_email_key
-from app.schemas import LoginResultSchema, LoginSchema, LogoutSchema, TokenSchema
-from app.services import throttle, tokens, users
+from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key, write_limit_key
+from app.schemas import (
+    AcceptedSchema,
+    LoginResultSchema,
+    LoginSchema,
+    LogoutSchema,
+    PasswordResetConfirmSchema,
+    PasswordResetRequestSchema,
+    TokenSchema,
+    VerifyEmailSchema,
+)
+from app.services import accounts, throttle, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
 BEARER = [{"bearerAuth": []}]
+ACCEPTED_RESET = {"status": "accepted",
+                  "detail": "If an active account has this email, a link to reset its password is on its way."}
+ACCEPTED_VERIFY = {"status": "accepted",
+                   "detail": "Unless the address is verified already, a new verification link is on its way."}
 
 
 @blp.route("/login", methods=["POST"])
@@ -71,3 +84,59 @@ def logout_all():
     """End every session of the caller: all their tokens and admin page sessions, on every host."""
     users.end_sessions(current_user, current_user)
     return ""
+
+
+# ---- password reset and email verification --------------------------------------
+
+
+@blp.route("/password-reset", methods=["POST"])
+@limiter.limit(account_mail_limit, key_func=client_ip, scope="password-reset-ip")
+@limiter.limit(account_mail_limit, key_func=target_email_key, scope="password-reset-email")
+@blp.arguments(PasswordResetRequestSchema)
+@blp.response(202, AcceptedSchema)
+@blp.problems(400, 413, 415, 429, 503, d503="The mail server is unavailable; nothing was sent.")
+@blp.doc(operationId="requestPasswordReset")
+def request_password_reset(body):
+    """Mail a password reset link to this email if an active account has it.
+
+    The answer is the same, and takes about as long, whether or not the account exists.
+    The link (`{PUBLIC_BASE_URL}/reset-password?token=…`) works once, for
+    `PASSWORD_RESET_MINUTES`, and not after the password has changed."""
+    accounts.request_password_reset(body["email"])
+    return json_response(ACCEPTED_RESET, 202)
+
+
+@blp.route("/password-reset/confirm", methods=["POST"])
+@limiter.limit(account_mail_limit, key_func=client_ip, scope="password-reset-confirm-ip")
+@blp.arguments(PasswordResetConfirmSchema)
+@blp.response(204)
+@blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid, expired or already used.")
+@blp.doc(operationId="confirmPasswordReset")
+def confirm_password_reset(body):
+    """Set a new password with the token from the reset link. Every session of the account ends."""
+    accounts.confirm_password_reset(body["token"], body["password"])
+    return ""
+
+
+@blp.route("/verify-email", methods=["POST"])
+@limiter.limit(account_mail_limit, key_func=client_ip, scope="verify-email-ip")
+@blp.arguments(VerifyEmailSchema)
+@blp.response(204)
+@blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid or expired.")
+@blp.doc(operationId="verifyEmail")
+def verify_email(body):
+    """Confirm the email address with the token from the verification link."""
+    accounts.verify_email(body["token"])
+    return ""
+
+
+@blp.route("/verify-email/resend", methods=["POST"])
+@limiter.limit(account_mail_limit, key_func=write_limit_key, scope="verify-email-resend")
+@jwt_required()
+@blp.response(202, AcceptedSchema)
+@blp.problems(401, 429, 503, d503="The mail server is unavailable; nothing was sent.")
+@blp.doc(security=BEARER, operationId="resendVerification")
+def resend_verification():
+    """Mail a new verification link to the caller's email (nothing is sent once it is verified)."""
+    accounts.resend_verification(current_user)
+    return json_response(ACCEPTED_VERIFY, 202)

@@ -13,7 +13,7 @@ from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
 from app.schemas import PageArgsSchema, PostSchema, UserCreateSchema, UserSchema, UserUpdateSchema
-from app.services import posts, tokens, users
+from app.services import accounts, posts, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
@@ -24,7 +24,7 @@ _user_schema = UserSchema()
 def dump_user(user: User, viewer: User | None) -> dict:
     data = _user_schema.dump(user)
     if not users.can_see_email(viewer, user):
-        del data["email"]
+        del data["email"], data["email_verified"]
     return data
 
 
@@ -32,10 +32,12 @@ def dump_user(user: User, viewer: User | None) -> dict:
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema, headers=LOCATION_HEADER)
-@blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
+@blp.problems(400, 409, 413, 415, 429, 503, d409="An account with this email already exists.",
+              d503="The mail server did not take the verification email; no account was created.")
 def register(fields):
-    """Create an account. Anyone may register; nobody may choose their role."""
-    user = users.register(**fields)
+    """Create an account and mail a verification link to its email. Anyone may register;
+    nobody may choose their role."""
+    user = accounts.register(**fields)
     location = url_for("users.get_user", user_id=user.id)
     return json_response(dump_user(user, user), 201, {"Location": location})
 
@@ -77,15 +79,16 @@ def get_user(user_id: int):
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema)
-@blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
+@blp.problems(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @blp.doc(security=BEARER)
 def update_user(changes, user_id: int):
     """Change a user: themself or an admin; `role` and `is_active` by an admin only.
 
-    A new `password` needs `current_password`, also from an admin changing their own;
-    an admin setting another user's password needs none. A new password, a new role or a
-    deactivation ends every session of the user. When callers change their own password the
-    answer carries `tokens`, the first pair of their new session."""
+    A new `password` or `email` needs `current_password`, also from admins changing their own;
+    an admin changing another user's needs none. A new email is unverified until its owner
+    follows the link mailed to it (503, and nothing changed, if the mail server is down).
+    A new password, a new role or a deactivation ends every session of the user. When callers
+    change their own password the answer carries `tokens`, the first pair of their new session."""
     user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()))
     data = dump_user(user, current_user)
     if "password" in changes and user.id == current_user.id:

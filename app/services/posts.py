@@ -15,12 +15,14 @@ from app.errors import NotFound, PermissionDenied
 from app.extensions import db
 from app.models import Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
+from app.services import users
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
 
 
 def create_post(author: User, *, title: str, body: str) -> Post:
+    users.require_verified(author)
     post = Post(author=author, title=title, body=body)
     db.session.add(post)
     db.session.commit()
@@ -151,6 +153,7 @@ def can_edit(actor: User, post: Post) -> bool:
 def update_post(actor: User, post: Post, changes: Mapping[str, Any]) -> Post:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may change this post.")
+    users.require_verified(actor)
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(post, field, changes[field])
@@ -161,6 +164,7 @@ def update_post(actor: User, post: Post, changes: Mapping[str, Any]) -> Post:
 def delete_post(actor: User, post: Post) -> None:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may delete this post.")
+    users.require_verified(actor)
     db.session.delete(post)
     db.session.commit()
 

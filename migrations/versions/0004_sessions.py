@@ -1,4 +1,4 @@
-"""sign-in sessions replace per-token revocations
+"""sign-in sessions replace per-token revocations; users.email_verified
 
 Every access and refresh token (claim `sid`) and every admin page cookie names a
 row of `sessions`; ending a session refuses all of its tokens. Tokens issued
@@ -18,6 +18,9 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('email_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+
     op.create_table(
         'sessions',
         sa.Column('id', sa.String(length=32), nullable=False),
@@ -59,3 +62,5 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_sessions_expires_at'))
         batch_op.drop_index('ix_sessions_user_id_ended_at')
     op.drop_table('sessions')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('email_verified')

@@ -78,6 +78,10 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         "APP_ENV": "production", "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
         "BCRYPT_ROUNDS": "4", "RATELIMIT_LOGIN": "100000/minute", "RATELIMIT_REGISTER": "100000/minute",
         "RATELIMIT_WRITE": "100000/minute", "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "2",
+        "LOGIN_FAILURES_PER_EMAIL_IP": "100000/minute", "LOGIN_FAILURES_PER_EMAIL": "100000/minute",
+        "RATELIMIT_ACCOUNT_MAIL": "100000/minute",
+        # Production requires a mail server; these scenarios are not about mail, so it goes to the log.
+        "MAIL_SERVER": "127.0.0.1", "MAIL_BACKEND": "log", "PUBLIC_BASE_URL": "http://127.0.0.1",
     })
     env.update(extra)
     return env
