@@ -273,3 +273,48 @@ def live_server(app: Flask, database_url: str) -> Iterator[LiveServer]:
     server = start_gunicorn(database_url)
     yield server
     stop_gunicorn(server)
+
+
+# ---- a real mail server -------------------------------------------------------------
+
+
+class MailBox:
+    """Messages received by an SMTP server (aiosmtpd) that the tests start on loopback."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, MailBox]]:
+    from aiosmtpd.controller import Controller
+
+    box = MailBox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, box
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(make_app, smtp_server):
+    """An app on the suite's database that sends its mail through the test SMTP server."""
+    port, box = smtp_server
+
+    def build(**overrides) -> Flask:
+        return make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, **overrides)
+
+    build.box = box  # type: ignore[attr-defined]
+    return build
