@@ -85,9 +85,10 @@ def _register_api(app: Flask) -> None:
 
 
 def _register_admin(app: Flask) -> None:
-    from app import admin
+    from app import account, admin
 
     admin.init_app(app)
+    account.init_app(app)
 
 
 def _install_proxy_fix(app: Flask) -> None:

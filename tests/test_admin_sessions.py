@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import AuthSession, Role
+from app.models import AuthSession, Role, User
 from tests.admin_support import assert_admin_html, assert_redirects_to_login, sign_in, signed_in, submit, text_of
 from tests.conftest import assert_problem
 
@@ -112,3 +112,15 @@ def test_api_logout_all_ends_the_admin_page_sessions_too(app, client, admin):
     signed_in(client, admin)
     assert client.post("/api/auth/logout-all", headers=admin.headers).status_code == 204
     assert_redirects_to_login(client.get("/admin/"))
+
+
+def test_admin_pages_show_whether_the_email_is_verified(app, client, admin, make_user):
+    person = make_user()
+    signed_in(client, admin)
+    assert "unverified" in assert_admin_html(client.get(f"/admin/users/{person.id}"), 200)
+    with app.app_context():
+        db.session.get(User, person.id).email_verified = True
+        db.session.commit()
+    detail = assert_admin_html(client.get(f"/admin/users/{person.id}"), 200)
+    assert ">verified<" in detail
+    assert ">verified<" in assert_admin_html(client.get("/admin/users"), 200)
