@@ -197,3 +197,15 @@ def test_a_session_ended_through_one_app_is_refused_by_another(client, user, mak
     assert client.post("/api/auth/logout-all", headers=user.headers).status_code == 204
     assert_problem(me(other_client, user.access_token), 401)
     assert_problem(refresh(other_client, user.refresh_token), 401)
+
+
+# ---- the cost of the check ----------------------------------------------------------
+
+
+def test_resolving_a_token_is_one_statement_that_joins_the_session_and_the_user(client, user, sql_statements):
+    """Session alive, account active, user loaded: one SELECT (issue 15 builds on this)."""
+    sql_statements.clear()
+    assert me(client, user.access_token).status_code == 200
+    selects = [s for s in sql_statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1, sql_statements
+    assert "sessions" in selects[0] and "users" in selects[0]
