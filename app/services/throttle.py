@@ -12,7 +12,8 @@ Every check of a password (login through the API or the admin pages, a
 
 Only failures count: the owner typing the right password never spends budget.
 Counters live in the rate limiter's storage (Redis when `REDIS_URL` is set, so
-every worker and host agrees) and follow `RATELIMIT_ENABLED`.
+every worker and host agrees) and follow `RATELIMIT_ENABLED`. While that storage
+does not answer, each process counts in its own memory: guessing stays bounded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from flask import current_app
 from itsdangerous import BadData, URLSafeTimedSerializer
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
 from app.errors import TooManyAttempts
 from app.extensions import limiter
@@ -34,6 +37,7 @@ from app.models import User
 log = logging.getLogger(__name__)
 
 DEVICE_SALT = "device-token"
+_fallback = FixedWindowRateLimiter(MemoryStorage())
 
 
 @dataclass(frozen=True)
@@ -96,18 +100,29 @@ def _identifiers(budget: _Budget) -> tuple[str, ...]:
     return (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "password-failures", *budget.identifiers)
 
 
+def _strategy() -> RateLimiter:
+    return limiter.limiter
+
+
+def _test(item: RateLimitItem, ids: tuple[str, ...]) -> tuple[bool, float]:
+    """Whether one more failure is allowed, and when the window resets."""
+    for strategy in (_strategy(), _fallback):
+        try:
+            if strategy.test(item, *ids):
+                return True, 0.0
+            return False, strategy.get_window_stats(item, *ids).reset_time
+        except Exception:  # storage down: this process counts on its own until it answers
+            log.warning("rate limit storage unavailable; counting password failures in memory")
+    return True, 0.0
+
+
 def check(spent: list[_Budget]) -> None:
     """Refuse (429) before any bcrypt work when a budget is used up."""
     if not _enabled():
         return
     for budget in spent:
-        item, ids = budget.item, _identifiers(budget)
-        try:
-            allowed = limiter.limiter.test(item, *ids)
-            reset = limiter.limiter.get_window_stats(item, *ids).reset_time if not allowed else 0
-        except Exception:  # storage down: count in this process until it answers (as Flask-Limiter does)
-            log.warning("rate limit storage unavailable for password budgets")
-            return
+        item = budget.item
+        allowed, reset = _test(item, _identifiers(budget))
         if not allowed:
             wait = max(1, math.ceil(reset - time.time()))
             raise TooManyAttempts(
@@ -122,8 +137,9 @@ def fail(spent: list[_Budget]) -> None:
     if not _enabled():
         return
     for budget in spent:
+        ids = _identifiers(budget)
         try:
-            limiter.limiter.hit(budget.item, *_identifiers(budget))
+            _strategy().hit(budget.item, *ids)
         except Exception:
-            log.warning("rate limit storage unavailable for password budgets")
-            return
+            log.warning("rate limit storage unavailable; counting password failures in memory")
+            _fallback.hit(budget.item, *ids)
