@@ -3,7 +3,8 @@
 Runs the app in process on a throwaway SQLite database with `BCRYPT_ROUNDS` (default 12).
 The account's password is first hashed at another cost (as after raising
 `BCRYPT_ROUNDS`); one login re-hashes it, then logins with a wrong password for the
-known email and for unknown emails alternate, and the medians are compared.
+known email and for unknown emails alternate, and the medians are compared. The same
+is done for password-reset requests, through an SMTP server (aiosmtpd) on loopback.
 
     .venv/bin/python scripts/login_timing.py [--rounds 12] [--samples 30] [--stale-rounds 10]
 
@@ -13,6 +14,7 @@ A measurement, not a test: run it on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import sys
 import tempfile
@@ -38,9 +40,18 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     args = parser.parse_args()
 
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        smtp_port = sock.getsockname()[1]
+    smtp = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder}/timing.db",
-                          "BCRYPT_ROUNDS": args.rounds, "RATELIMIT_ENABLED": False})
+                          "BCRYPT_ROUNDS": args.rounds, "RATELIMIT_ENABLED": False,
+                          "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_port})
         with app.app_context():
             db.create_all()
             user = users.register(email="known@example.com", name="Known", password=PASSWORD)
@@ -66,6 +77,18 @@ def main() -> None:
             known.append(login("known@example.com", "Wr0ngPassword")[0])
             unknown.append(login(f"nobody{n}@example.com", "Wr0ngPassword")[0])
 
+        def reset(email: str) -> float:
+            start = time.perf_counter()
+            assert client.post("/api/auth/password-reset", json={"email": email}).status_code == 202
+            return (time.perf_counter() - start) * 1000
+
+        reset("known@example.com"), reset("nobody@example.com")  # warm up
+        reset_known, reset_unknown = [], []
+        for n in range(args.samples):
+            reset_known.append(reset("known@example.com"))
+            reset_unknown.append(reset(f"nobody{n}@example.com"))
+    smtp.stop()
+
     k, u = statistics.median(known), statistics.median(unknown)
     print(f"BCRYPT_ROUNDS={args.rounds}, {args.samples} logins each way, alternating; stored cost after the "
           f"first successful login: {cost} (was {args.stale_rounds})")
@@ -78,6 +101,16 @@ def main() -> None:
     print(f"difference of the medians: {abs(k - u) / max(k, u) * 100:.1f}% (target: within 10%)")
     print(f"for reference: known email with its hash still at cost {args.stale_rounds}: {stale_known:.1f} ms; "
           f"the re-hashing login: {rehash_ms:.1f} ms")
+    rk, ru = statistics.median(reset_known), statistics.median(reset_unknown)
+    print()
+    print("| password-reset request (SMTP on loopback) | median ms | min ms | max ms |")
+    print("| --- | ---: | ---: | ---: |")
+    print(f"| known email (message sent) | {rk:.1f} | {min(reset_known):.1f} | {max(reset_known):.1f} |")
+    print(f"| unknown email (server contacted, nothing sent) | {ru:.1f} | {min(reset_unknown):.1f} | "
+          f"{max(reset_unknown):.1f} |")
+    print()
+    print(f"difference of the medians: {abs(rk - ru) / max(rk, ru) * 100:.1f}% (unknown emails wait as long "
+          "as this process's recent sends took)")
 
 
 if __name__ == "__main__":

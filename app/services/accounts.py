@@ -13,6 +13,9 @@ a mail server that does not take the message rolls the change back (MailUnavaila
 from __future__ import annotations
 
 import hashlib
+import statistics
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +29,9 @@ from app.models import User
 from app.security import hash_password
 from app.services import sessions
 from app.services.sessions import EndReason
+
+MAX_PADDING_SECONDS = 2.0
+_recent_sends: deque[float] = deque(maxlen=31)  # seconds per reset request that sent a message
 
 RESET_SALT = "password-reset"
 VERIFY_SALT = "verify-email"
@@ -111,17 +117,22 @@ def resend_verification(user: User) -> None:
 def request_password_reset(email: str) -> None:
     """Mail a reset link if an active account has this email; say nothing either way.
 
-    For an unknown email the mail server is still contacted, so that an outage (503)
-    and the time taken look the same whether or not the account exists."""
+    For an unknown email the mail server is still contacted, so an outage (503) looks
+    the same, and the answer waits as long as this process's recent real sends took,
+    so the time taken does not tell either."""
     from app.services import users
 
+    started = time.perf_counter()
     user = users.find_by_email(email)
     if user is None or not user.is_active:
         mail.probe()
+        if _recent_sends:
+            time.sleep(max(0.0, statistics.median(_recent_sends) - (time.perf_counter() - started)))
         return
     token = _serializer(RESET_SALT).dumps({"u": user.id, "f": _fingerprint(user)})
     mail.send(user.email, "Reset your password", "reset_password", user=user,
               link=mail.link(RESET_PATH, token=token), minutes=current_app.config["PASSWORD_RESET_MINUTES"])
+    _recent_sends.append(min(time.perf_counter() - started, MAX_PADDING_SECONDS))
 
 
 def confirm_password_reset(token: Any, password: str) -> User:
