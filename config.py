@@ -32,6 +32,11 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def _env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -140,8 +145,14 @@ class Config:
     RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "300/minute")
     RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "1200/minute")
     RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "30/minute")
+    # Wrong passwords (login, admin login, current_password), counted only when they fail.
+    LOGIN_FAILURES_PER_EMAIL_IP = os.environ.get("LOGIN_FAILURES_PER_EMAIL_IP", "5 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL = os.environ.get("LOGIN_FAILURES_PER_EMAIL", "20 per hour")
+    LOGIN_FAILURES_PER_DEVICE = os.environ.get("LOGIN_FAILURES_PER_DEVICE", "10 per 15 minutes")
+    DEVICE_TOKEN_DAYS = _env_int("DEVICE_TOKEN_DAYS", 365)
 
-    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
+    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)  # idle: the cookie lapses
+    ADMIN_SESSION_MAX_HOURS = _env_int("ADMIN_SESSION_MAX_HOURS", 12)  # absolute: the server ends it
     PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -162,6 +173,27 @@ class Config:
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
+
+    # The service's public address: links in emails (and absolute URLs) are built from it,
+    # never from the request's Host header.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+
+    # Mail (Flask-Mailman). Without MAIL_SERVER, development and tests write messages to the log.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = _env_int("MAIL_PORT", 587)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
+    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Users & Posts <no-reply@localhost>")
+    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 10)
+    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "")  # "log": write messages to the log (test harnesses)
+
+    # Accounts: password reset and email verification by mail.
+    PASSWORD_RESET_MINUTES = _env_int("PASSWORD_RESET_MINUTES", 30)
+    EMAIL_VERIFICATION_HOURS = _env_int("EMAIL_VERIFICATION_HOURS", 72)
+    REQUIRE_VERIFIED_EMAIL = _env_bool("REQUIRE_VERIFIED_EMAIL", False)
+    RATELIMIT_ACCOUNT_MAIL = os.environ.get("RATELIMIT_ACCOUNT_MAIL", "5/hour")
 
     @classmethod
     def validate(cls, config: dict) -> None:
@@ -218,6 +250,7 @@ RATE_LIMITS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_WRITE", "RATE
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    PUBLIC_BASE_URL = Config.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
 
     @classmethod
     def validate(cls, config: dict) -> None:
@@ -265,6 +298,8 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     BCRYPT_ROUNDS = 4
+    PUBLIC_BASE_URL = "http://testserver.example"
+    MAIL_SERVER = ""  # messages go to the log unless a test starts its own SMTP server
     # Off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits build
     # their own app; a gunicorn started by a test may turn them on with REDIS_URL.
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "0") in ("1", "true", "True")
@@ -287,9 +322,11 @@ class ProductionConfig(Config):
             problems.append("SECRET_KEY and JWT_SECRET_KEY must differ")
         if not config.get("SQLALCHEMY_DATABASE_URI"):
             problems.append("DATABASE_URL must be set")
-        if not config.get("PUBLIC_BASE_URL"):
+        if not config.get("MAIL_SERVER"):
+            problems.append("MAIL_SERVER must be set: password resets and email verification send mail")
+        if not str(config.get("PUBLIC_BASE_URL") or "").startswith(("https://", "http://")):
             problems.append("PUBLIC_BASE_URL must be set to the URL clients use, e.g. https://api.example.com "
-                            "(absolute links are built from it, never from the request's Host)")
+                            "(absolute links and the links in emails are built from it, never from the request's Host)")
         elif config.get("TRUSTED_HOSTS") is None:
             config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname]
         if problems:

@@ -23,7 +23,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, requestlog, search
+    from app import database, extensions, mail, requestlog, search
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
@@ -37,6 +37,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     extensions.compress.init_app(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)
+    mail.init_app(app)
     extensions.cors.init_app(
         app,
         resources={r"/api/*": {"origins": exact_origins(app.config["CORS_ORIGINS"])}},
@@ -89,9 +90,10 @@ def _register_api(app: Flask) -> None:
 
 
 def _register_admin(app: Flask) -> None:
-    from app import admin
+    from app import account, admin
 
     admin.init_app(app)
+    account.init_app(app)
 
 
 def _install_proxy_fix(app: Flask) -> None:

@@ -19,7 +19,8 @@ from app.extensions import jwt
 from app.services import tokens
 
 Claims = dict[str, Any]
-MAX_JTI_LENGTH = 64  # RevokedToken.jti
+MAX_JTI_LENGTH = 64
+SESSION_ID_LENGTH = 32  # AuthSession.id: 16 random bytes in hex
 
 
 def register_jwt_callbacks(app: Flask) -> None:
@@ -37,9 +38,9 @@ def register_jwt_callbacks(app: Flask) -> None:
     def is_revoked(_header: Claims, claims: Claims) -> bool:
         if not _well_formed(claims):
             return False  # the library checks revocation first; `has_required_claims` refuses it next
-        user, revoked = tokens.load_token_user(claims)
+        user, ended = tokens.load_token_user(claims)
         g.token_user = user
-        return revoked
+        return ended
 
     @jwt.user_lookup_loader
     def load_user(_header: Claims, claims: Claims):
@@ -64,7 +65,7 @@ def register_jwt_callbacks(app: Flask) -> None:
 
     @jwt.revoked_token_loader
     def revoked_token(_header: Claims, _claims: Claims) -> Response:
-        return unauthorized("The token has been revoked.")
+        return unauthorized("The token's session has ended. Sign in again.")
 
     @jwt.user_lookup_error_loader
     def unknown_user(_header: Claims, _claims: Claims) -> Response:
@@ -80,8 +81,9 @@ def register_jwt_callbacks(app: Flask) -> None:
 
 
 def _well_formed(claims: Claims) -> bool:
-    """The claims the services rely on: an expiry, a known type, a storable `jti`, a numeric `sub`."""
-    sub, jti = claims.get("sub"), claims.get("jti")
+    """The claims the services rely on: an expiry, a known type, a storable `jti`, a numeric `sub`,
+    and the session (`sid`) the token belongs to; tokens from before sessions have none."""
+    sub, jti, sid = claims.get("sub"), claims.get("jti"), claims.get(tokens.SESSION_CLAIM)
     return (
         "exp" in claims
         and claims.get("type") in ("access", "refresh")
@@ -91,6 +93,10 @@ def _well_formed(claims: Claims) -> bool:
         and sub.isascii()
         and sub.isdigit()
         and len(sub) <= 18
+        and isinstance(sid, str)
+        and len(sid) == SESSION_ID_LENGTH
+        and sid.isascii()
+        and sid.isalnum()
     )
 
 

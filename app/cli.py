@@ -22,10 +22,10 @@ from app.extensions import db
 from app.models import Post, Role, User
 from app.schemas import UserCreateSchema
 from app.security import hash_password
-from app.services import tokens, users
+from app.services import sessions, users
 
 users_cli = AppGroup("users", help="Manage user accounts.")
-tokens_cli = AppGroup("tokens", help="Token revocation upkeep.")
+tokens_cli = AppGroup("tokens", help="Session and token upkeep.")
 
 SEED_PASSWORD = "Password123"
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
@@ -51,6 +51,22 @@ def database_errors_as_messages(command: Callable) -> Callable:
     return wrapper
 
 
+def _validated(**fields: str) -> dict[str, Any]:
+    """The fields as registration checks them, or a message naming each bad one."""
+    try:
+        return UserCreateSchema(partial=tuple({"email", "name", "password"} - fields.keys())).load(fields)
+    except ValidationError as error:
+        _fail("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.messages.items()))
+        raise  # unreachable: _fail raises
+
+
+def _existing(email: str) -> User:
+    user = users.find_by_email(_validated(email=email)["email"])
+    if user is None:
+        _fail(f"No account with the email {email.strip().lower()}.")
+    return user
+
+
 @users_cli.command("create-admin")
 @click.argument("email")
 @click.option("--name", default="Admin", show_default=True, help="Display name.")
@@ -58,31 +74,63 @@ def database_errors_as_messages(command: Callable) -> Callable:
               help="Prompted without echo when omitted.")
 @database_errors_as_messages
 def create_admin(email: str, name: str, password: str) -> None:
-    """Create an admin account, or promote an existing account to admin."""
-    try:
-        data = UserCreateSchema().load({"email": email, "name": name, "password": password})
-    except ValidationError as error:
-        _fail("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.messages.items()))
+    """Create a new admin account. An existing account is never taken over: see `promote`."""
+    data = _validated(email=email, name=name, password=password)
     existing = users.find_by_email(data["email"])
     if existing is not None:
-        existing.role = Role.ADMIN
-        existing.is_active = True
-        db.session.commit()
-        click.echo(f"Promoted existing user {existing.email} (id {existing.id}) to admin.")
-        return
+        _fail(f"An account with the email {existing.email} already exists (id {existing.id}); nothing was "
+              f"changed. To make it an admin, keeping its owner's password, run `flask users promote "
+              f"{existing.email}`; to set its password, `flask users set-password {existing.email}`.")
     try:
-        user = users.register(**data, role=Role.ADMIN)
+        user = users.register(**data, role=Role.ADMIN, email_verified=True)  # the operator vouches
     except DomainError as error:
         _fail(error.detail)
     click.echo(f"Created admin {user.email} (id {user.id}).")
 
 
+@users_cli.command("promote")
+@click.argument("email")
+@click.option("--mark-verified", is_flag=True,
+              help="Count the email as verified (you know its owner); otherwise it must be verified already.")
+@database_errors_as_messages
+def promote(email: str, mark_verified: bool) -> None:
+    """Make an existing, active, verified account admin. Its password stays the one its owner chose."""
+    user = _existing(email)
+    if not user.is_active:
+        _fail(f"{user.email} is deactivated; re-activate it before making it an admin.")
+    if not user.email_verified and not mark_verified:
+        _fail(f"{user.email} has not verified its email address, so nobody has shown that its owner is "
+              f"who you think. Ask them to follow the verification link (a new one: POST "
+              f"/api/auth/verify-email/resend), or pass --mark-verified if you know them.")
+    if mark_verified:
+        user.email_verified = True
+    if user.is_admin:
+        db.session.commit()
+        click.echo(f"{user.email} (id {user.id}) is already an admin; its role is unchanged.")
+        return
+    users.promote(user)
+    click.echo(f"Promoted {user.email} (id {user.id}) to admin. Its password was kept: whoever registered "
+               f"the account signs in with it. Its sessions were ended.")
+
+
+@users_cli.command("set-password")
+@click.argument("email")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="Prompted without echo when omitted.")
+@database_errors_as_messages
+def set_password(email: str, password: str) -> None:
+    """Set an account's password and end all of its sessions (API tokens and admin pages)."""
+    user = _existing(email)
+    users.set_password(user, _validated(password=password)["password"])
+    click.echo(f"Password of {user.email} (id {user.id}) changed; all of its sessions were ended.")
+
+
 @tokens_cli.command("prune")
 @database_errors_as_messages
 def prune_tokens() -> None:
-    """Delete revocation entries of tokens that have expired anyway."""
-    removed = tokens.prune_revocations()
-    click.echo(f"Removed {removed} expired revocation entries.")
+    """Delete sessions that have ended or expired (their tokens are refused either way)."""
+    removed = sessions.prune()
+    click.echo(f"Removed {removed} ended or expired sessions.")
 
 
 @click.command("seed")

@@ -66,6 +66,22 @@ class Conflict(DomainError):
     default_detail = "The request conflicts with the current state of the resource."
 
 
+class MailUnavailable(DomainError):
+    """The mail server did not take the message; nothing the request would have changed was kept."""
+
+    status = 503
+    default_detail = "The mail server is unavailable, so nothing was changed. Try again shortly."
+
+
+class TooManyAttempts(DomainError):
+    status = 429
+    default_detail = "Too many attempts. Try again later."
+
+    def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -153,7 +169,12 @@ def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return _render(error.status, error.detail, errors=error.errors)
+    headers = None
+    if isinstance(error, TooManyAttempts):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, MailUnavailable):
+        headers = {"Retry-After": "30"}
+    return _render(error.status, error.detail, errors=error.errors, headers=headers)
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement

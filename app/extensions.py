@@ -4,6 +4,7 @@ from flask_compress import Compress
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limit
+from flask_mailman import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -33,6 +34,7 @@ jwt = JWTManager()
 compress = Compress()
 cors = CORS()
 csrf = CSRFProtect()
+mail = Mail()
 limiter = Limiter(
     key_func=write_limit_key,
     # One budget for all of a client's writes, not one per route.

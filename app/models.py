@@ -1,4 +1,4 @@
-"""The tables: users, their posts, and revoked tokens."""
+"""The tables: users, their posts, and their sign-in sessions."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
     func,
     text,
     true,
@@ -87,6 +88,8 @@ class User(db.Model):
         server_default=Role.USER.value,
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Proven by following the link mailed to `email`; a new email starts unverified.
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
@@ -141,16 +144,31 @@ class DailyCount(db.Model):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
-class RevokedToken(db.Model):
-    """A JWT that must no longer be accepted, shared by every worker and host.
+class SessionKind(enum.StrEnum):
+    API = "api"  # a refresh-token family: access and refresh tokens carry its id as `sid`
+    ADMIN = "admin"  # the admin pages' cookie carries its id
 
-    Rows can go once the token would have expired anyway (`flask tokens prune`).
+
+class AuthSession(db.Model):
+    """One sign-in: an API refresh-token family or an admin page session.
+
+    Every token and admin cookie names its session; a request is accepted only while
+    the row is alive (`ended_at` unset, `expires_at` ahead). Ending sessions is one
+    UPDATE that every worker and host sees at its next request.
     """
 
-    __tablename__ = "revoked_tokens"
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_id_ended_at", "user_id", "ended_at"),)
 
-    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    token_type: Mapped[str] = mapped_column(String(10))
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    # The only refresh token of the family that may still be spent; any earlier one is a reuse.
+    refresh_jti: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(20))
+
+    def __repr__(self) -> str:
+        return f"<AuthSession {self.id} {self.kind} user {self.user_id}>"

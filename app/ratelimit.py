@@ -98,6 +98,11 @@ def login_limit() -> str:
     return current_app.config["RATELIMIT_LOGIN"]
 
 
+def account_mail_limit() -> str:
+    """Password reset requests and confirmations, verifications and resends."""
+    return current_app.config["RATELIMIT_ACCOUNT_MAIL"]
+
+
 def register_limit() -> str:
     return current_app.config["RATELIMIT_REGISTER"]
 

@@ -163,8 +163,13 @@ class UserSchema(Schema):
     age = fields.Integer(dump_only=True, required=True, allow_none=True)
     role = fields.Enum(Role, by_value=True, dump_only=True, required=True)
     is_active = fields.Boolean(dump_only=True, required=True)
+    email_verified = fields.Boolean(dump_only=True, required=True, metadata={
+        "description": "Whether the owner followed the link mailed to `email`."})
     created_at = fields.AwareDateTime(dump_only=True, required=True)
     updated_at = fields.AwareDateTime(dump_only=True, required=True)
+    tokens = fields.Nested(lambda: TokenSchema(), dump_only=True, metadata={
+        "description": "Only in the answer to a change of one's own password: the first token pair of the "
+                       "caller's new session (every earlier session has ended)."})
 
     class Meta:
         ordered = True
@@ -176,6 +181,9 @@ class UserSchema(Schema):
 class LoginSchema(Schema):
     email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
     password = LoginPassword(required=True, load_only=True, validate=validate.Length(max=1024))
+    device_token = SafeString(load_only=True, validate=validate.Length(max=512), metadata={
+        "description": "The `device_token` an earlier successful login to this account returned. "
+                       "Optional; with it, this device is not locked out by other clients' failed guesses."})
 
 
 class LogoutSchema(Schema):
@@ -190,6 +198,34 @@ class TokenSchema(Schema):
 
     class Meta:
         ordered = True
+
+
+class PasswordResetRequestSchema(Schema):
+    email = SafeString(required=True, strip=True, validate=validate.Length(max=320))
+
+
+class PasswordResetConfirmSchema(Schema):
+    token = SafeString(required=True, validate=validate.Length(min=1, max=1024), metadata={
+        "description": "The `token` query parameter of the link in the reset email."})
+    password = Password(required=True, load_only=True)
+
+
+class VerifyEmailSchema(Schema):
+    token = SafeString(required=True, validate=validate.Length(min=1, max=1024), metadata={
+        "description": "The `token` query parameter of the link in the verification email."})
+
+
+class AcceptedSchema(Schema):
+    status = fields.String(required=True, metadata={"example": "accepted"})
+    detail = fields.String(required=True)
+
+    class Meta:
+        ordered = True
+
+
+class LoginResultSchema(TokenSchema):
+    device_token = fields.String(required=True, metadata={
+        "description": "Send it with later logins to this account (see the login request's `device_token`)."})
 
 
 # ---- posts -----------------------------------------------------------------

@@ -27,6 +27,14 @@ def verify_password(password: str, password_hash: str | None) -> bool:
         return False
 
 
+def needs_rehash(password_hash: str) -> bool:
+    """Whether a stored hash was made at another cost than `BCRYPT_ROUNDS` (`$2b$12$...`)."""
+    try:
+        return int(password_hash.split("$")[2]) != current_app.config["BCRYPT_ROUNDS"]
+    except (IndexError, ValueError):
+        return False
+
+
 def spend_password_check() -> None:
     """Cost one bcrypt check at the configured work factor, for timing parity."""
     bcrypt.checkpw(b"x", _dummy_hash())

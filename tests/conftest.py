@@ -134,7 +134,7 @@ def _rebuild_schema() -> None:
 
 
 def empty_tables() -> None:
-    tables = ["revoked_tokens", "posts", "users", "daily_counts"]
+    tables = ["sessions", "posts", "users", "daily_counts"]
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
@@ -200,7 +200,7 @@ def make_user(app: Flask):
         with app.app_context():
             user = users.register(email=email, name=name or f"Person {n}", password=password,
                                   age=age, role=role)
-            pair = tokens.issue_tokens(user)
+            pair = tokens.start_session(user)
             if not is_active:
                 user.is_active = False
                 db.session.commit()
@@ -224,10 +224,10 @@ def admin(make_user) -> Person:
 
 def production_settings(**overrides) -> dict:
     """What production refuses to start without (but the database): strong secrets made
-    now (never in the repository) and the public URL."""
+    now (never in the repository), the public URL and a mail server."""
     return {"APP_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET_KEY": secrets.token_urlsafe(48),
-            "PUBLIC_BASE_URL": "http://localhost", **overrides}
+            "PUBLIC_BASE_URL": "http://localhost", "MAIL_SERVER": "127.0.0.1", **overrides}
 
 
 def assert_problem(response, status: int) -> dict:
@@ -360,3 +360,48 @@ def live_server(app: Flask, database_url: str) -> Iterator[LiveServer]:
     server = start_gunicorn(database_url)
     yield server
     stop_gunicorn(server)
+
+
+# ---- a real mail server -------------------------------------------------------------
+
+
+class MailBox:
+    """Messages received by an SMTP server (aiosmtpd) that the tests start on loopback."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, MailBox]]:
+    from aiosmtpd.controller import Controller
+
+    box = MailBox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, box
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(make_app, smtp_server):
+    """An app on the suite's database that sends its mail through the test SMTP server."""
+    port, box = smtp_server
+
+    def build(**overrides) -> Flask:
+        return make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, **overrides)
+
+    build.box = box  # type: ignore[attr-defined]
+    return build

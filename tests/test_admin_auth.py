@@ -201,14 +201,25 @@ def _cookie_signed_at(app, data: dict, when: float) -> str:
     return serializer.dumps(data)
 
 
+def _live_session_id(app, client, admin) -> str:
+    """The id of a real, live server-side session, taken from a signed-in cookie."""
+    signed_in(client, admin)
+    serializer = SecureCookieSessionInterface().get_signing_serializer(app)
+    session_id = serializer.loads(_session_cookie(client).value)["admin_session_id"]
+    client.delete_cookie("admin_session", path="/admin")
+    return session_id
+
+
 def test_session_idle_longer_than_the_lifetime_is_refused(app, client, admin):
-    stale = _cookie_signed_at(app, {"admin_user_id": admin.id, "_permanent": True}, time.time() - 8 * 3600 - 60)
+    session_id = _live_session_id(app, client, admin)
+    stale = _cookie_signed_at(app, {"admin_session_id": session_id, "_permanent": True}, time.time() - 8 * 3600 - 60)
     client.set_cookie("admin_session", stale, path="/admin")
     assert_redirects_to_login(client.get("/admin/"))
 
 
 def test_session_within_the_lifetime_works_and_is_refreshed(app, client, admin):
-    recent = _cookie_signed_at(app, {"admin_user_id": admin.id, "_permanent": True}, time.time() - 7 * 3600)
+    session_id = _live_session_id(app, client, admin)
+    recent = _cookie_signed_at(app, {"admin_session_id": session_id, "_permanent": True}, time.time() - 7 * 3600)
     client.set_cookie("admin_session", recent, path="/admin")
     response = client.get("/admin/")
     assert response.status_code == 200
@@ -217,8 +228,18 @@ def test_session_within_the_lifetime_works_and_is_refreshed(app, client, admin):
     assert SecureCookieSessionInterface().get_signing_serializer(app).loads(refreshed, max_age=60)
 
 
-def test_forged_session_cookie_is_ignored(client, admin):
-    client.set_cookie("admin_session", f'{{"admin_user_id": {admin.id}}}', path="/admin")
+def test_forged_session_cookie_is_ignored(app, client, admin):
+    session_id = _live_session_id(app, client, admin)
+    client.set_cookie("admin_session", f'{{"admin_session_id": "{session_id}"}}', path="/admin")
+    assert_redirects_to_login(client.get("/admin/"))
+
+
+@pytest.mark.parametrize("value", [1, "1", "0" * 32, None, ["x"]])
+def test_a_signed_cookie_naming_no_live_session_is_refused(app, client, admin, value):
+    """A cookie signed with the right key (as one from before sessions, with a user id) opens nothing."""
+    cookie = _cookie_signed_at(app, {"admin_session_id": value, "admin_user_id": admin.id, "_permanent": True},
+                               time.time())
+    client.set_cookie("admin_session", cookie, path="/admin")
     assert_redirects_to_login(client.get("/admin/"))
 
 

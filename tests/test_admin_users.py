@@ -188,7 +188,7 @@ def test_make_admin_then_make_user(app, admin_client, user):
     assert _user(app, user.id).role is Role.USER
 
 
-def test_deactivate_then_activate_and_the_api_token_follows(app, admin_client, client, user):
+def test_deactivate_ends_the_api_sessions_and_activate_does_not_revive_them(app, admin_client, client, user):
     assert client.get("/api/users/me", headers=user.headers).status_code == 200
     response = submit(admin_client, f"/admin/users/{user.id}/active", {"active": "0"}, follow=True)
     assert f"{user.email} is now deactivated." in text_of(response)
@@ -196,7 +196,9 @@ def test_deactivate_then_activate_and_the_api_token_follows(app, admin_client, c
     assert_problem(client.get("/api/users/me", headers=user.headers), 401)
     submit(admin_client, f"/admin/users/{user.id}/active", {"active": "1"})
     assert _user(app, user.id).is_active
-    assert client.get("/api/users/me", headers=user.headers).status_code == 200
+    assert_problem(client.get("/api/users/me", headers=user.headers), 401)
+    login = client.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    assert login.status_code == 200
 
 
 def test_actions_redirect_back_to_the_page_they_came_from(admin_client, user):

@@ -28,7 +28,7 @@ def test_login_returns_a_bearer_token_pair(app, client, user):
     response = login(client, user.email)
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in", "device_token"}
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == int(app.config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds())
     assert body["access_token"] != body["refresh_token"]
@@ -122,7 +122,7 @@ def test_refresh_returns_a_new_pair(client, user):
     assert refresh(client, body["refresh_token"]).status_code == 200
 
 
-def test_used_refresh_token_is_revoked(client, user):
+def test_used_refresh_token_is_refused(client, user):
     assert refresh(client, user.refresh_token).status_code == 200
     assert_problem(refresh(client, user.refresh_token), 401)
 
@@ -157,9 +157,10 @@ def test_logout_is_204_and_revokes_the_access_token(client, user):
     assert_problem(me(client, user.access_token), 401)
 
 
-def test_logout_without_refresh_token_leaves_the_refresh_token_usable(client, user):
+def test_logout_without_a_body_ends_the_sessions_refresh_token_too(client, user):
+    """Reproduction 3 of issue 10: a body-less logout used to leave the refresh token usable."""
     assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
-    assert refresh(client, user.refresh_token).status_code == 200
+    assert_problem(refresh(client, user.refresh_token), 401)
 
 
 def test_logout_revokes_the_refresh_token_sent_in_the_body(client, user):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Post, RevokedToken, Role, User
+from app.models import AuthSession, Post, Role, User
 
 
 def _count(app, model) -> int:
@@ -34,13 +34,58 @@ def test_create_admin_prompts_for_the_password_without_echo(app):
     assert "Adm1nPassword" not in result.output
 
 
-def test_create_admin_promotes_an_existing_user(app, user):
+def test_create_admin_refuses_an_existing_account_and_keeps_its_password(app, client, user):
+    """Reproduction 4 of issue 10: an account someone else registered is not silently taken over."""
     result = app.test_cli_runner().invoke(
         args=["users", "create-admin", user.email, "--password", "Adm1nPassword"])
+    assert result.exit_code == 1
+    assert "already exists" in result.output and "flask users promote" in result.output
+    assert "Traceback" not in result.output
+    with app.app_context():
+        assert db.session.get(User, user.id).role == Role.USER
+    assert client.post("/api/auth/login", json={"email": user.email, "password": "Adm1nPassword"}).status_code == 401
+    assert client.post("/api/auth/login", json={"email": user.email, "password": user.password}).status_code == 200
+
+
+def test_promote_makes_an_existing_account_admin_keeping_its_password(app, client, user):
+    result = app.test_cli_runner().invoke(args=["users", "promote", user.email.upper(), "--mark-verified"])
     assert result.exit_code == 0, result.output
-    assert "Promoted" in result.output
+    assert "Promoted" in result.output and "password was kept" in result.output
     with app.app_context():
         assert db.session.get(User, user.id).role == Role.ADMIN
+    assert client.get("/api/users/me", headers=user.headers).status_code == 401  # sessions ended
+    assert client.post("/api/auth/login", json={"email": user.email, "password": user.password}).status_code == 200
+
+
+def test_promote_refuses_unknown_deactivated_and_unverified_accounts(app, make_user):
+    inactive, unverified = make_user(is_active=False), make_user()
+    runner = app.test_cli_runner()
+    unknown = runner.invoke(args=["users", "promote", "nobody@example.com"])
+    deactivated = runner.invoke(args=["users", "promote", inactive.email])
+    not_verified = runner.invoke(args=["users", "promote", unverified.email])
+    assert unknown.exit_code == 1 and "No account" in unknown.output
+    assert deactivated.exit_code == 1 and "deactivated" in deactivated.output
+    assert not_verified.exit_code == 1 and "--mark-verified" in not_verified.output
+    with app.app_context():
+        assert db.session.get(User, inactive.id).role == Role.USER
+        assert db.session.get(User, unverified.id).role == Role.USER
+
+
+def test_set_password_sets_it_and_ends_every_session(app, client, user):
+    result = app.test_cli_runner().invoke(args=["users", "set-password", user.email],
+                                          input="N3wPassword\nN3wPassword\n")
+    assert result.exit_code == 0, result.output
+    assert "N3wPassword" not in result.output and "sessions were ended" in result.output
+    assert client.get("/api/users/me", headers=user.headers).status_code == 401
+    refresh = client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {user.refresh_token}"})
+    assert refresh.status_code == 401
+    assert client.post("/api/auth/login", json={"email": user.email, "password": "N3wPassword"}).status_code == 200
+
+
+def test_set_password_refuses_a_weak_password_and_changes_nothing(app, client, user):
+    result = app.test_cli_runner().invoke(args=["users", "set-password", user.email, "--password", "short"])
+    assert result.exit_code == 1 and "password" in result.output
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200
 
 
 def test_create_admin_rejects_bad_input_with_a_message_and_no_traceback(app):
@@ -75,19 +120,19 @@ def test_seed_rejects_a_negative_count(app):
     assert "Invalid value" in result.output
 
 
-def test_tokens_prune_removes_only_expired_revocations(app, user):
-    now = datetime.now(UTC)
+def test_tokens_prune_removes_only_ended_or_expired_sessions(app, client, make_user):
+    user, other, ended = make_user(), make_user(), make_user()
+    assert client.post("/api/auth/logout", headers=ended.headers).status_code == 204
     with app.app_context():
-        db.session.add_all([
-            RevokedToken(jti="old", token_type="access", user_id=user.id, expires_at=now - timedelta(hours=1)),
-            RevokedToken(jti="live", token_type="access", user_id=user.id, expires_at=now + timedelta(hours=1)),
-        ])
+        db.session.execute(update(AuthSession).where(AuthSession.user_id == other.id)
+                           .values(expires_at=datetime.now(UTC) - timedelta(hours=1)))
         db.session.commit()
     result = app.test_cli_runner().invoke(args=["tokens", "prune"])
     assert result.exit_code == 0, result.output
-    assert "Removed 1" in result.output
+    assert "Removed 2" in result.output
     with app.app_context():
-        assert list(db.session.scalars(select(RevokedToken.jti))) == ["live"]
+        assert list(db.session.scalars(select(AuthSession.user_id))) == [user.id]
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200
 
 
 def test_commands_report_an_unreachable_database_without_a_traceback(tmp_path):

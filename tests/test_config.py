@@ -66,6 +66,19 @@ def test_production_starts_with_strong_secrets():
     _production(SECRET_KEY=secrets.token_hex(16))  # 32 random hex characters are enough
 
 
+@pytest.mark.parametrize(("missing", "message"), [("MAIL_SERVER", "MAIL_SERVER must be set"),
+                                                  ("PUBLIC_BASE_URL", "PUBLIC_BASE_URL must be set")])
+def test_production_refuses_to_start_without_mail_or_its_public_address(missing, message):
+    with pytest.raises(ConfigurationError, match=message):
+        _production(**{missing: ""})
+
+
+def test_mail_goes_to_smtp_when_a_server_is_set_and_to_the_log_otherwise():
+    assert _production().config["MAIL_BACKEND"] == "smtp"
+    development = create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://", "MAIL_SERVER": ""})
+    assert development.config["MAIL_BACKEND"] == "app.mail.LogEmailBackend"
+
+
 def test_production_without_secrets_exits_non_zero_with_a_clear_message():
     env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY")}
     env.update(APP_ENV="production", DATABASE_URL="sqlite://", PUBLIC_BASE_URL="https://api.example.com")

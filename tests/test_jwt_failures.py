@@ -26,10 +26,16 @@ PROTECTED = [
 ]
 
 
-def claims_for(user_id: int, **overrides) -> dict:
+def sid_of(person) -> str:
+    """The session id the person's tokens carry."""
+    return pyjwt.decode(person.access_token, options={"verify_signature": False})["sid"]
+
+
+def claims_for(user_id: int, sid: str = "0" * 32, **overrides) -> dict:
     now = int(time.time())
     claims = {
         "sub": str(user_id),
+        "sid": sid,
         "iat": now,
         "nbf": now,
         "exp": now + 600,
@@ -84,18 +90,18 @@ def test_malformed_authorization_header_is_401(client, header):
 
 
 def test_token_signed_with_another_key_is_401(app, client, user):
-    forged = sign(app, claims_for(user.id), key="another-key-that-is-long-enough-for-hs256!")
+    forged = sign(app, claims_for(user.id, sid_of(user)), key="another-key-that-is-long-enough-for-hs256!")
     assert_token_refused(client.get("/api/users/me", headers=bearer(forged)))
 
 
 def test_token_with_alg_none_is_401(app, client, user):
-    forged = pyjwt.encode(claims_for(user.id), None, algorithm="none")
+    forged = pyjwt.encode(claims_for(user.id, sid_of(user)), None, algorithm="none")
     assert_token_refused(client.get("/api/users/me", headers=bearer(forged)))
 
 
 def test_correctly_signed_token_is_accepted(app, client, user):
     """The forging helper itself makes tokens the app accepts, so the refusals above mean something."""
-    token = sign(app, claims_for(user.id))
+    token = sign(app, claims_for(user.id, sid_of(user)))
     assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
 
 
@@ -117,13 +123,14 @@ def test_token_without_exp_is_401(app, client, user):
         eternal = create_access_token(identity=str(user.id), expires_delta=False)
     assert "exp" not in pyjwt.decode(eternal, options={"verify_signature": False})
     assert_token_refused(client.get("/api/users/me", headers=bearer(eternal)))
-    assert_token_refused(client.get("/api/users/me", headers=bearer(sign(app, claims_for(user.id, exp=...)))))
+    no_expiry = sign(app, claims_for(user.id, sid_of(user), exp=...))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(no_expiry)))
 
 
 def test_revoked_token_is_401(client, user):
     assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
     body = assert_token_refused(client.get("/api/users/me", headers=user.headers))
-    assert "revoked" in body["detail"].lower()
+    assert "ended" in body["detail"].lower()
 
 
 def test_refresh_token_where_access_token_is_expected_is_401(client, user):
@@ -153,33 +160,47 @@ def test_token_of_a_deactivated_user_is_401(client, make_user):
 
 @pytest.mark.parametrize("sub", [..., 5, "abc", "", "-1", "1.0", " 1", "\u00b2", "\u0661", "9" * 19, None, ["1"]])
 def test_token_with_a_bad_subject_is_401(app, client, user, sub):
-    token = sign(app, claims_for(user.id, sub=sub))
+    token = sign(app, claims_for(user.id, sid_of(user), sub=sub))
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
     assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
 
 
 @pytest.mark.parametrize("jti", [..., "", 42, None, "x" * 65])
 def test_token_with_a_bad_jti_is_401(app, client, user, jti):
-    token = sign(app, claims_for(user.id, jti=jti))
+    token = sign(app, claims_for(user.id, sid_of(user), jti=jti))
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
     assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
 
 
 @pytest.mark.parametrize("kind", ["weird", None, 5, "refresh"])
 def test_token_with_a_wrong_type_claim_is_401(app, client, user, kind):
-    token = sign(app, claims_for(user.id, type=kind))
+    token = sign(app, claims_for(user.id, sid_of(user), type=kind))
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
 
 
 @pytest.mark.parametrize("kind", [..., "weird", None, 5, "access"])
 def test_refresh_with_a_wrong_type_claim_is_401(app, client, user, kind):
-    token = sign(app, claims_for(user.id, type=kind))
+    token = sign(app, claims_for(user.id, sid_of(user), type=kind))
     assert_token_refused(client.post("/api/auth/refresh", headers=bearer(token)))
+
+
+@pytest.mark.parametrize("sid", [..., "", 42, None, "x" * 33, "0" * 32, "é" * 32])
+def test_token_with_a_missing_bad_or_unknown_session_is_401(app, client, user, sid):
+    token = sign(app, claims_for(user.id, sid))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    assert_token_refused(client.post("/api/auth/logout", headers=bearer(token)))
+
+
+def test_token_naming_another_users_session_is_401(app, client, make_user):
+    user, other = make_user(), make_user()
+    token = sign(app, claims_for(user.id, sid_of(other)))
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    assert client.get("/api/users/me", headers=other.headers).status_code == 200
 
 
 def test_token_not_yet_valid_is_401(app, client, user):
     future = int(time.time()) + 3600
-    token = sign(app, claims_for(user.id, nbf=future, iat=future))
+    token = sign(app, claims_for(user.id, sid_of(user), nbf=future, iat=future))
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
 
 

@@ -87,7 +87,8 @@ def test_post_and_login_schemas(spec):
     assert post["properties"]["title"]["maxLength"] == 200
     assert post["properties"]["body"]["maxLength"] == 50_000
     login = request_schema(spec, "/api/auth/login", "post")
-    assert set(login["properties"]) == {"email", "password"}
+    assert set(login["properties"]) == {"email", "password", "device_token"}
+    assert set(login["required"]) == {"email", "password"}
 
 
 def test_user_response_schema_has_no_secrets(spec):

@@ -18,6 +18,9 @@ LIMITS = {
     "RATELIMIT_LOGIN": "3/minute",
     "RATELIMIT_REGISTER": "2/hour",
     "RATELIMIT_WRITE": "3/minute",
+    "LOGIN_FAILURES_PER_EMAIL_IP": "3/minute",
+    "LOGIN_FAILURES_PER_EMAIL": "3/minute",
+    "LOGIN_FAILURES_PER_DEVICE": "3/minute",
 }
 
 
@@ -72,11 +75,19 @@ def test_while_blocked_even_the_right_password_is_refused(limited, user):
     assert_too_many(login(client, user.email, user.password), 60)
 
 
-def test_login_is_limited_per_target_email_across_ips(limited, user):
+def assert_locked(response, window_seconds: int) -> dict:
+    """Refused by a password-failure budget (app.services.throttle)."""
+    body = assert_problem(response, 429)
+    assert 0 < int(response.headers["Retry-After"]) <= window_seconds
+    assert "failed password attempts" in body["detail"]
+    return body
+
+
+def test_login_failures_are_limited_per_target_email_across_ips(limited, user):
     client = limited().test_client()
     for n in range(3):
         assert login(client, user.email, "Wrong-passw0rd", ip=f"203.0.113.{n}").status_code == 401
-    assert_too_many(login(client, user.email, user.password, ip="203.0.113.99"), 60)
+    assert_locked(login(client, user.email, user.password, ip="203.0.113.99"), 60)
 
 
 def test_target_email_limit_ignores_case_and_surrounding_spaces(limited, user):
@@ -84,7 +95,7 @@ def test_target_email_limit_ignores_case_and_surrounding_spaces(limited, user):
     variants = [user.email.upper(), f"  {user.email}", user.email.capitalize()]
     for n, email in enumerate(variants):
         login(client, email, "Wrong-passw0rd", ip=f"203.0.113.{n}")
-    assert_too_many(login(client, user.email, user.password, ip="203.0.113.99"), 60)
+    assert_locked(login(client, user.email, user.password, ip="203.0.113.99"), 60)
 
 
 def test_a_blocked_ip_does_not_block_other_clients_or_emails(limited, make_user):
@@ -108,7 +119,7 @@ def test_retry_after_says_when_the_window_ends(limited, user):
 
 def test_login_limit_is_configurable(limited, user):
     client = limited(RATELIMIT_LOGIN="5/minute").test_client()
-    statuses = [login(client, user.email, "Wrong-passw0rd").status_code for _ in range(6)]
+    statuses = [login(client, f"nobody{n}@example.com").status_code for n in range(6)]
     assert statuses == [401] * 5 + [429]
 
 
@@ -344,9 +355,9 @@ def test_redis_counters_are_shared_by_every_app_instance(limited, user, redis_ke
     for _ in range(3):
         assert login(first, user.email, "Wrong-passw0rd").status_code == 401
     second = limited(**config).test_client()
-    assert_too_many(login(second, user.email, user.password), 60)
+    assert_locked(login(second, user.email, user.password, ip="198.51.100.2"), 60)
     keys = redis_keys.own_keys()
-    assert any(f"email:{user.email}" in key for key in keys), keys
+    assert any(f"password-failures/email/{user.email}" in key for key in keys), keys
 
 
 def test_redis_limits_expire_with_their_window(limited, user, redis_keys):

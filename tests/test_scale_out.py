@@ -1,8 +1,8 @@
 """Two hosts behind a load balancer: two gunicorn instances on one database and one Redis.
 
 Nothing that matters across requests may live in process memory: a revocation
-made through one instance holds on the other, and the login limit counts the
-requests to both together.
+made through one instance holds on the other, and the password-failure budget counts the
+failures on both together.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ WRITE_LIMIT = 6
 @pytest.fixture
 def two_hosts(app, database_url: str, redis_keys: RedisKeys) -> Iterator[tuple[LiveServer, LiveServer, RedisKeys]]:
     env = {"REDIS_URL": redis_keys.url, "RATELIMIT_ENABLED": "1", "RATELIMIT_KEY_PREFIX": redis_keys.prefix,
-           "RATELIMIT_LOGIN": f"{LOGIN_LIMIT}/minute", "RATELIMIT_WRITE": f"{WRITE_LIMIT}/minute"}
+           "RATELIMIT_LOGIN": "100/minute", "RATELIMIT_WRITE": f"{WRITE_LIMIT}/minute",
+           "LOGIN_FAILURES_PER_EMAIL_IP": f"{LOGIN_LIMIT}/minute", "LOGIN_FAILURES_PER_EMAIL": f"{LOGIN_LIMIT}/minute"}
     first = start_gunicorn(database_url, workers=2, env=env)
     try:
         second = start_gunicorn(database_url, workers=2, env=env)
@@ -64,15 +65,15 @@ def test_a_token_revoked_through_one_host_is_refused_by_the_other(two_hosts):
     assert refresh.status_code == 401
 
 
-def test_the_login_limit_counts_requests_to_both_hosts_together(two_hosts):
+def test_the_password_failure_budget_counts_failures_on_both_hosts_together(two_hosts):
     first, second, redis_keys = two_hosts
-    register_and_login(first, "target@example.com")  # one successful login already counts
+    register_and_login(first, "target@example.com")  # a success spends nothing
     hosts = itertools.cycle([second, first])
     statuses = []
-    for _ in range(LOGIN_LIMIT - 1):
+    for _ in range(LOGIN_LIMIT):
         statuses.append(requests.post(next(hosts).url + "/api/auth/login", timeout=10, json={
             "email": "target@example.com", "password": "Wrong-passw0rd"}).status_code)
-    assert statuses == [401] * (LOGIN_LIMIT - 1)
+    assert statuses == [401] * LOGIN_LIMIT
 
     for host in (first, second):
         blocked = requests.post(host.url + "/api/auth/login", timeout=10,
@@ -80,7 +81,8 @@ def test_the_login_limit_counts_requests_to_both_hosts_together(two_hosts):
         assert blocked.status_code == 429
         assert blocked.headers["Content-Type"] == "application/problem+json"
         assert 0 < int(blocked.headers["Retry-After"]) <= 60
-    assert any("email:target@example.com" in key for key in redis_keys.own_keys())
+        assert "failed password attempts" in blocked.json()["detail"]
+    assert any("password-failures/email/target@example.com" in key for key in redis_keys.own_keys())
 
 
 def test_the_write_budget_is_shared_by_both_hosts(two_hosts, make_user):

@@ -78,7 +78,7 @@ def test_get_user_shows_email_to_themself_and_admins(client, admin, user):
 
 
 PUBLIC = {"id", "name", "created_at"}
-ACCOUNT = PUBLIC | {"email", "age", "role", "is_active", "updated_at"}
+ACCOUNT = PUBLIC | {"email", "age", "role", "is_active", "email_verified", "updated_at"}
 
 
 def test_others_see_only_id_name_and_created_at(client, admin, make_user):
@@ -117,7 +117,8 @@ def test_get_user_needs_a_token(client, user):
 
 
 def test_user_changes_their_own_name_age_and_email(client, user):
-    response = patch(client, user, user.id, name="New Name", age=44, email="New@Example.com")
+    response = patch(client, user, user.id, name="New Name", age=44, email="New@Example.com",
+                     current_password=PASSWORD)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert (body["name"], body["age"], body["email"]) == ("New Name", 44, "new@example.com")
@@ -171,7 +172,9 @@ def test_admin_promotes_a_user_who_then_has_admin_rights(client, admin, make_use
     response = patch(client, admin, promoted.id, role="admin")
     assert response.status_code == 200
     assert response.get_json()["role"] == "admin"
-    assert client.delete(f"/api/users/{victim.id}", headers=promoted.headers).status_code == 204
+    assert client.delete(f"/api/users/{victim.id}", headers=promoted.headers).status_code == 401  # session ended
+    token = login(client, promoted.email).get_json()["access_token"]
+    assert client.delete(f"/api/users/{victim.id}", headers={"Authorization": f"Bearer {token}"}).status_code == 204
 
 
 @pytest.mark.parametrize(
@@ -265,7 +268,7 @@ def test_admin_sets_a_password_without_the_current_one(client, admin, user):
 
 def test_changing_email_to_one_already_taken_is_409(client, make_user):
     me, other = make_user(), make_user()
-    assert_problem(patch(client, me, me.id, email=other.email.upper()), 409)
+    assert_problem(patch(client, me, me.id, email=other.email.upper(), current_password=PASSWORD), 409)
     assert client.get("/api/users/me", headers=me.headers).get_json()["email"] == me.email
 
 

@@ -1,42 +1,61 @@
-"""Who is signed in to the admin: a user id in Flask's signed session cookie.
+"""Who is signed in to the admin: a server-side session named in Flask's signed cookie.
 
-The cookie is only an id. The account is loaded again on every request, so an
-admin who is deactivated or demoted is signed out at their next click. The
-session is permanent with a lifetime of `ADMIN_SESSION_HOURS`, refreshed on
-each request, so it ends after that long idle (Flask rejects older signatures).
-Bearer tokens play no part here, and this cookie plays none in the API.
+The cookie carries only the id of a `sessions` row (kind `admin`). Every request
+resolves it with one statement that also loads the account, so logout, a password
+change, a demotion, a deactivation or "End all sessions" end it at the next click,
+on every worker and host. The row expires `ADMIN_SESSION_MAX_HOURS` after sign-in
+whatever the activity; the cookie itself also lapses after `ADMIN_SESSION_HOURS`
+idle (Flask rejects older signatures). Bearer tokens play no part here, and this
+cookie plays none in the API.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import session
+from flask import current_app, session
 
 from app.extensions import db
-from app.models import User
+from app.models import SessionKind, User
+from app.services import sessions
+from app.services.sessions import EndReason
 
-SESSION_KEY = "admin_user_id"
+SESSION_KEY = "admin_session_id"
+SESSION_ID_LENGTH = 32
 
 
 def sign_in(user: User) -> None:
     """Start a fresh session (a new CSRF token too), so no pre-login value survives."""
+    lifetime = timedelta(hours=current_app.config["ADMIN_SESSION_MAX_HOURS"])
+    row = sessions.start(user, SessionKind.ADMIN, lifetime)
+    db.session.commit()
     session.clear()
-    session[SESSION_KEY] = user.id
+    session[SESSION_KEY] = row.id
     session.permanent = True
 
 
 def sign_out() -> None:
+    session_id = _session_id()
+    if session_id is not None:
+        sessions.end([session_id], EndReason.LOGOUT)
     session.clear()
 
 
+def _session_id() -> str | None:
+    value = session.get(SESSION_KEY)
+    if isinstance(value, str) and len(value) == SESSION_ID_LENGTH and value.isascii() and value.isalnum():
+        return value
+    return None
+
+
 def signed_in_admin() -> User | None:
-    """The active admin of this session; anyone else ends the session."""
-    user_id = session.get(SESSION_KEY)
-    if user_id is None:
+    """The active admin of this session; an ended session or anyone else ends it in the browser too."""
+    if SESSION_KEY not in session:
         return None
-    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    if user is None or not user.is_active or not user.is_admin:
+    session_id = _session_id()
+    user, alive = sessions.resolve(session_id, None, SessionKind.ADMIN) if session_id else (None, False)
+    if user is None or not alive or not user.is_active or not user.is_admin:
         session.clear()
         return None
     return user

@@ -23,7 +23,8 @@ from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
-from app.services import posts, stats, users
+from app.services import posts, sessions, stats, throttle, users
+from app.services.throttle import Client
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
@@ -48,13 +49,11 @@ def require_admin() -> Response | None:
     return None
 
 
-def _login_email_key() -> str:
-    return "admin-email:" + request.form.get("email", "").strip().lower()[:320]
+DEVICE_COOKIE = "admin_device"
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(login_limit, key_func=client_ip, scope="admin-login-ip", methods=["POST"])
-@limiter.limit(login_limit, key_func=_login_email_key, scope="admin-login-email", methods=["POST"])
 def login() -> Response | str:
     if g.admin is not None:
         return redirect(url_for("admin.dashboard"))
@@ -69,17 +68,29 @@ def login() -> Response | str:
         else:
             sign_in(user)
             flash(f"Signed in as {user.email}.", "success")
-            return redirect(safe_next(form.next.data, url_for("admin.dashboard")))
+            response = redirect(safe_next(form.next.data, url_for("admin.dashboard")))
+            _remember_device(response, user)
+            return response
     return render_template("admin/login.html", form=form, error=error)
 
 
 def _admin_with_credentials(email: str, password: str) -> User | None:
-    """One answer for a wrong password, an unknown, inactive or non-admin account."""
+    """One answer for a wrong password, an unknown, inactive or non-admin account.
+    The guessing budgets are the API login's: one budget per account, whichever face is used."""
+    client = Client(ip=client_ip(), device_token=request.cookies.get(DEVICE_COOKIE))
     try:
-        user = users.authenticate(email, password)
+        user = users.authenticate(email, password, client)
     except AuthenticationFailed:
         return None
     return user if user.is_admin else None
+
+
+def _remember_device(response: Response, user: User) -> None:
+    """The browser's device token (see `app.services.throttle`), kept for the admin pages only."""
+    response.set_cookie(
+        DEVICE_COOKIE, throttle.issue_device_token(user), max_age=current_app.config["DEVICE_TOKEN_DAYS"] * 86400,
+        path="/admin", httponly=True, samesite="Lax", secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+    )
 
 
 @bp.post("/logout")
@@ -127,7 +138,8 @@ def user_detail(user_id: int) -> str:
     user = users.get_user(user_id)
     recent = posts.list_posts(PageRequest(limit=RECENT_POSTS), author_id=user.id).items
     return render_template(
-        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id)
+        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id),
+        live_sessions=sessions.count_alive(user.id),
     )
 
 
@@ -154,6 +166,18 @@ def change_active(user_id: int) -> Response:
         _apply(lambda: users.set_active(g.admin, user, active), label)
     else:
         flash("Choose a valid status.", "error")
+    return _back(form, "admin.user_detail", user_id=user_id)
+
+
+@bp.post(f"/users/<{ID}:user_id>/sessions/end")
+def end_sessions(user_id: int) -> Response:
+    """End every session of the user (API tokens and admin pages), as their own logout-all would."""
+    user = users.get_user(user_id)
+    form = ActionForm()
+    if form.validate():
+        _apply(lambda: users.end_sessions(g.admin, user), f"All sessions of {user.email} were ended.")
+    else:
+        flash("The form expired; try again.", "error")
     return _back(form, "admin.user_detail", user_id=user_id)
 
 

@@ -30,7 +30,8 @@ from app.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from app.services import posts, users
+from app.services import accounts, posts, tokens, users
+from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
 BEARER = [{"bearerAuth": []}]
@@ -48,11 +49,13 @@ def dump_user(user: User, viewer: User | None) -> dict:
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
-@blp.problems(400, 409, 413, 415, 429, d409="An account with this email already exists.")
+@blp.problems(400, 409, 413, 415, 429, 503, d409="An account with this email already exists.",
+              d503="The mail server did not take the verification email; no account was created.")
 @blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
 def register(fields):
-    """Create an account. Anyone may register; nobody may choose their role."""
-    user = users.register(**fields)
+    """Create an account and mail a verification link to its email. Anyone may register;
+    nobody may choose their role."""
+    user = accounts.register(**fields)
     location = url_for("users.get_user", user_id=user.id)
     return json_response(dump_user(user, user), 201, {"Location": location})
 
@@ -99,13 +102,22 @@ def get_user(user_id: int):
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(400, 401, 403, 404, 409, 413, 415, 429)
+@blp.problems(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @blp.doc(operationId="updateUser", security=BEARER,
          description=f"A new `password` needs `current_password` unless an admin sets it; {PASSWORD_RULES}")
 def update_user(changes, user_id: int):
-    """Change a user: themself or an admin; `role` and `is_active` by an admin only."""
-    user = users.update_user(current_user, users.get_user(user_id), changes)
-    return json_response(dump_user(user, current_user))
+    """Change a user: themself or an admin; `role` and `is_active` by an admin only.
+
+    A new `password` or `email` needs `current_password`, also from admins changing their own;
+    an admin changing another user's needs none. A new email is unverified until its owner
+    follows the link mailed to it (503, and nothing changed, if the mail server is down).
+    A new password, a new role or a deactivation ends every session of the user. When callers
+    change their own password the answer carries `tokens`, the first pair of their new session."""
+    user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()))
+    data = dump_user(user, current_user)
+    if "password" in changes and user.id == current_user.id:
+        data["tokens"] = tokens.start_session(user)
+    return json_response(data)
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])

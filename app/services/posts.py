@@ -19,6 +19,7 @@ from app.extensions import db, reads
 from app.models import Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import SEARCH_VECTOR, SearchQuery, search_condition, search_parameter
+from app.services import users
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -61,6 +62,7 @@ class PostView:
 
 
 def create_post(author: User, *, title: str, body: str) -> PostView:
+    users.require_verified(author)
     post = Post(author=author, title=title, body=body)
     db.session.add(post)
     db.session.commit()
@@ -83,6 +85,7 @@ def can_edit(actor: User, post: Post | PostView) -> bool:
 def update_post(actor: User, post: Post, changes: Mapping[str, Any]) -> PostView:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may change this post.")
+    users.require_verified(actor)
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(post, field, changes[field])
@@ -93,6 +96,7 @@ def update_post(actor: User, post: Post, changes: Mapping[str, Any]) -> PostView
 def delete_post(actor: User, post: Post) -> None:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may delete this post.")
+    users.require_verified(actor)
     db.session.delete(post)
     db.session.commit()
 

@@ -1,79 +1,93 @@
-"""Access and refresh tokens: issuing, rotation and revocation.
+"""Access and refresh tokens: every pair belongs to a session (a refresh-token family).
 
-Revocations live in the database so every worker and host agrees at once.
+Tokens carry the session's id as the `sid` claim. Refreshing spends the family's one
+current refresh token for a new pair; presenting any earlier refresh token of the
+family (a copy a thief kept, or the owner's after a thief refreshed first) ends the
+whole family, as RFC 9700 §4.14.2 recommends.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
 from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
-from sqlalchemy import delete, exists, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import update
 
 from app.errors import AuthenticationFailed, ValidationFailed
 from app.extensions import db
-from app.models import RevokedToken, User
+from app.models import AuthSession, SessionKind, User
+from app.services import sessions
+from app.services.sessions import EndReason
 
 Claims = dict[str, Any]
+SESSION_CLAIM = "sid"
 
 
-def issue_tokens(user: User) -> dict[str, Any]:
+def _refresh_lifetime():
+    return current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+
+
+def _pair(user: User, session_id: str, refresh_jti: str) -> dict[str, Any]:
     identity = str(user.id)
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {
-        "access_token": create_access_token(identity=identity),
-        "refresh_token": create_refresh_token(identity=identity),
+        "access_token": create_access_token(identity=identity, additional_claims={SESSION_CLAIM: session_id}),
+        "refresh_token": create_refresh_token(
+            identity=identity, additional_claims={SESSION_CLAIM: session_id, "jti": refresh_jti}
+        ),
         "token_type": "bearer",
         "expires_in": int(lifetime.total_seconds()),
     }
 
 
+def start_session(user: User, *, commit: bool = True) -> dict[str, Any]:
+    """Start a new session for `user` and return its first token pair."""
+    refresh_jti = str(uuid.uuid4())
+    session = sessions.start(user, SessionKind.API, _refresh_lifetime(), refresh_jti=refresh_jti)
+    if commit:
+        db.session.commit()
+    return _pair(user, session.id, refresh_jti)
+
+
 def load_token_user(claims: Claims) -> tuple[User | None, bool]:
-    """The token's user and whether the token is revoked, in one query."""
-    revoked = exists().where(RevokedToken.jti == claims["jti"])
-    row = db.session.execute(
-        select(User, revoked.label("revoked")).where(User.id == int(claims["sub"]))
-    ).first()
-    if row is None:
-        return None, db.session.scalar(select(revoked)) or False
-    return row[0], bool(row[1])
-
-
-def _revocation(claims: Claims) -> RevokedToken:
-    return RevokedToken(
-        jti=claims["jti"],
-        token_type=claims.get("type", "access"),
-        user_id=int(claims["sub"]),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-    )
+    """The token's user and whether its session has ended, in one query."""
+    user, alive = sessions.resolve(claims[SESSION_CLAIM], int(claims["sub"]), SessionKind.API)
+    return user, not alive
 
 
 def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:
-    """Spend a refresh token for a new pair. The primary key on `jti` lets only one
-    of two concurrent uses succeed."""
-    db.session.add(_revocation(refresh_claims))
-    try:
-        db.session.commit()
-    except IntegrityError:
+    """Spend the family's current refresh token for a new pair.
+
+    The conditional UPDATE lets exactly one of two uses of the same token succeed;
+    the other (a replay, or a race the client lost) ends the family.
+    """
+    session_id = refresh_claims[SESSION_CLAIM]
+    new_jti = str(uuid.uuid4())
+    result = db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.user_id == user.id,
+               AuthSession.refresh_jti == refresh_claims["jti"], AuthSession.ended_at.is_(None))
+        .values(refresh_jti=new_jti, expires_at=sessions.now() + _refresh_lifetime())
+    )
+    if result.rowcount != 1:
         db.session.rollback()
-        raise AuthenticationFailed("Token has been revoked.") from None
-    return issue_tokens(user)
+        sessions.end([session_id], EndReason.REFRESH_REUSE, user_id=user.id)
+        raise AuthenticationFailed("This refresh token was already used: its session has been ended. "
+                                   "Sign in again.")
+    db.session.commit()
+    return _pair(user, session_id, new_jti)
 
 
-def revoke(*claims_list: Claims) -> None:
-    """Revoke tokens; revoking one twice is harmless."""
-    for claims in claims_list:
-        if db.session.get(RevokedToken, claims["jti"]) is None:
-            db.session.add(_revocation(claims))
-    try:
-        db.session.commit()
-    except IntegrityError:  # a concurrent request revoked it first: the outcome is the same
-        db.session.rollback()
+def logout(access_claims: Claims, user: User, refresh_token: str | None = None) -> None:
+    """End the caller's session, and the session of the refresh token given (if another one)."""
+    ended = [access_claims[SESSION_CLAIM]]
+    if refresh_token is not None:
+        ended.append(decode_refresh_token(refresh_token, user)[SESSION_CLAIM])
+    sessions.end(ended, EndReason.LOGOUT, user_id=user.id)
 
 
 def decode_refresh_token(token: str, owner: User) -> Claims:
@@ -82,15 +96,7 @@ def decode_refresh_token(token: str, owner: User) -> Claims:
         claims = decode_token(token)
     except (JWTExtendedException, PyJWTError, ValueError):
         claims = None
-    if not claims or claims.get("type") != "refresh" or claims.get("sub") != str(owner.id):
+    if (not claims or claims.get("type") != "refresh" or claims.get("sub") != str(owner.id)
+            or not isinstance(claims.get(SESSION_CLAIM), str)):
         raise ValidationFailed(errors={"refresh_token": ["Not a valid refresh token for this user."]})
     return claims
-
-
-def prune_revocations(now: datetime | None = None) -> int:
-    """Forget revocations of tokens that have expired anyway."""
-    result = db.session.execute(
-        delete(RevokedToken).where(RevokedToken.expires_at < (now or datetime.now(UTC)))
-    )
-    db.session.commit()
-    return result.rowcount or 0

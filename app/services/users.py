@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.errors import AuthenticationFailed, Conflict, MailUnavailable, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db, reads
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
-from app.security import hash_password, verify_password
+from app.security import hash_password, needs_rehash, verify_password
+from app.services import accounts, sessions, throttle
+from app.services.sessions import EndReason
+from app.services.throttle import Client
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
@@ -36,20 +40,58 @@ def _commit_or_conflict(detail: str) -> None:
 
 
 def register(*, email: str, name: str, password: str, age: int | None = None,
-             role: Role = Role.USER) -> User:
-    user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password))
+             role: Role = Role.USER, email_verified: bool = False, commit: bool = True) -> User:
+    """Add an account; with `commit=False` it is only flushed (it has its id), for a caller
+    that commits once something else (its verification email) has succeeded."""
+    user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password),
+                email_verified=email_verified)
     db.session.add(user)
-    _commit_or_conflict("An account with this email already exists.")
+    if commit:
+        _commit_or_conflict("An account with this email already exists.")
+    else:
+        _flush_or_conflict("An account with this email already exists.")
     return user
 
 
-def authenticate(email: str, password: str) -> User:
-    """The active user with these credentials; one identical failure for every wrong case."""
+def _flush_or_conflict(detail: str) -> None:
+    try:
+        db.session.flush()
+    except IntegrityError as error:
+        db.session.rollback()
+        if is_unique_violation(error):
+            raise Conflict(detail) from None
+        raise
+
+
+def authenticate(email: str, password: str, client: Client) -> User:
+    """The active user with these credentials; one identical failure for every wrong case.
+
+    The guessing budgets are checked before bcrypt runs and spent only by failures. A
+    hash made at another cost than `BCRYPT_ROUNDS` is replaced now that the password is
+    known, so raising the cost reaches every account that signs in (and known and unknown
+    emails cost the same: the dummy hash uses the current cost)."""
     user = find_by_email(email)
+    spent = throttle.budgets(email, user, client)
+    throttle.check(spent)
     ok = verify_password(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
+        throttle.fail(spent)
         raise AuthenticationFailed("Invalid email or password.")
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        db.session.commit()
     return user
+
+
+def check_current_password(user: User, password: str | None, client: Client | None, what: str = "password") -> None:
+    """A `current_password` is a password guess like a login: the same budgets, counted alike."""
+    if password is None:
+        raise ValidationFailed(errors={"current_password": [f"Required to change the {what}."]})
+    spent = throttle.budgets(user.email, user, client or Client(ip="unknown"))
+    throttle.check(spent)
+    if not verify_password(password, user.password_hash):
+        throttle.fail(spent)
+        raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
 
 
 def find_by_email(email: str) -> User | None:
@@ -90,6 +132,14 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
     return page_of(list(db.session.scalars(stmt)), page.limit, lambda user: (user.id,))
 
 
+def require_verified(actor: User) -> None:
+    """With `REQUIRE_VERIFIED_EMAIL`, accounts write only once their email is verified. Their own
+    account stays theirs to fix (email, password), and verifying needs no write permission."""
+    if current_app.config.get("REQUIRE_VERIFIED_EMAIL") and not actor.email_verified:
+        raise PermissionDenied("Verify your email address first: follow the link we mailed you, "
+                               "or ask for a new one (POST /api/auth/verify-email/resend).")
+
+
 def can_see_account(viewer: User | None, user: User) -> bool:
     """Whether `viewer` sees all of `user` (email, age, role, status) or only the public profile."""
     return viewer is not None and (viewer.is_admin or viewer.id == user.id)
@@ -99,33 +149,84 @@ def can_edit(actor: User, user: User) -> bool:
     return actor.is_admin or actor.id == user.id
 
 
-def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
+def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Client | None = None) -> User:
     """Apply a partial update, enforcing who may change which fields."""
     if not can_edit(actor, user):
         raise PermissionDenied("You may only change your own account.")
+    if actor.id != user.id:
+        require_verified(actor)
     forbidden = sorted(ADMIN_ONLY_FIELDS & changes.keys())
     if forbidden and not actor.is_admin:
         raise PermissionDenied(f"Only an admin may change {', '.join(forbidden)}.")
-    if "current_password" in changes and "password" not in changes:
-        raise ValidationFailed(errors={"current_password": ["Only needed to change the password."]})
-    if "password" in changes and not actor.is_admin:
-        current = changes.get("current_password")
-        if current is None:
-            raise ValidationFailed(errors={"current_password": ["Required to change the password."]})
-        if not verify_password(current, user.password_hash):
-            raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
+    if "current_password" in changes and "password" not in changes and "email" not in changes:
+        raise ValidationFailed(errors={"current_password": ["Only needed to change the password or email."]})
+    new_email = "email" in changes and changes["email"] != user.email
+    if ("password" in changes or new_email) and (actor.id == user.id or not actor.is_admin):
+        # Everyone, admins included, proves they know their own password before replacing it:
+        # a stolen 15-minute access token must not become a permanent takeover.
+        check_current_password(user, changes.get("current_password"), client,
+                               "password" if "password" in changes else "email")
     if "role" in changes and changes["role"] != user.role:
         _guard_admin_removal(actor, user, "change the role of")
     if "is_active" in changes and not changes["is_active"] and user.is_active:
         _guard_admin_removal(actor, user, "deactivate")
 
+    end_reason = _sessions_end_reason(user, changes)
     for field in ("email", "name", "age", "role", "is_active"):
         if field in changes:
             setattr(user, field, changes[field])
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
+    if end_reason is not None:
+        sessions.end_all_of(user.id, end_reason)
+    if new_email:
+        # The new address is unproven until its owner follows the link mailed to it; the
+        # change and its message land together or not at all.
+        user.email_verified = False
+        _flush_or_conflict("An account with this email already exists.")
+        try:
+            accounts.send_verification(user)
+        except MailUnavailable:
+            db.session.rollback()
+            raise
     _commit_or_conflict("An account with this email already exists.")
     return user
+
+
+def _sessions_end_reason(user: User, changes: Mapping[str, Any]) -> str | None:
+    """Why this change ends every session of the user, if it does: a new password, a new
+    role (what the sessions were allowed to do has changed) or a deactivation."""
+    if "password" in changes:
+        return EndReason.PASSWORD
+    if "role" in changes and changes["role"] != user.role:
+        return EndReason.ROLE
+    if "is_active" in changes and not changes["is_active"] and user.is_active:
+        return EndReason.DEACTIVATED
+    return None
+
+
+def set_password(user: User, password: str) -> User:
+    """Set a password without knowing the old one (an operator's command); ends every session."""
+    user.password_hash = hash_password(password)
+    sessions.end_all_of(user.id, EndReason.PASSWORD)
+    db.session.commit()
+    return user
+
+
+def promote(user: User) -> User:
+    """Make an existing account admin (an operator's command), keeping its password."""
+    if not user.is_admin:
+        user.role = Role.ADMIN
+        sessions.end_all_of(user.id, EndReason.ROLE)
+    db.session.commit()
+    return user
+
+
+def end_sessions(actor: User, user: User) -> None:
+    """End every session of `user`: their own "log out everywhere", or an admin's action."""
+    if not can_edit(actor, user):
+        raise PermissionDenied("You may only end your own sessions.")
+    sessions.end_all(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
 
 
 def set_role(actor: User, user: User, role: Role) -> User:
@@ -139,6 +240,7 @@ def set_active(actor: User, user: User, is_active: bool) -> User:
 def delete_user(actor: User, user: User) -> None:
     if not actor.is_admin:
         raise PermissionDenied("Only an admin may delete users.")
+    require_verified(actor)
     _guard_admin_removal(actor, user, "delete")
     db.session.delete(user)
     db.session.commit()

@@ -7,7 +7,7 @@ Both: `daily_counts`, rows and posts per UTC day, maintained by triggers in the
 transaction of the write, so the dashboard never counts whole tables.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-12-01 10:00:00
 """
 from alembic import op
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -222,3 +222,22 @@ def test_pages_fit_a_phone_screen(app, page, make_user, admin, artifacts, path):
     assert overflow <= 0, f"{path} is {overflow}px wider than a phone screen"
     name = path.strip("/").replace("/", "-")
     page.screenshot(path=str(artifacts / f"{name}-phone.png"), full_page=True)
+
+
+def test_end_all_sessions_from_the_user_page_signs_the_user_out_everywhere(page, live_server, make_user, admin,
+                                                                         artifacts):
+    target = make_user(name="Roaming User")
+    assert requests.get(f"{live_server.url}/api/users/me", headers=target.headers, timeout=10).status_code == 200
+
+    sign_in(page, admin)
+    page.goto(f"{live_server.url}/admin/users/{target.id}")
+    expect(page.locator("dd.sessions")).to_have_text("1 active")
+    expect(page.locator(".badge-unverified")).to_have_text("unverified")
+    page.screenshot(path=str(artifacts / "admin-user.png"), full_page=True)
+    page.get_by_role("button", name="End all sessions").click()
+    expect(page.locator(".flash-success")).to_have_text(f"All sessions of {target.email} were ended.")
+    expect(page.locator("dd.sessions")).to_have_text("0 active")
+
+    refused = requests.get(f"{live_server.url}/api/users/me", headers=target.headers, timeout=10)
+    assert refused.status_code == 401
+    _no_csp_violations(page)
