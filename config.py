@@ -245,7 +245,8 @@ _ORIGIN_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1
 
 
 RATE_LIMITS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_WRITE", "RATELIMIT_READ",
-               "RATELIMIT_READ_USER", "RATELIMIT_SEARCH")
+               "RATELIMIT_READ_USER", "RATELIMIT_SEARCH", "RATELIMIT_ACCOUNT_MAIL",
+               "LOGIN_FAILURES_PER_EMAIL_IP", "LOGIN_FAILURES_PER_EMAIL", "LOGIN_FAILURES_PER_DEVICE")
 
 
 class DevelopmentConfig(Config):
@@ -264,8 +265,8 @@ class DevelopmentConfig(Config):
                 config[name] = instance_secret(name)
         for name in RATE_LIMITS:
             if name not in os.environ and config.get(name):
-                count, window = config[name].split("/", 1)
-                config[name] = f"{int(count) * 100}/{window}"
+                count, window = re.fullmatch(r"(\d+)(.*)", config[name]).groups()
+                config[name] = f"{int(count) * 100}{window}"
 
 
 def instance_secret(name: str, folder: Path = BASE_DIR / "instance") -> str:
@@ -298,7 +299,7 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     BCRYPT_ROUNDS = 4
-    PUBLIC_BASE_URL = "http://testserver.example"
+    PUBLIC_BASE_URL = "http://localhost"  # the test client's own address: links and mailed links lead back to it
     MAIL_SERVER = ""  # messages go to the log unless a test starts its own SMTP server
     # Off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits build
     # their own app; a gunicorn started by a test may turn them on with REDIS_URL.

@@ -15,7 +15,7 @@ from app.extensions import db, limiter
 from app.models import User
 from tests.conftest import PASSWORD, assert_problem, free_port
 
-BASE = "http://testserver.example"  # TestingConfig.PUBLIC_BASE_URL
+BASE = "http://localhost"  # TestingConfig.PUBLIC_BASE_URL
 NEW_PASSWORD = "N3wPassword"
 
 

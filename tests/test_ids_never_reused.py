@@ -80,7 +80,7 @@ def test_migration_0003_keeps_every_row_of_an_existing_sqlite_database(tmp_path)
                                     f"(1, 1, 'a', 'b', {NOW}), (2, 2, 'b', 'b', {NOW}), (3, 2, 'c', 'b', {NOW})"))
             connection.execute(text("INSERT INTO revoked_tokens (jti, token_type, user_id, expires_at, revoked_at) "
                                     "VALUES ('j1', 'access', 2, '2099-01-01 00:00:00', '2026-01-01 00:00:00')"))
-        upgrade(directory=str(ROOT / "migrations"))
+        upgrade(directory=str(ROOT / "migrations"), revision="0003")  # 0004 replaces revoked_tokens
         with db.engine.begin() as connection:
             assert connection.execute(text("SELECT count(*) FROM users")).scalar() == 2
             assert connection.execute(text("SELECT count(*) FROM posts")).scalar() == 3

@@ -14,9 +14,11 @@ from tests.conftest import assert_problem, production_settings
 from tests.test_pagination import create_posts, next_url
 
 
-def test_without_public_base_url_links_follow_the_request(client, user):
+def test_without_public_base_url_links_follow_the_request(make_app, client, user):
     create_posts(client, user, 2)
-    assert next_url(client.get("/api/posts?limit=1")).startswith("http://localhost/api/posts?")
+    unset = make_app(PUBLIC_BASE_URL="").test_client()
+    response = unset.get("/api/posts?limit=1", base_url="http://api.internal.test")
+    assert next_url(response).startswith("http://api.internal.test/api/posts?")
 
 
 def test_a_forged_host_never_reaches_the_link_header(make_app, client, user):

@@ -18,8 +18,8 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('email_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN: rebuilding `users` on SQLite would lose its AUTOINCREMENT (0003).
+    op.add_column('users', sa.Column('email_verified', sa.Boolean(), server_default=sa.false(), nullable=False))
 
     op.create_table(
         'sessions',
