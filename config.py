@@ -299,7 +299,8 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     BCRYPT_ROUNDS = 4
-    PUBLIC_BASE_URL = "http://localhost"  # the test client's own address: links and mailed links lead back to it
+    # The test client's own address, so links and mailed links lead back to it; a live server sets its own.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost")
     MAIL_SERVER = ""  # messages go to the log unless a test starts its own SMTP server
     # Off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits build
     # their own app; a gunicorn started by a test may turn them on with REDIS_URL.

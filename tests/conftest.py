@@ -321,6 +321,7 @@ def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] |
         "APP_ENV": "testing",
         "TEST_DATABASE_URL": database_url,
         "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         "LOG_LEVEL": "WARNING",
         **(env or {}),

@@ -74,7 +74,7 @@ def test_a_generated_client_registers_signs_in_writes_pages_through_and_signs_ou
     assert isinstance(created.parsed, models.User) and created.parsed.name == "Generated Client"
 
     tokens = login.sync(client=anonymous, body=models.Login(email="generated@example.com", password=PASSWORD))
-    assert isinstance(tokens, models.Token) and tokens.token_type == "bearer"
+    assert isinstance(tokens, models.LoginResult) and tokens.token_type == "bearer"
     signed_in = client_pkg.AuthenticatedClient(base_url=live_server.url, token=tokens.access_token,
                                                raise_on_unexpected_status=True)
 
