@@ -141,6 +141,10 @@ class Config:
     RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "1200/minute")
     RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "30/minute")
 
+    # Conditional writes: with 1, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
+    REQUIRE_IF_MATCH = os.environ.get("REQUIRE_IF_MATCH", "0") in ("1", "true", "True")
+    IDEMPOTENCY_TTL_HOURS = _env_int("IDEMPOTENCY_TTL_HOURS", 24)
+
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)
     SESSION_COOKIE_HTTPONLY = True

@@ -22,10 +22,11 @@ from app.extensions import db
 from app.models import Post, Role, User
 from app.schemas import UserCreateSchema
 from app.security import hash_password
-from app.services import tokens, users
+from app.services import idempotency, tokens, users
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Token revocation upkeep.")
+idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
 
 SEED_PASSWORD = "Password123"
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
@@ -83,6 +84,15 @@ def prune_tokens() -> None:
     """Delete revocation entries of tokens that have expired anyway."""
     removed = tokens.prune_revocations()
     click.echo(f"Removed {removed} expired revocation entries.")
+
+
+@idempotency_cli.command("prune")
+@database_errors_as_messages
+def prune_idempotency_keys() -> None:
+    """Delete stored responses whose Idempotency-Key has expired (IDEMPOTENCY_TTL_HOURS)."""
+    removed = idempotency.prune()
+    db.session.commit()
+    click.echo(f"Removed {removed} expired idempotency keys.")
 
 
 @click.command("seed")
@@ -169,4 +179,5 @@ def _bulk_insert_posts(rows: list[tuple]) -> None:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(idempotency_cli)
     app.cli.add_command(seed)

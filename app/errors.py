@@ -35,9 +35,11 @@ class DomainError(Exception):
     status = 400
     default_detail = "The request could not be processed."
 
-    def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.detail = detail or self.default_detail
         self.errors = errors
+        self.headers = dict(headers or {})
         super().__init__(self.detail)
 
 
@@ -64,6 +66,26 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status = 409
     default_detail = "The request conflicts with the current state of the resource."
+
+
+class PreconditionFailed(DomainError):
+    """The client's copy (`If-Match`, or an admin page's version) is no longer current."""
+
+    status = 412
+    default_detail = ("The resource has changed since you read it (If-Match no longer matches). "
+                      "Read it again, then retry your change.")
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    default_detail = "This server requires an If-Match header on changes: read the resource first."
+
+
+class RequestInProgress(DomainError):
+    """A request with the same idempotency key has not finished yet."""
+
+    status = 409
+    default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
 
 
 def problem(
@@ -157,7 +179,7 @@ def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return _render(error.status, error.detail, errors=error.errors)
+    return _render(error.status, error.detail, errors=error.errors, headers=error.headers)
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement

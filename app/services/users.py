@@ -6,40 +6,28 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, verify_password
+from app.services import Precondition, commit, is_unique_violation, no_precondition
+
+__all__ = ["is_unique_violation"]  # kept importable from here
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
 
 
-def is_unique_violation(error: IntegrityError) -> bool:
-    """SQLSTATE 23505 on PostgreSQL; SQLite says so in its message."""
-    code = getattr(error.orig, "pgcode", None)
-    return code == "23505" or "UNIQUE constraint failed" in str(error.orig)
-
-
-def _commit_or_conflict(detail: str) -> None:
-    """Commit; a unique violation becomes a 409 (the constraint is what makes races safe)."""
-    try:
-        db.session.commit()
-    except IntegrityError as error:
-        db.session.rollback()
-        if is_unique_violation(error):
-            raise Conflict(detail) from None
-        raise
+EMAIL_TAKEN = "An account with this email already exists."
 
 
 def register(*, email: str, name: str, password: str, age: int | None = None,
              role: Role = Role.USER) -> User:
     user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password))
     db.session.add(user)
-    _commit_or_conflict("An account with this email already exists.")
+    commit(EMAIL_TAKEN)
     return user
 
 
@@ -90,10 +78,12 @@ def can_edit(actor: User, user: User) -> bool:
     return actor.is_admin or actor.id == user.id
 
 
-def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
+def update_user(actor: User, user: User, changes: Mapping[str, Any],
+                precondition: Precondition = no_precondition) -> User:
     """Apply a partial update, enforcing who may change which fields."""
     if not can_edit(actor, user):
         raise PermissionDenied("You may only change your own account.")
+    precondition(user)
     forbidden = sorted(ADMIN_ONLY_FIELDS & changes.keys())
     if forbidden and not actor.is_admin:
         raise PermissionDenied(f"Only an admin may change {', '.join(forbidden)}.")
@@ -115,24 +105,25 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any]) -> User:
             setattr(user, field, changes[field])
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
-    _commit_or_conflict("An account with this email already exists.")
+    commit(EMAIL_TAKEN)
     return user
 
 
-def set_role(actor: User, user: User, role: Role) -> User:
-    return update_user(actor, user, {"role": role})
+def set_role(actor: User, user: User, role: Role, precondition: Precondition = no_precondition) -> User:
+    return update_user(actor, user, {"role": role}, precondition)
 
 
-def set_active(actor: User, user: User, is_active: bool) -> User:
-    return update_user(actor, user, {"is_active": is_active})
+def set_active(actor: User, user: User, is_active: bool, precondition: Precondition = no_precondition) -> User:
+    return update_user(actor, user, {"is_active": is_active}, precondition)
 
 
-def delete_user(actor: User, user: User) -> None:
+def delete_user(actor: User, user: User, precondition: Precondition = no_precondition) -> None:
     if not actor.is_admin:
         raise PermissionDenied("Only an admin may delete users.")
+    precondition(user)
     _guard_admin_removal(actor, user, "delete")
     db.session.delete(user)
-    db.session.commit()
+    commit()
 
 
 def _guard_admin_removal(actor: User, user: User, action: str) -> None:
