@@ -137,7 +137,7 @@ def test_delete_post_goes_through_the_service(app, admin_client, user, monkeypat
     post_id = _write(app, user, "Shared rule")
     calls = []
     original = posts.delete_post
-    monkeypatch.setattr(posts, "delete_post", lambda actor, post: calls.append((actor.id, post.id)) or
+    monkeypatch.setattr(posts, "delete_post", lambda actor, post, _precondition: calls.append((actor.id, post.id)) or
                         original(actor, post))
     submit(admin_client, f"/admin/posts/{post_id}/delete")
     assert len(calls) == 1 and calls[0][1] == post_id

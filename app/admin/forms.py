@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms import HiddenField, IntegerField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import HiddenInput
 
 from app.models import Role
 from app.search import InvalidSearch, parse_search
@@ -41,9 +42,11 @@ class LoginForm(FlaskForm):
 
 
 class ActionForm(FlaskForm):
-    """A button that changes something: only the CSRF token and where to go back to."""
+    """A button that changes something: the CSRF token, where to go back to, and the version
+    of the row the page showed (absent on older pages: then the change is not checked)."""
 
     next = HiddenField()
+    version = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
 
 
 class RoleForm(ActionForm):
