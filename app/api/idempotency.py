@@ -6,12 +6,13 @@ its service's commit only flushes, the response is stored, then both commit toge
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from app.api import IDEMPOTENCY_KEY, _document_header
@@ -37,24 +38,37 @@ def idempotent(scope: Callable[[], str]) -> Callable[[F], F]:
             if key is None:
                 return view(*args, **kwargs)
             keyed = KeyedRequest.of(scope(), request.method, request.path, key, request.get_data(cache=True))
-            with one_transaction(db.session):
-                stored = idempotency.claim(keyed)
-                if stored is not None:
+            with _busy_means_retry_after():
+                response: Response | None = None
+                with one_transaction(db.session):
+                    stored = idempotency.claim(keyed)
+                    if stored is None:
+                        response = view(*args, **kwargs)
+                        stored = _storable(response)
+                        idempotency.record(keyed, stored,
+                                           timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]))
+                try:  # the create and its key; or, for a replay, the keys pruned in passing
+                    db.session.commit()
+                except IntegrityError:  # SQLite: a concurrent first run committed the key before us
                     db.session.rollback()
-                    return Response(stored.body, status=stored.status, headers=stored.headers)
-                response: Response = view(*args, **kwargs)
-                idempotency.record(keyed, _storable(response),
-                                   timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]))
-            try:
-                db.session.commit()
-            except IntegrityError:  # SQLite: a concurrent first run committed the key before us
-                db.session.rollback()
-                raise RequestInProgress(headers={"Retry-After": idempotency.RETRY_AFTER}) from None
+                    raise RequestInProgress(headers={"Retry-After": idempotency.RETRY_AFTER}) from None
+            if response is None:
+                return Response(stored.body, status=stored.status, headers=stored.headers)
             return response
 
         return _document_header(wrapper, IDEMPOTENCY_KEY)  # type: ignore[return-value]
 
     return decorator
+
+
+@contextmanager
+def _busy_means_retry_after() -> Iterator[None]:
+    """Keep the 409's Retry-After past the hook that drops Flask-Limiter's (app/ratelimit.py)."""
+    try:
+        yield
+    except RequestInProgress:
+        g.retry_after = idempotency.RETRY_AFTER
+        raise
 
 
 def _storable(response: Response) -> StoredResponse:
