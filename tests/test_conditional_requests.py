@@ -268,3 +268,27 @@ def test_concurrent_patches_with_the_same_if_match_give_one_200_and_one_412(live
         assert (won.status_code, lost.status_code) == (200, 412), [a.text for a in answers]
         assert lost.headers["Content-Type"] == "application/problem+json"
         assert lost.headers["ETag"] == won.headers["ETag"] == requests.get(url, timeout=10).headers["ETag"]
+
+
+# ---- the OpenAPI document -------------------------------------------------------
+
+
+def test_the_openapi_document_shows_the_headers_and_answers_of_caching_and_retries(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+
+    def operation(path: str, method: str) -> tuple[set[str], dict]:
+        op = paths[path][method]
+        return {p["name"] for p in op.get("parameters", []) if p["in"] == "header"}, op["responses"]
+
+    for path in ("/api/posts", "/api/posts/{post_id}", "/api/users", "/api/users/me", "/api/users/{user_id}",
+                 "/api/users/{user_id}/posts"):
+        headers, responses = operation(path, "get")
+        assert "If-None-Match" in headers and "304" in responses, path
+        assert "ETag" in responses["304"]["headers"] and "ETag" in responses["200"]["headers"], path
+    for path, method in (("/api/posts/{post_id}", "patch"), ("/api/posts/{post_id}", "delete"),
+                         ("/api/users/{user_id}", "patch"), ("/api/users/{user_id}", "delete")):
+        headers, responses = operation(path, method)
+        assert "If-Match" in headers and {"412", "428"} <= responses.keys(), (path, method)
+    for path in ("/api/posts", "/api/users"):
+        headers, responses = operation(path, "post")
+        assert "Idempotency-Key" in headers and {"400", "409", "422"} <= responses.keys(), path
