@@ -12,9 +12,7 @@ from app.extensions import db
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, verify_password
-from app.services import Precondition, commit, is_unique_violation, no_precondition
-
-__all__ = ["is_unique_violation"]  # kept importable from here
+from app.services import Precondition, commit, no_precondition
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
