@@ -140,11 +140,11 @@ class Blueprint(flask_smorest.Blueprint):
         """Document a read answered by `conditional.revalidated`: If-None-Match and the 304."""
         func = self.alt_response(304, description="Not Modified: your copy (`If-None-Match`) is current; "
                                  "no body.", headers=ETAG_HEADER)(func)
-        return _document_header(func, IF_NONE_MATCH)
+        return document_header(func, IF_NONE_MATCH)
 
     def conditional(self, func: F) -> F:
         """Document a write guarded by `conditional.if_match`: If-Match, 412 and 428."""
-        return _document_header(self.problems(412, 428)(func), IF_MATCH)
+        return document_header(self.problems(412, 428)(func), IF_MATCH)
 
 
 def _header_parameter(name: str, description: str) -> dict[str, Any]:
@@ -167,7 +167,7 @@ IDEMPOTENCY_PROBLEMS = {
 }
 
 
-def _document_header(func: F, parameter: dict[str, Any]) -> F:
+def document_header(func: F, parameter: dict[str, Any]) -> F:
     """A request header in the operation's parameters (flask-smorest lists `arguments` there)."""
     docs = func.__dict__.setdefault("_apidoc", {}).setdefault("arguments", {})
     docs.setdefault("parameters", []).append(parameter)

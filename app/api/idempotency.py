@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
-from app.api import IDEMPOTENCY_KEY, _document_header
+from app.api import IDEMPOTENCY_KEY, document_header
 from app.database import one_transaction
 from app.errors import RequestInProgress
 from app.extensions import db
@@ -56,7 +56,7 @@ def idempotent(scope: Callable[[], str]) -> Callable[[F], F]:
                 return Response(stored.body, status=stored.status, headers=stored.headers)
             return response
 
-        return _document_header(wrapper, IDEMPOTENCY_KEY)  # type: ignore[return-value]
+        return document_header(wrapper, IDEMPOTENCY_KEY)  # type: ignore[return-value]
 
     return decorator
 
