@@ -151,6 +151,10 @@ class Config:
     LOGIN_FAILURES_PER_DEVICE = os.environ.get("LOGIN_FAILURES_PER_DEVICE", "10 per 15 minutes")
     DEVICE_TOKEN_DAYS = _env_int("DEVICE_TOKEN_DAYS", 365)
 
+    # Conditional writes: with 1, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
+    REQUIRE_IF_MATCH = os.environ.get("REQUIRE_IF_MATCH", "0") in ("1", "true", "True")
+    IDEMPOTENCY_TTL_HOURS = _env_int("IDEMPOTENCY_TTL_HOURS", 24)
+
     ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)  # idle: the cookie lapses
     ADMIN_SESSION_MAX_HOURS = _env_int("ADMIN_SESSION_MAX_HOURS", 12)  # absolute: the server ends it
     PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)

@@ -41,7 +41,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     extensions.cors.init_app(
         app,
         resources={r"/api/*": {"origins": exact_origins(app.config["CORS_ORIGINS"])}},
-        expose_headers=["Link", "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit",
+        expose_headers=["ETag", "Link", "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit",
                         "X-RateLimit-Remaining", "X-RateLimit-Reset"],
         supports_credentials=False,
     )

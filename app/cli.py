@@ -22,10 +22,11 @@ from app.extensions import db
 from app.models import Post, Role, User
 from app.schemas import UserCreateSchema
 from app.security import hash_password
-from app.services import sessions, users
+from app.services import idempotency, sessions, users
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Session and token upkeep.")
+idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
 
 SEED_PASSWORD = "Password123"
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
@@ -133,6 +134,15 @@ def prune_tokens() -> None:
     click.echo(f"Removed {removed} ended or expired sessions.")
 
 
+@idempotency_cli.command("prune")
+@database_errors_as_messages
+def prune_idempotency_keys() -> None:
+    """Delete stored responses whose Idempotency-Key has expired (IDEMPOTENCY_TTL_HOURS)."""
+    removed = idempotency.prune()
+    db.session.commit()
+    click.echo(f"Removed {removed} expired idempotency keys.")
+
+
 @click.command("seed")
 @with_appcontext
 @click.option("--users", "user_count", type=click.IntRange(0, 10_000_000), default=100, show_default=True)
@@ -217,4 +227,5 @@ def _bulk_insert_posts(rows: list[tuple]) -> None:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(idempotency_cli)
     app.cli.add_command(seed)

@@ -82,6 +82,14 @@ class Session(flask_sqlalchemy.session.Session):
     SQLAlchemy has invalidated the connection by then, so the pool replaces it.
     """
 
+    def commit(self) -> None:
+        """Commit, unless `one_transaction` holds the commits: then only flush, so the
+        services' work and whatever the holder adds commit (or roll back) together."""
+        if self.info.get("hold_commits"):
+            self.flush()
+            return
+        super().commit()
+
     def close(self) -> None:
         try:
             super().close()
@@ -89,6 +97,17 @@ class Session(flask_sqlalchemy.session.Session):
             if not error.connection_invalidated:
                 raise
             log.warning("database connection lost while ending a request; it will be replaced")
+
+
+@contextlib.contextmanager
+def one_transaction(session: Any) -> Any:
+    """Inside the block, services' commits only flush; the block's owner commits once.
+    A service that rolls back (a refusal) still rolls back everything."""
+    session.info["hold_commits"] = True
+    try:
+        yield
+    finally:
+        session.info.pop("hold_commits", None)
 
 
 class ReadEngine:

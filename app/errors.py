@@ -35,9 +35,11 @@ class DomainError(Exception):
     status = 400
     default_detail = "The request could not be processed."
 
-    def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None) -> None:
+    def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.detail = detail or self.default_detail
         self.errors = errors
+        self.headers = dict(headers or {})
         super().__init__(self.detail)
 
 
@@ -72,14 +74,37 @@ class MailUnavailable(DomainError):
     status = 503
     default_detail = "The mail server is unavailable, so nothing was changed. Try again shortly."
 
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": "30"})
+
 
 class TooManyAttempts(DomainError):
     status = 429
     default_detail = "Too many attempts. Try again later."
 
     def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
-        super().__init__(detail)
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
+
+
+class PreconditionFailed(DomainError):
+    """The client's copy (`If-Match`, or an admin page's version) is no longer current."""
+
+    status = 412
+    default_detail = ("The resource has changed since you read it (If-Match no longer matches). "
+                      "Read it again, then retry your change.")
+
+
+class PreconditionRequired(DomainError):
+    status = 428
+    default_detail = "This server requires an If-Match header on changes: read the resource first."
+
+
+class RequestInProgress(DomainError):
+    """A request with the same idempotency key has not finished yet."""
+
+    status = 409
+    default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
 
 
 def problem(
@@ -169,12 +194,7 @@ def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    headers = None
-    if isinstance(error, TooManyAttempts):
-        headers = {"Retry-After": str(error.retry_after)}
-    elif isinstance(error, MailUnavailable):
-        headers = {"Retry-After": "30"}
-    return _render(error.status, error.detail, errors=error.errors, headers=headers)
+    return _render(error.status, error.detail, errors=error.errors, headers=error.headers)
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement

@@ -1,4 +1,4 @@
-"""The tables: users, their posts, and their sign-in sessions."""
+"""The tables: users, their posts, their sign-in sessions and idempotency keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import enum
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -15,9 +16,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
     func,
     text,
@@ -95,9 +98,15 @@ class User(db.Model):
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
     posts: Mapped[list[Post]] = relationship(
         back_populates="author", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    # Every ORM UPDATE and DELETE says `WHERE version = :loaded`, and bumps it: a write
+    # based on a stale read changes nothing (StaleDataError), whatever the other worker did.
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def is_admin(self) -> bool:
@@ -124,7 +133,11 @@ class Post(db.Model):
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
 
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
     author: Mapped[User] = relationship(back_populates="posts")
+
+    __mapper_args__ = {"version_id_col": version}
 
     def __repr__(self) -> str:
         return f"<Post {self.id} by {self.author_id}>"
@@ -172,3 +185,26 @@ class AuthSession(db.Model):
 
     def __repr__(self) -> str:
         return f"<AuthSession {self.id} {self.kind} user {self.user_id}>"
+
+
+class IdempotencyKey(db.Model):
+    """The stored response of a create made with an `Idempotency-Key`, replayed to retries.
+
+    Written in the transaction of the create itself: a row exists exactly when the
+    create committed (app/services/idempotency.py).
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("scope", "method", "path", "key", name="uq_idempotency_keys_request"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(80))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict] = mapped_column(JSON)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

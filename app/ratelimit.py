@@ -14,7 +14,7 @@ worker counts on its own.
 from __future__ import annotations
 
 import flask_limiter
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import decode_token
 
 from app import faces
@@ -51,11 +51,14 @@ def retry_after_only_when_it_means_something(response: Response) -> Response:
 
     Flask-Limiter puts the window's reset on every counted response, and on a 503 the
     larger of its reset and ours (an hour for registration); neither tells a client anything.
+    A view that means one of its own sets `g.retry_after` (an idempotent create still running).
     """
     if response.status_code == 503:
         response.headers["Retry-After"] = OUTAGE_RETRY_AFTER
     elif response.status_code != 429:
         response.headers.pop("Retry-After", None)
+        if g.get("retry_after"):
+            response.headers["Retry-After"] = g.retry_after
         if request.method in READ_METHODS:  # reads show their limit only when they meet it
             for name in RATE_LIMIT_HEADER_NAMES:
                 response.headers.pop(name, None)

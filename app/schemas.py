@@ -142,6 +142,11 @@ class UserUpdateSchema(Schema):
     role = fields.Enum(Role, by_value=True)
     is_active = StrictBoolean()
 
+    @validates_schema
+    def _current_password_goes_with_a_change_it_guards(self, data: dict, **kwargs: Any) -> None:
+        if "current_password" in data and "password" not in data and "email" not in data:
+            raise ValidationError("Only needed to change the password or email.", "current_password")
+
 
 class PublicUserSchema(Schema):
     """A user as every other signed-in user sees them."""

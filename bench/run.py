@@ -36,7 +36,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "lua"
 sys.path.insert(0, str(ROOT))
 
-from bench import search  # noqa: E402
+from bench import conditional, search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
 
 PAGE = 20
@@ -313,13 +313,13 @@ class Server:
         return sizes
 
 
-def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str) -> Server:
+def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str, cwd: Path = ROOT) -> Server:
     """gunicorn with the project's gunicorn.conf.py: worker count and settings as deployed."""
     port = free_port()
     log_path = OUT / f"{name}-gunicorn.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
-        cwd=ROOT,
+        cwd=cwd,
         env={**env, "PORT": str(port), "HOST": "127.0.0.1", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
@@ -720,6 +720,9 @@ def main() -> None:
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also serve the code of this git revision and compare its first page (no ETags "
+                             "before issue 13: e.g. the commit before it) with today's, alternated")
     options = parser.parse_args()
     mode = QUICK if options.quick else FULL
     if "bench" not in options.database:
@@ -804,16 +807,21 @@ def main() -> None:
         first_label = "GET /api/posts?limit=20 (first page)"
         floor_label = "floor: psycopg2 + stdlib, same SQL and JSON"
         deep_label = f"GET /api/posts?limit=20&cursor=… ({data.deep_pages:,} pages deep)"
-        trio = alternated(
-            {
-                first_label: (app, f"/api/posts?limit={PAGE}"),
-                floor_label: (floor, f"/api/posts?limit={PAGE}"),
-                deep_label: (app, deep_path),
-            },
-            mode,
-            c,
-        )
+        runs = {
+            first_label: (app, f"/api/posts?limit={PAGE}"),
+            floor_label: (floor, f"/api/posts?limit={PAGE}"),
+            deep_label: (app, deep_path),
+        }
+        if options.baseline:
+            before = start_gunicorn("baseline", "wsgi:app", env, "/health",
+                                    cwd=conditional.baseline_tree(ROOT, OUT, options.baseline))
+            servers.append(before)
+            runs[f"{first_label} at {options.baseline}"] = (before, f"/api/posts?limit={PAGE}")
+        trio = alternated(runs, mode, c)
         first, floor_result, deep = trio[first_label], trio[floor_label], trio[deep_label]
+        baseline = ((options.baseline, trio[f"{first_label} at {options.baseline}"], first)
+                    if options.baseline else None)
+        conditional_pairs = conditional.measure_pairs(measure, app, f"/api/posts?limit={PAGE}", mode, c)
         post = measure(
             "GET /api/posts/<random id>",
             app,
@@ -875,8 +883,8 @@ def main() -> None:
             stop(server)
     log_errors = sum(server_errors(s) for s in servers)
     facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    search_section = render_search(searches, first, flood, dashboard, admin_search, [
-        plan for plan in plans if plan.label.startswith("Search")])
+    search_section = conditional.render_rows(conditional_pairs, mark, baseline) + render_search(
+        searches, first, flood, dashboard, admin_search, [plan for plan in plans if plan.label.startswith("Search")])
     plans = [plan for plan in plans if not plan.label.startswith("Search")]
     report = render(
         mode,

@@ -153,7 +153,7 @@ def test_a_listed_origin_gets_cors_headers_and_the_exposed_headers(cors_client):
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
-    assert {"link", "location", "retry-after", "x-request-id", "x-ratelimit-limit",
+    assert {"etag", "link", "location", "retry-after", "x-request-id", "x-ratelimit-limit",
             "x-ratelimit-remaining", "x-ratelimit-reset"} <= exposed
     assert "Access-Control-Allow-Credentials" not in response.headers
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms import HiddenField, IntegerField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import HiddenInput
 
 from app.models import Role
 from app.schemas import UNSTORABLE
@@ -39,9 +40,11 @@ class LoginForm(FlaskForm):
 
 
 class ActionForm(FlaskForm):
-    """A button that changes something: only the CSRF token and where to go back to."""
+    """A button that changes something: the CSRF token, where to go back to, and the version
+    of the row the page showed (absent on older pages: then the change is not checked)."""
 
     next = HiddenField()
+    version = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1, max=2**31 - 1)])
 
 
 class RoleForm(ActionForm):

@@ -23,7 +23,7 @@ from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
-from app.services import posts, sessions, stats, throttle, users
+from app.services import Precondition, expect_version, posts, sessions, stats, throttle, users
 from app.services.throttle import Client
 
 PAGE_SIZE = 50
@@ -150,7 +150,7 @@ def change_role(user_id: int) -> Response:
     if form.validate():
         role = Role(form.role.data)
         label = f"{user.email} is now {'an admin' if role is Role.ADMIN else 'a user'}."
-        _apply(lambda: users.set_role(g.admin, user, role), label)
+        _apply(lambda: users.set_role(g.admin, user, role, _as_shown(form, STALE_USER)), label)
     else:
         flash("Choose a valid role.", "error")
     return _back(form, "admin.user_detail", user_id=user_id)
@@ -163,7 +163,7 @@ def change_active(user_id: int) -> Response:
     if form.validate():
         active = form.active.data == "1"
         label = f"{user.email} is now {'active' if active else 'deactivated'}."
-        _apply(lambda: users.set_active(g.admin, user, active), label)
+        _apply(lambda: users.set_active(g.admin, user, active, _as_shown(form, STALE_USER)), label)
     else:
         flash("Choose a valid status.", "error")
     return _back(form, "admin.user_detail", user_id=user_id)
@@ -197,7 +197,8 @@ def confirm_delete_user(user_id: int) -> str:
 def delete_user(user_id: int) -> Response:
     user = users.get_user(user_id)
     email = user.email
-    if _apply(lambda: users.delete_user(g.admin, user), f"User {email} and their posts were deleted."):
+    check = _as_shown(ActionForm(), STALE_USER)
+    if _apply(lambda: users.delete_user(g.admin, user, check), f"User {email} and their posts were deleted."):
         return redirect(url_for("admin.user_list"))
     return redirect(url_for("admin.user_detail", user_id=user_id))
 
@@ -267,12 +268,25 @@ def confirm_delete_post(post_id: int) -> str:
 @bp.post(f"/posts/<{ID}:post_id>/delete")
 def delete_post(post_id: int) -> Response:
     post = posts.load_post(post_id)
-    if _apply(lambda: posts.delete_post(g.admin, post), f"Post #{post_id} was deleted."):
+    check = _as_shown(ActionForm(), STALE_POST)
+    if _apply(lambda: posts.delete_post(g.admin, post, check), f"Post #{post_id} was deleted."):
         return redirect(url_for("admin.post_list"))
     return redirect(url_for("admin.post_detail", post_id=post_id))
 
 
 # ---- helpers --------------------------------------------------------------------
+
+STALE_USER = ("This user was changed by someone else after this page was loaded, so nothing was done. "
+              "Review the user as they are now and try again.")
+STALE_POST = ("This post was changed by someone else after this page was loaded, so it was not deleted. "
+              "Review the post as it is now and try again.")
+
+
+def _as_shown(form: ActionForm, detail: str) -> Precondition:
+    """The same check as the API's If-Match: the row must still be the version the page showed."""
+    version = form.version.data if form.validate() else None
+    return expect_version(version, detail)
+
 
 
 def _apply(change: Callable[[], Any], success: str) -> bool:

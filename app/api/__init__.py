@@ -33,6 +33,10 @@ RATE_LIMIT_HEADERS = {
     "X-RateLimit-Reset": _header("Unix time at which the window resets.", "integer"),
 }
 LINK_HEADER = {"Link": _header('`<url>; rel="next"` when more items exist.')}
+ETAG_HEADER = {"ETag": _header("Strong validator of this representation: send it back in `If-None-Match` "
+                               "(a read) or `If-Match` (a change).", required=True)}
+CACHE_HEADERS = {**ETAG_HEADER, "Cache-Control": _header(
+    "`no-cache` on public reads (any cache must revalidate), `no-store` on authenticated ones.", required=True)}
 LOCATION_HEADER = {"Location": _header("URL of the new resource.", required=True)}
 PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _header("The Bearer challenge.", required=True)},
@@ -40,6 +44,7 @@ PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": _header("Seconds until the limit resets.", "integer", required=True),
           **RATE_LIMIT_HEADERS},
     503: {"Retry-After": _header("Seconds to wait before trying again: always 5.", "integer", required=True)},
+    412: {"ETag": _header("The current ETag of the resource.")},
 }
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON.",
@@ -49,6 +54,8 @@ PROBLEM_DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. the email is taken).",
     413: "The body is larger than the configured limit (1 MiB by default).",
     415: "The body is not JSON.",
+    412: "`If-Match` names none of the resource's current ETags: it changed since you read it. Nothing changed.",
+    428: "`REQUIRE_IF_MATCH` is on and the request has no `If-Match`.",
     429: ("Rate limit reached; wait `Retry-After` seconds. Anonymous reads count per IP, signed-in reads "
           "per user, and searches (`q`) have a tighter budget of their own."),
     503: "The database is unavailable, or a read ran longer than its timeout; retry after `Retry-After` seconds.",
@@ -142,6 +149,43 @@ class Blueprint(flask_smorest.Blueprint):
             return func
 
         return decorator
+
+    def cached(self, func: F) -> F:
+        """Document a read answered by `conditional.revalidated`: If-None-Match and the 304."""
+        func = self.alt_response(304, description="Not Modified: your copy (`If-None-Match`) is current; "
+                                 "no body.", headers=ETAG_HEADER)(func)
+        return document_header(func, IF_NONE_MATCH)
+
+    def conditional(self, func: F) -> F:
+        """Document a write guarded by `conditional.if_match`: If-Match, 412 and 428."""
+        return document_header(self.problems(412, 428)(func), IF_MATCH)
+
+
+def _header_parameter(name: str, description: str) -> dict[str, Any]:
+    return {"in": "header", "name": name, "required": False, "description": description,
+            "schema": {"type": "string"}}
+
+
+IF_NONE_MATCH = _header_parameter(
+    "If-None-Match", "ETags of copies you hold (or `*`): when one is current, the answer is 304 without a body.")
+IF_MATCH = _header_parameter(
+    "If-Match", "Change only if the resource still has one of these ETags (`*`: if it exists); else 412.")
+IDEMPOTENCY_KEY = _header_parameter(
+    "Idempotency-Key", "A key of your choice (1-255 printable ASCII characters) that makes a retry safe: "
+    "a repeat with the same key and body returns the first response, byte for byte, and creates nothing; "
+    "keys are kept for `IDEMPOTENCY_TTL_HOURS` (24 h), per caller (user, or client address for "
+    "registration).")
+IDEMPOTENCY_PROBLEMS = {
+    "d400": "Malformed JSON, or an invalid `Idempotency-Key`.",
+    "d422": "Invalid fields, or the `Idempotency-Key` was already used with a different body.",
+}
+
+
+def document_header(func: F, parameter: dict[str, Any]) -> F:
+    """A request header in the operation's parameters (flask-smorest lists `arguments` there)."""
+    docs = func.__dict__.setdefault("_apidoc", {}).setdefault("arguments", {})
+    docs.setdefault("parameters", []).append(parameter)
+    return func
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -7,7 +7,20 @@ from typing import Any
 from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import LINK_HEADER, LOCATION_HEADER, RATE_LIMIT_HEADERS, Blueprint, json_response, search_limited
+from app.api import (
+    CACHE_HEADERS,
+    ETAG_HEADER,
+    IDEMPOTENCY_PROBLEMS,
+    LINK_HEADER,
+    LOCATION_HEADER,
+    RATE_LIMIT_HEADERS,
+    Blueprint,
+    json_response,
+    search_limited,
+)
+from app.api.conditional import current_tag_on_failure, entity_tag, if_match, revalidated, tagged
+from app.api.idempotency import idempotent
+from app.models import Post
 from app.pagination import Page, next_link, page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
 from app.services import posts
@@ -34,15 +47,33 @@ def post_json(post: PostView) -> dict[str, Any]:
     }
 
 
+def post_response(post: PostView, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return json_response(post_json(post), status, headers)
+
+
+def post_tag(post: Post | PostView) -> str:
+    """A post's ETag: what it shows (title, body, author's name, times) and its version."""
+    view = post if isinstance(post, PostView) else PostView.of_post(post)
+    return entity_tag(post_response(view).get_data(), str(view.version))
+
+
 def dump_posts(page: Page) -> Response:
-    return json_response([post_json(post) for post in page.items], headers=next_link(page.next_key))
+    """A page of posts, revalidated: its tag covers every item and the next cursor."""
+    link = next_link(page.next_key)
+    response = json_response([post_json(post) for post in page.items], headers=link)
+    return revalidated(response, link.get("Link", ""))
+
+
+def _own_user_id() -> str:
+    return f"user:{current_user.id}"
 
 
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
 @search_limited
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.cached
 @blp.problems(429, 503)
 @blp.doc(operationId="listPosts")
 def list_posts(args):
@@ -57,41 +88,51 @@ def list_posts(args):
 @jwt_required()
 @blp.arguments(PostCreateSchema)
 @blp.response(201, PostSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
-@blp.problems(400, 401, 413, 415, 429)
+@blp.problems(400, 401, 409, 413, 415, 422, 429, **IDEMPOTENCY_PROBLEMS,
+              d409="A request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds.")
 @blp.doc(operationId="createPost", security=BEARER)
+@idempotent(_own_user_id)
 def create_post(fields):
-    """Write a post as the caller."""
+    """Write a post as the caller. Send an `Idempotency-Key` to make retries safe."""
     post = posts.create_post(current_user, **fields)
     location = url_for("posts.get_post", post_id=post.id)
-    return json_response(post_json(post), 201, {"Location": location})
+    return post_response(post, 201, {"Location": location})
 
 
 @blp.route("/<int:post_id>", methods=["GET"])
-@blp.response(200, PostSchema)
+@blp.response(200, PostSchema, headers=CACHE_HEADERS)
+@blp.cached
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="getPost")
 def get_post(post_id: int):
     """One post with its author."""
-    return json_response(post_json(posts.read_post(post_id)))
+    post = posts.read_post(post_id)
+    return revalidated(post_response(post), str(post.version))
 
 
 @blp.route("/<int:post_id>", methods=["PATCH"])
 @jwt_required()
 @blp.arguments(PostUpdateSchema)
-@blp.response(200, PostSchema, headers=RATE_LIMIT_HEADERS)
+@blp.response(200, PostSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
+@blp.conditional
 @blp.problems(400, 401, 403, 404, 413, 415, 429)
 @blp.doc(operationId="updatePost", security=BEARER)
 def update_post(changes, post_id: int):
-    """Change a post's title or body: its author or an admin."""
-    return json_response(post_json(posts.update_post(current_user, posts.load_post(post_id), changes)))
+    """Change a post's title or body: its author or an admin. Send `If-Match` to change
+    only the version you read."""
+    with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
+        post = posts.update_post(current_user, posts.load_post(post_id), changes, if_match(post_tag))
+    return tagged(post_response(post), str(post.version))
 
 
 @blp.route("/<int:post_id>", methods=["DELETE"])
 @jwt_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
+@blp.conditional
 @blp.problems(401, 403, 404, 429)
 @blp.doc(operationId="deletePost", security=BEARER)
 def delete_post(post_id: int):
-    """Delete a post: its author or an admin."""
-    posts.delete_post(current_user, posts.load_post(post_id))
+    """Delete a post: its author or an admin. Send `If-Match` to delete only the version you read."""
+    with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
+        posts.delete_post(current_user, posts.load_post(post_id), if_match(post_tag))
     return ""

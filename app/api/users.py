@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import url_for
+from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
 from app.api import (
+    CACHE_HEADERS,
+    ETAG_HEADER,
+    IDEMPOTENCY_PROBLEMS,
     LINK_HEADER,
     LOCATION_HEADER,
     RATE_LIMIT_HEADERS,
@@ -14,6 +17,8 @@ from app.api import (
     json_response,
     search_limited,
 )
+from app.api.conditional import current_tag_on_failure, entity_tag, if_match, revalidated
+from app.api.idempotency import idempotent
 from app.api.posts import dump_posts
 from app.auth import admin_required
 from app.extensions import limiter
@@ -45,19 +50,36 @@ def dump_user(user: User, viewer: User | None) -> dict:
     return (_account if users.can_see_account(viewer, user) else _public).dump(user)
 
 
+def user_response(user: User, viewer: User | None, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    return json_response(dump_user(user, viewer), status, headers)
+
+
+def user_tag(user: User) -> str:
+    """The ETag of the user as the caller sees them (account or public profile), with its version."""
+    return entity_tag(user_response(user, current_user).get_data(), str(user.version))
+
+
+def _client_address() -> str:
+    return f"ip:{client_ip()}"
+
+
 @blp.route("", methods=["POST"])
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
-@blp.problems(400, 409, 413, 415, 429, 503, d409="An account with this email already exists.",
+@blp.problems(400, 409, 413, 415, 422, 429, 503, **IDEMPOTENCY_PROBLEMS,
+              d409="An account with this email already exists, or a request with this `Idempotency-Key` "
+                   "is still running (then with `Retry-After`).",
               d503="The mail server did not take the verification email; no account was created.")
 @blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
+@idempotent(_client_address)
 def register(fields):
     """Create an account and mail a verification link to its email. Anyone may register;
-    nobody may choose their role."""
+    nobody may choose their role. Send an `Idempotency-Key` to make retries safe."""
     user = accounts.register(**fields)
     location = url_for("users.get_user", user_id=user.id)
-    return json_response(dump_user(user, user), 201, {"Location": location})
+    return user_response(user, user, 201, {"Location": location})
 
 
 @blp.route("", methods=["GET"])
@@ -65,76 +87,95 @@ def register(fields):
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
 @blp.doc(responses={"200": any_of_response(
     "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
-    *_USER_OR_PUBLIC, many=True, headers=LINK_HEADER)})
+    *_USER_OR_PUBLIC, many=True, headers={**LINK_HEADER, **CACHE_HEADERS})})
+@blp.cached
 @blp.problems(401, 429)
 @blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
     """Users by id, keyset-paginated (`Link: rel="next"`). Only the user themself and admins
     see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
-    return json_response([dump_user(u, current_user) for u in page.items],
-                         headers=next_link(page.next_key))
+    link = next_link(page.next_key)
+    response = json_response([dump_user(u, current_user) for u in page.items], headers=link)
+    return revalidated(response, link.get("Link", ""))
 
 
 @blp.route("/me")
 @jwt_required()
-@blp.response(200, UserSchema)
+@blp.response(200, UserSchema, headers=CACHE_HEADERS)
+@blp.cached
 @blp.problems(401, 429)
 @blp.doc(operationId="getMe", security=BEARER)
 def me():
     """The caller's own account."""
-    return json_response(dump_user(current_user, current_user))
+    return revalidated(user_response(current_user, current_user), str(current_user.version))
 
 
 @blp.route("/<int:user_id>", methods=["GET"])
 @jwt_required()
 @blp.doc(responses={"200": any_of_response(
-    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
+    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC,
+    headers=CACHE_HEADERS)})
+@blp.cached
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
     """One user: the whole account for the user themself and admins, `id`, `name` and
     `created_at` for everyone else."""
-    return json_response(dump_user(users.get_user(user_id), current_user))
+    user = users.get_user(user_id)
+    return revalidated(user_response(user, current_user), str(user.version))
+
+
+def _current_user_tag(user_id: int) -> str:
+    return user_tag(users.get_user(user_id))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
 @jwt_required()
 @blp.arguments(UserUpdateSchema)
-@blp.response(200, UserSchema, headers=RATE_LIMIT_HEADERS)
+@blp.response(200, UserSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
+@blp.conditional
 @blp.problems(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @blp.doc(operationId="updateUser", security=BEARER,
          description=f"A new `password` needs `current_password` unless an admin sets it; {PASSWORD_RULES}")
 def update_user(changes, user_id: int):
-    """Change a user: themself or an admin; `role` and `is_active` by an admin only.
+    """Change a user: themself or an admin; `role` and `is_active` by an admin only. Send
+    `If-Match` to change only the version you read.
 
     A new `password` or `email` needs `current_password`, also from admins changing their own;
     an admin changing another user's needs none. A new email is unverified until its owner
     follows the link mailed to it (503, and nothing changed, if the mail server is down).
     A new password, a new role or a deactivation ends every session of the user. When callers
     change their own password the answer carries `tokens`, the first pair of their new session."""
-    user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()))
+    with current_tag_on_failure(lambda: _current_user_tag(user_id)):
+        user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()),
+                                 if_match(user_tag))
     data = dump_user(user, current_user)
     if "password" in changes and user.id == current_user.id:
         data["tokens"] = tokens.start_session(user)
-    return json_response(data)
+    response = json_response(data)
+    response.set_etag(user_tag(user))  # the user as a later read shows it, without the tokens
+    return response
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
 @admin_required
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
+@blp.conditional
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(operationId="deleteUser", security=BEARER)
 def delete_user(user_id: int):
-    """Delete a user and their posts (admins only)."""
-    users.delete_user(current_user, users.get_user(user_id))
+    """Delete a user and their posts (admins only). Send `If-Match` to delete only the version you read."""
+    with current_tag_on_failure(lambda: _current_user_tag(user_id)):
+        users.delete_user(current_user, users.get_user(user_id), if_match(user_tag))
     return ""
 
 
 @blp.route("/<int:user_id>/posts")
 @search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.cached
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="listUserPosts")
 def list_user_posts(args, user_id: int):

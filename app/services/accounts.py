@@ -89,7 +89,7 @@ def register(**fields: Any) -> User:
     """Create an account and mail its verification link; neither happens without the other."""
     from app.services import users
 
-    user = users.register(**fields, commit=False)
+    user = users.register(**fields, flush_only=True)
     _send_or_roll_back(lambda: send_verification(user))
     return user
 

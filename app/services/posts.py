@@ -19,7 +19,7 @@ from app.extensions import db, reads
 from app.models import Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import SEARCH_VECTOR, SearchQuery, search_condition, search_parameter
-from app.services import users
+from app.services import Precondition, commit, no_precondition, users
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -46,16 +46,17 @@ class PostView:
     created_at: datetime
     updated_at: datetime
     author: AuthorView
+    version: int  # not shown, but part of its ETag
 
     @classmethod
     def of_row(cls, row: Row) -> PostView:
-        post_id, title, body, created_at, updated_at, author_id, author_name = row
-        return cls(post_id, title, body, created_at, updated_at, AuthorView(author_id, author_name))
+        post_id, title, body, created_at, updated_at, author_id, author_name, version = row
+        return cls(post_id, title, body, created_at, updated_at, AuthorView(author_id, author_name), version)
 
     @classmethod
     def of_post(cls, post: Post) -> PostView:
         return cls(post.id, post.title, post.body, post.created_at, post.updated_at,
-                   AuthorView(post.author.id, post.author.name))
+                   AuthorView(post.author.id, post.author.name), post.version)
 
 
 # ---- writes -----------------------------------------------------------------------
@@ -65,7 +66,7 @@ def create_post(author: User, *, title: str, body: str) -> PostView:
     users.require_verified(author)
     post = Post(author=author, title=title, body=body)
     db.session.add(post)
-    db.session.commit()
+    commit()
     return PostView.of_post(post)
 
 
@@ -82,23 +83,26 @@ def can_edit(actor: User, post: Post | PostView) -> bool:
     return actor.is_admin or actor.id == author_id
 
 
-def update_post(actor: User, post: Post, changes: Mapping[str, Any]) -> PostView:
+def update_post(actor: User, post: Post, changes: Mapping[str, Any],
+                precondition: Precondition = no_precondition) -> PostView:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may change this post.")
     users.require_verified(actor)
+    precondition(post)
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(post, field, changes[field])
-    db.session.commit()
+    commit()
     return PostView.of_post(post)
 
 
-def delete_post(actor: User, post: Post) -> None:
+def delete_post(actor: User, post: Post, precondition: Precondition = no_precondition) -> None:
     if not can_edit(actor, post):
         raise PermissionDenied("Only the author or an admin may delete this post.")
     users.require_verified(actor)
+    precondition(post)
     db.session.delete(post)
-    db.session.commit()
+    commit()
 
 
 # ---- reads --------------------------------------------------------------------------
@@ -114,7 +118,7 @@ def _readable(posts: Any = Post.__table__) -> Select:
     """The columns of a `PostView`, from `posts` (the table, or a subquery shaped like it)."""
     return select(
         posts.c.id, posts.c.title, posts.c.body, posts.c.created_at, posts.c.updated_at,
-        _users.id.label("author_id"), _users.name.label("author_name"),
+        _users.id.label("author_id"), _users.name.label("author_name"), posts.c.version,
     ).join_from(posts, User.__table__, _users.id == posts.c.author_id)
 
 

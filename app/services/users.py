@@ -7,14 +7,13 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.exc import IntegrityError
 
 from app.errors import AuthenticationFailed, Conflict, MailUnavailable, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db, reads
 from app.models import Role, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, needs_rehash, verify_password
-from app.services import accounts, sessions, throttle
+from app.services import Precondition, accounts, commit, flush, no_precondition, sessions, throttle
 from app.services.sessions import EndReason
 from app.services.throttle import Client
 
@@ -22,45 +21,21 @@ ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
 SORT_KEY = (int,)  # id, ascending
 
 
-def is_unique_violation(error: IntegrityError) -> bool:
-    """SQLSTATE 23505 on PostgreSQL; SQLite says so in its message."""
-    code = getattr(error.orig, "pgcode", None)
-    return code == "23505" or "UNIQUE constraint failed" in str(error.orig)
-
-
-def _commit_or_conflict(detail: str) -> None:
-    """Commit; a unique violation becomes a 409 (the constraint is what makes races safe)."""
-    try:
-        db.session.commit()
-    except IntegrityError as error:
-        db.session.rollback()
-        if is_unique_violation(error):
-            raise Conflict(detail) from None
-        raise
+EMAIL_TAKEN = "An account with this email already exists."
 
 
 def register(*, email: str, name: str, password: str, age: int | None = None,
-             role: Role = Role.USER, email_verified: bool = False, commit: bool = True) -> User:
-    """Add an account; with `commit=False` it is only flushed (it has its id), for a caller
+             role: Role = Role.USER, email_verified: bool = False, flush_only: bool = False) -> User:
+    """Add an account; with `flush_only` it is only flushed (it has its id), for a caller
     that commits once something else (its verification email) has succeeded."""
     user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password),
                 email_verified=email_verified)
     db.session.add(user)
-    if commit:
-        _commit_or_conflict("An account with this email already exists.")
+    if flush_only:
+        flush(EMAIL_TAKEN)
     else:
-        _flush_or_conflict("An account with this email already exists.")
+        commit(EMAIL_TAKEN)
     return user
-
-
-def _flush_or_conflict(detail: str) -> None:
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        db.session.rollback()
-        if is_unique_violation(error):
-            raise Conflict(detail) from None
-        raise
 
 
 def authenticate(email: str, password: str, client: Client) -> User:
@@ -149,17 +124,24 @@ def can_edit(actor: User, user: User) -> bool:
     return actor.is_admin or actor.id == user.id
 
 
-def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Client | None = None) -> User:
-    """Apply a partial update, enforcing who may change which fields."""
+def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Client | None = None,
+                precondition: Precondition = no_precondition) -> User:
+    """Apply a partial update: the rules say yes or no first, then the change is made."""
+    check_update(actor, user, changes, client, precondition)
+    return _apply_update(user, changes)
+
+
+def check_update(actor: User, user: User, changes: Mapping[str, Any], client: Client | None = None,
+                 precondition: Precondition = no_precondition) -> None:
+    """Who may change what of an account; raises the rule broken and changes nothing."""
     if not can_edit(actor, user):
         raise PermissionDenied("You may only change your own account.")
+    precondition(user)
     if actor.id != user.id:
         require_verified(actor)
     forbidden = sorted(ADMIN_ONLY_FIELDS & changes.keys())
     if forbidden and not actor.is_admin:
         raise PermissionDenied(f"Only an admin may change {', '.join(forbidden)}.")
-    if "current_password" in changes and "password" not in changes and "email" not in changes:
-        raise ValidationFailed(errors={"current_password": ["Only needed to change the password or email."]})
     new_email = "email" in changes and changes["email"] != user.email
     if ("password" in changes or new_email) and (actor.id == user.id or not actor.is_admin):
         # Everyone, admins included, proves they know their own password before replacing it:
@@ -171,7 +153,12 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Cli
     if "is_active" in changes and not changes["is_active"] and user.is_active:
         _guard_admin_removal(actor, user, "deactivate")
 
+
+def _apply_update(user: User, changes: Mapping[str, Any]) -> User:
+    """Make a change `check_update` allowed, and what follows from it: sessions end, and a
+    new email is unverified until its owner follows the link mailed to it."""
     end_reason = _sessions_end_reason(user, changes)
+    new_email = "email" in changes and changes["email"] != user.email
     for field in ("email", "name", "age", "role", "is_active"):
         if field in changes:
             setattr(user, field, changes[field])
@@ -183,13 +170,13 @@ def update_user(actor: User, user: User, changes: Mapping[str, Any], client: Cli
         # The new address is unproven until its owner follows the link mailed to it; the
         # change and its message land together or not at all.
         user.email_verified = False
-        _flush_or_conflict("An account with this email already exists.")
+        flush(EMAIL_TAKEN)
         try:
             accounts.send_verification(user)
         except MailUnavailable:
             db.session.rollback()
             raise
-    _commit_or_conflict("An account with this email already exists.")
+    commit(EMAIL_TAKEN)
     return user
 
 
@@ -229,21 +216,22 @@ def end_sessions(actor: User, user: User) -> None:
     sessions.end_all(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
 
 
-def set_role(actor: User, user: User, role: Role) -> User:
-    return update_user(actor, user, {"role": role})
+def set_role(actor: User, user: User, role: Role, precondition: Precondition = no_precondition) -> User:
+    return update_user(actor, user, {"role": role}, precondition=precondition)
 
 
-def set_active(actor: User, user: User, is_active: bool) -> User:
-    return update_user(actor, user, {"is_active": is_active})
+def set_active(actor: User, user: User, is_active: bool, precondition: Precondition = no_precondition) -> User:
+    return update_user(actor, user, {"is_active": is_active}, precondition)
 
 
-def delete_user(actor: User, user: User) -> None:
+def delete_user(actor: User, user: User, precondition: Precondition = no_precondition) -> None:
     if not actor.is_admin:
         raise PermissionDenied("Only an admin may delete users.")
+    precondition(user)
     require_verified(actor)
     _guard_admin_removal(actor, user, "delete")
     db.session.delete(user)
-    db.session.commit()
+    commit()
 
 
 def _guard_admin_removal(actor: User, user: User, action: str) -> None:
