@@ -17,8 +17,8 @@ from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
 from app.services import tokens
+from app.services.tokens import Claims
 
-Claims = dict[str, Any]
 MAX_JTI_LENGTH = 64
 SESSION_ID_LENGTH = 32  # AuthSession.id: 16 random bytes in hex
 

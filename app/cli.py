@@ -17,6 +17,7 @@ from marshmallow import ValidationError
 from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 
+from app.emails import normalise_email
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Post, Role, User
@@ -64,7 +65,7 @@ def _validated(**fields: str) -> dict[str, Any]:
 def _existing(email: str) -> User:
     user = users.find_by_email(_validated(email=email)["email"])
     if user is None:
-        _fail(f"No account with the email {email.strip().lower()}.")
+        _fail(f"No account with the email {normalise_email(email)}.")
     return user
 
 

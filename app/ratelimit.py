@@ -19,6 +19,7 @@ from flask_jwt_extended import decode_token
 
 from app import faces
 from app.bearer import bearer_token
+from app.emails import email_key
 from app.errors import OUTAGE_RETRY_AFTER
 from app.jsonbody import json_body
 
@@ -93,7 +94,7 @@ def target_email_key() -> str:
     email = body.get("email") if isinstance(body, dict) else None
     if isinstance(email, str):
         # Any text may arrive here before validation; keep the key encodable for Redis.
-        return "email:" + email.strip().lower()[:320].encode("utf-8", "backslashreplace").decode()
+        return "email:" + email_key(email)
     return write_limit_key()
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.emails import normalise_email
 from app.models import MAX_ID, Role
 from app.search import InvalidSearch, SearchQuery, parse_search
 
@@ -65,7 +66,7 @@ class EmailAddress(fields.Email):
             raise ValidationError("Not a valid email address.")
         text = super()._deserialize(value.strip() if isinstance(value, str) else value,
                                     attr, data, **kwargs)
-        return text.lower()
+        return normalise_email(text)
 
 
 PASSWORD_RULES = (f"{PASSWORD_MIN_BYTES} to {PASSWORD_MAX_BYTES} bytes long in UTF-8 (bytes, not characters: "

@@ -27,6 +27,7 @@ def _header(description: str, kind: str = "string", required: bool = False) -> d
 
 # On every response to a request a limit counted: login, refresh, registration, every
 # write under /api (and reads when RATELIMIT_READ is set); never required (limits can be off).
+BEARER = [{"bearerAuth": []}]  # the OpenAPI security requirement of operations that need a token
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": _header("Requests allowed in the current window.", "integer"),
     "X-RateLimit-Remaining": _header("Requests left in the current window.", "integer"),

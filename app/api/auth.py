@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from app.api import RATE_LIMIT_HEADERS, Blueprint, json_response
+from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint, json_response
 from app.extensions import limiter
 from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key, write_limit_key
 from app.schemas import (
@@ -21,7 +21,6 @@ from app.services import accounts, throttle, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
-BEARER = [{"bearerAuth": []}]
 ACCEPTED_RESET = {"status": "accepted",
                   "detail": "If an active account has this email, a link to reset its password is on its way."}
 ACCEPTED_VERIFY = {"status": "accepted",

@@ -8,6 +8,7 @@ from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
 from app.api import (
+    BEARER,
     CACHE_HEADERS,
     ETAG_HEADER,
     IDEMPOTENCY_PROBLEMS,
@@ -27,7 +28,6 @@ from app.services import posts
 from app.services.posts import PostView
 
 blp = Blueprint("posts", __name__, url_prefix="/api/posts", description="Posts")
-BEARER = [{"bearerAuth": []}]
 
 
 def post_json(post: PostView) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from flask import Response, url_for
 from flask_jwt_extended import current_user, jwt_required
 
 from app.api import (
+    BEARER,
     CACHE_HEADERS,
     ETAG_HEADER,
     IDEMPOTENCY_PROBLEMS,
@@ -39,7 +40,6 @@ from app.services import accounts, posts, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
-BEARER = [{"bearerAuth": []}]
 _account, _public = UserSchema(), PublicUserSchema()
 # Others see a `PublicUser`; the user themself and admins a `User`.
 _USER_OR_PUBLIC = ("User", "PublicUser")

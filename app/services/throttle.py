@@ -30,6 +30,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
+from app.emails import email_key
 from app.errors import TooManyAttempts
 from app.extensions import limiter
 from app.models import User
@@ -82,7 +83,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def budgets(email: str, user: User | None, client: Client) -> list[_Budget]:
-    email = email.strip().lower()[:320].encode("utf-8", "backslashreplace").decode()
+    email = email_key(email)
     device = _device_of(client.device_token, user)
     if device is not None:
         return [_Budget("LOGIN_FAILURES_PER_DEVICE", ("device", str(user.id), device))]  # type: ignore[union-attr]

@@ -8,6 +8,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import bindparam, or_, select
 
+from app.emails import normalise_email
 from app.errors import AuthenticationFailed, Conflict, MailUnavailable, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db, reads
 from app.models import Role, User, is_possible_id
@@ -70,7 +71,7 @@ def check_current_password(user: User, password: str | None, client: Client | No
 
 
 def find_by_email(email: str) -> User | None:
-    return db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
 _EXISTS = select(User.id).where(User.id == bindparam("user_id"))
