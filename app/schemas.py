@@ -141,12 +141,18 @@ class UserUpdateSchema(Schema):
     is_active = StrictBoolean()
 
 
+FOLLOWED_BY_ME = "Whether the caller follows this user: only in `GET /api/users/{user_id}` of another user."
+
+
 class PublicUserSchema(Schema):
     """A user as every other signed-in user sees them."""
 
     id = fields.Integer(dump_only=True, required=True)
     name = fields.String(dump_only=True, required=True)
     created_at = fields.AwareDateTime(dump_only=True, required=True)
+    followers_count = fields.Integer(dump_only=True, required=True)
+    following_count = fields.Integer(dump_only=True, required=True)
+    followed_by_me = fields.Boolean(dump_only=True, metadata={"description": FOLLOWED_BY_ME})
 
     class Meta:
         ordered = True
@@ -163,6 +169,9 @@ class UserSchema(Schema):
     is_active = fields.Boolean(dump_only=True, required=True)
     created_at = fields.AwareDateTime(dump_only=True, required=True)
     updated_at = fields.AwareDateTime(dump_only=True, required=True)
+    followers_count = fields.Integer(dump_only=True, required=True)
+    following_count = fields.Integer(dump_only=True, required=True)
+    followed_by_me = fields.Boolean(dump_only=True, metadata={"description": FOLLOWED_BY_ME})
 
     class Meta:
         ordered = True
@@ -292,7 +301,7 @@ class IndexSchema(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
                         metadata={"description": "Paths of the API's entry points, by name: `docs`, `redoc`, "
                                   "`openapi`, `health`, `ready`, `register`, `login`, `users`, `me`, `posts`, "
-                                  "`admin`."})
+                                  "`feed`, `admin`."})
 
 
 class HealthSchema(Schema):

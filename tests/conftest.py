@@ -134,7 +134,7 @@ def _rebuild_schema() -> None:
 
 
 def empty_tables() -> None:
-    tables = ["revoked_tokens", "posts", "users", "daily_counts"]
+    tables = ["revoked_tokens", "follows", "posts", "users", "daily_counts"]
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
