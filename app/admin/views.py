@@ -23,10 +23,11 @@ from app.models import Role, User
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
-from app.services import posts, stats, users
+from app.services import follows, posts, stats, users
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
+RECENT_FOLLOWS = 10
 ID = "int(max=2147483647)"  # larger ids cannot exist; PostgreSQL would reject them
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 INVALID_CREDENTIALS = "Invalid credentials."
@@ -126,9 +127,26 @@ def user_list() -> tuple[str, int] | str:
 def user_detail(user_id: int) -> str:
     user = users.get_user(user_id)
     recent = posts.list_posts(PageRequest(limit=RECENT_POSTS), author_id=user.id).items
+    newest = PageRequest(limit=RECENT_FOLLOWS)
     return render_template(
-        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id)
+        "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id),
+        followers=follows.list_followers(user.id, newest).items,
+        following=follows.list_following(user.id, newest).items,
     )
+
+
+@bp.get(f"/users/<{ID}:user_id>/<any(followers, following):side>")
+def follow_list(user_id: int, side: str) -> str:
+    """Everyone who follows the user, or whom they follow, newest follow first."""
+    user = users.get_user(user_id)
+    cursor = request.args.get("cursor")
+    listed = follows.list_followers if side == "followers" else follows.list_following
+    page = listed(user.id, _page_request(cursor, follows.SORT_KEY))
+    next_url = None
+    if page.next_key is not None:
+        next_url = url_for("admin.follow_list", user_id=user.id, side=side, cursor=encode_cursor(page.next_key))
+    return render_template("admin/follows.html", nav="users", user=user, side=side, people=page.items,
+                           next_url=next_url, paged=bool(cursor))
 
 
 @bp.post(f"/users/<{ID}:user_id>/role")
