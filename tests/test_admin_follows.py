@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.admin_support import assert_admin_html, signed_in
-from tests.test_follows import follow
+from tests.helpers import follow
 
 
 @pytest.fixture

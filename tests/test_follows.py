@@ -13,11 +13,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Follow
 from tests.conftest import assert_problem
+from tests.helpers import follow
 from tests.test_pagination import next_url, walk
-
-
-def follow(client, who, whom_id: int, method: str = "PUT"):
-    return client.open(f"/api/users/{whom_id}/follow", method=method, headers=who.headers)
 
 
 def profile(client, viewer, user_id: int) -> dict:
