@@ -154,3 +154,19 @@ def test_a_feed_page_is_at_most_two_statements_with_sign_in(client, circle, sql_
     sql_statements.clear()
     assert len(ids(client.get(next_url(first), headers=reader.headers))) == 2
     assert len(sql_statements) <= 2, sql_statements
+
+
+@pytest.mark.parametrize("window", [1, 3, 50])
+def test_the_feed_is_the_same_however_few_newest_posts_the_first_step_reads(client, circle, monkeypatch, window):
+    """PostgreSQL first looks among the newest posts, then reads each followed author's own
+    newest posts when that window holds less than a page: both give the same pages."""
+    from app.services import posts
+
+    reader, ann, bob, stranger = circle
+    followed = [create_post(client, (ann, bob)[i % 2], f"Old {i}")["id"] for i in range(8)]
+    for i in range(6):
+        create_post(client, stranger, f"Newer, not followed {i}")
+    followed.append(create_post(client, bob, "Newest")["id"])
+    monkeypatch.setattr(posts, "FEED_WINDOW", window)
+    pages = walk(client, "/api/feed?limit=3", headers=reader.headers)
+    assert [i for page in pages for i in page] == list(reversed(followed))
