@@ -170,3 +170,16 @@ def test_the_feed_is_the_same_however_few_newest_posts_the_first_step_reads(clie
     monkeypatch.setattr(posts, "FEED_WINDOW", window)
     pages = walk(client, "/api/feed?limit=3", headers=reader.headers)
     assert [i for page in pages for i in page] == list(reversed(followed))
+
+
+def test_a_deactivated_or_unfollowed_author_leaves_even_a_page_found_among_the_newest_posts(client, circle, admin):
+    """A small page that the newest posts fill at once (PostgreSQL's first step) leaves them out too."""
+    reader, ann, bob, _ = circle
+    bobs = [create_post(client, bob, f"Bob {i}")["id"] for i in range(3)]
+    create_post(client, ann, "Ann, newest")
+    client.patch(f"/api/users/{ann.id}", json={"is_active": False}, headers=admin.headers)
+    assert ids(feed(client, reader, limit=1)) == [bobs[-1]]
+    client.patch(f"/api/users/{ann.id}", json={"is_active": True}, headers=admin.headers)
+    follow(client, reader, ann.id, "DELETE")
+    assert ids(feed(client, reader, limit=1)) == [bobs[-1]]
+    assert [i for page in walk(client, "/api/feed?limit=1", headers=reader.headers) for i in page] == bobs[::-1]
