@@ -91,9 +91,10 @@ def render_rows(rows: list[tuple[Any, Any]], first: Any, reader: FeedReader, eve
         f"`GET /api/feed?limit={PAGE}` (bearer token) for the seeded user following {reader.following} authors "
         f"({reader.feed_posts:,} posts in their feed), first page and {DEEP_PAGES:,} pages deep; and the first "
         f"page for a user following all {everyone:,} other users. Same wrk settings as above, limits off. "
-        "PostgreSQL reads each followed author's newest `limit + 1` posts after the cursor through the "
-        "`(author_id, created_at, id)` index (`LATERAL ... LIMIT`) and merges them: the cost grows with the "
-        "number of authors followed, not with the number of posts or how deep the page is.",
+        "One statement in two steps (app/services/posts.py, `_feed_statement`): the followed authors' posts "
+        "among the 2,000 newest after the cursor, read through the `created_at` index; only when those are "
+        "fewer than a page, each followed author's newest posts through the `(author_id, created_at, id)` "
+        "index (`LATERAL ... LIMIT`), merged, whose cost grows with the number of authors followed.",
         "",
         "| Feed | Requests/s | p50 (ms) | p99 (ms) | p50 / first page p50 | Errors | SQL statements/request "
         "| CPU ms/request | target (p50 ≤ 3x first page, p99 < 50 ms, ≤ 2 statements) |",
