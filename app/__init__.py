@@ -80,11 +80,11 @@ def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None
 
 
 def _register_api(app: Flask) -> None:
-    from app.api import auth, health, index, posts, users
+    from app.api import auth, feed, health, index, posts, users
     from app.extensions import csrf
     from app.openapi import api
 
-    for module in (index, health, auth, users, posts):
+    for module in (index, health, auth, users, posts, feed):
         csrf.exempt(module.blp)  # API clients authenticate with bearer tokens, not cookies
         api.register_blueprint(module.blp)
 

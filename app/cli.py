@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from app.emails import normalise_email
 from app.errors import DomainError
 from app.extensions import db
-from app.models import Post, Role, User
+from app.models import Follow, Post, Role, User
 from app.schemas import UserCreateSchema
 from app.security import hash_password
 from app.services import idempotency, sessions, users
@@ -30,6 +31,7 @@ tokens_cli = AppGroup("tokens", help="Session and token upkeep.")
 idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
 
 SEED_PASSWORD = "Password123"
+FOLLOWS_MIN, FOLLOWS_MAX = 50, 500
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
           "schema", "request", "deploy", "cache", "query", "latency", "backend", "note")
 
@@ -150,12 +152,16 @@ def prune_idempotency_keys() -> None:
 @click.option("--posts", "post_count", type=click.IntRange(0, 100_000_000), default=1000, show_default=True)
 @click.option("--batch", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
 @click.option("--seed", "random_seed", type=int, default=42, show_default=True)
+@click.option("--follows/--no-follows", default=True, show_default=True,
+              help=f"Each seeded user follows {FOLLOWS_MIN} to {FOLLOWS_MAX} others.")
 @database_errors_as_messages
-def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None:
-    """Fill the database with fake users and posts, fast (bulk inserts).
+def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows: bool) -> None:
+    """Fill the database with fake users, posts and follows, fast (bulk inserts).
 
     Every seeded user's password is `Password123`. Post bodies draw from 16 common
     words, plus `kestrel` (about 1% of posts), `quokka` (10 posts) and `Café` (0.1%).
+    Each seeded user follows 50 to 500 others (most follow few, the first seeded user
+    exactly 500), chosen with a skew towards the earliest users, as popularity is.
     """
     rng = random.Random(random_seed)
     password_hash = hash_password(SEED_PASSWORD)
@@ -173,7 +179,7 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None
             db.session.execute(insert(User), rows)
             db.session.commit()
             bar.update(len(rows))
-    author_ids = list(db.session.scalars(select(User.id)))
+    author_ids = list(db.session.scalars(select(User.id).order_by(User.id)))
     if post_count and not author_ids:
         _fail("There are no users to write posts; seed some with --users.")
     span = timedelta(days=60)
@@ -186,9 +192,12 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int) -> None
                 title = " ".join(rng.choices(_WORDS, k=4)).capitalize()
                 body = " ".join(rng.choices(_WORDS, k=40)) + _rare_words(rng, i, post_count)
                 rows.append((rng.choice(author_ids), f"{title} #{i}", body, created, created))
-            _bulk_insert_posts(rows)
+            _bulk_insert(Post, ("author_id", "title", "body", "created_at", "updated_at"), rows)
             bar.update(count)
     click.echo(f"Seeded {user_count} users and {post_count} posts.")
+    if follows and user_count:
+        followers = author_ids[-user_count:]
+        click.echo(f"Seeded {_seed_follows(rng, followers, author_ids, batch)} follows.")
 
 
 def _rare_words(rng: random.Random, index: int, post_count: int) -> str:
@@ -205,24 +214,45 @@ def _rare_words(rng: random.Random, index: int, post_count: int) -> str:
     return words
 
 
-def _bulk_insert_posts(rows: list[tuple]) -> None:
+def _seed_follows(rng: random.Random, followers: list[int], candidates: list[int], batch: int) -> int:
+    """Each follower follows FOLLOWS_MIN..FOLLOWS_MAX others (skewed: most follow few; the
+    first exactly FOLLOWS_MAX), drawn with Zipf-like weights so that early users are popular."""
+    weights = list(itertools.accumulate(1 / (rank + 10) for rank in range(len(candidates))))
+    now = datetime.now(UTC)
+    rows: list[tuple] = []
+    total = 0
+    with click.progressbar(followers, label="follows") as bar:
+        for index, follower in enumerate(bar):
+            wanted = FOLLOWS_MAX if index == 0 else FOLLOWS_MIN + int((FOLLOWS_MAX - FOLLOWS_MIN) * rng.random() ** 3)
+            wanted = min(wanted, len(candidates) - 1)
+            chosen: set[int] = set()
+            while len(chosen) < wanted:
+                chosen.update(rng.choices(candidates, cum_weights=weights, k=wanted - len(chosen)))
+                chosen.discard(follower)
+            rows += [(follower, followed, now) for followed in chosen]
+            if len(rows) >= batch:
+                total += _bulk_insert(Follow, ("follower_id", "followed_id", "created_at"), rows)
+                rows = []
+    return total + _bulk_insert(Follow, ("follower_id", "followed_id", "created_at"), rows)
+
+
+def _bulk_insert(model: type[db.Model], columns: tuple[str, ...], rows: list[tuple]) -> int:
     """COPY on PostgreSQL (an order of magnitude faster than INSERT); executemany elsewhere."""
+    if not rows:
+        return 0
     connection = db.session.connection()
     if connection.dialect.name == "postgresql":
         buffer = io.StringIO()
         csv.writer(buffer).writerows(
-            (a, t, b, c.isoformat(), u.isoformat()) for a, t, b, c, u in rows
+            [value.isoformat() if isinstance(value, datetime) else value for value in row] for row in rows
         )
         buffer.seek(0)
         cursor = connection.connection.cursor()
-        cursor.copy_expert(
-            "COPY posts (author_id, title, body, created_at, updated_at) FROM STDIN WITH (FORMAT csv)",
-            buffer,
-        )
+        cursor.copy_expert(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
     else:
-        keys = ("author_id", "title", "body", "created_at", "updated_at")
-        db.session.execute(insert(Post), [dict(zip(keys, row, strict=True)) for row in rows])
+        db.session.execute(insert(model), [dict(zip(columns, row, strict=True)) for row in rows])
     db.session.commit()
+    return len(rows)
 
 
 def register_commands(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""The tables: users, their posts, their sign-in sessions and idempotency keys."""
+"""The tables: users, their posts, who follows whom, sign-in sessions and idempotency keys."""
 
 from __future__ import annotations
 
@@ -97,6 +97,10 @@ class User(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+    # Kept by triggers on `follows` (migration 0007) in the transaction of each follow,
+    # unfollow or deletion: exact under concurrency, read with the user at no extra cost.
+    followers_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    following_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
@@ -141,6 +145,22 @@ class Post(db.Model):
 
     def __repr__(self) -> str:
         return f"<Post {self.id} by {self.author_id}>"
+
+
+class Follow(db.Model):
+    """`follower_id` follows `followed_id`; the users' counters follow these rows (triggers)."""
+
+    __tablename__ = "follows"
+    __table_args__ = (
+        CheckConstraint("follower_id <> followed_id", name="ck_follows_not_self"),
+        # Newest follow first, per side: the followers and following lists are keyset walks.
+        Index("ix_follows_followed_id_created_at", "followed_id", "created_at", "follower_id"),
+        Index("ix_follows_follower_id_created_at", "follower_id", "created_at", "followed_id"),
+    )
+
+    follower_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    followed_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
 
 
 class DailyCount(db.Model):

@@ -149,12 +149,18 @@ class UserUpdateSchema(Schema):
             raise ValidationError("Only needed to change the password or email.", "current_password")
 
 
+FOLLOWED_BY_ME = "Whether the caller follows this user: only in `GET /api/users/{user_id}` of another user."
+
+
 class PublicUserSchema(Schema):
     """A user as every other signed-in user sees them."""
 
     id = fields.Integer(dump_only=True, required=True)
     name = fields.String(dump_only=True, required=True)
     created_at = fields.AwareDateTime(dump_only=True, required=True)
+    followers_count = fields.Integer(dump_only=True, required=True)
+    following_count = fields.Integer(dump_only=True, required=True)
+    followed_by_me = fields.Boolean(dump_only=True, metadata={"description": FOLLOWED_BY_ME})
 
     class Meta:
         ordered = True
@@ -173,6 +179,9 @@ class UserSchema(Schema):
         "description": "Whether the owner followed the link mailed to `email`."})
     created_at = fields.AwareDateTime(dump_only=True, required=True)
     updated_at = fields.AwareDateTime(dump_only=True, required=True)
+    followers_count = fields.Integer(dump_only=True, required=True)
+    following_count = fields.Integer(dump_only=True, required=True)
+    followed_by_me = fields.Boolean(dump_only=True, metadata={"description": FOLLOWED_BY_ME})
     tokens = fields.Nested(lambda: TokenSchema(), dump_only=True, metadata={
         "description": "Only in the answer to a change of one's own password: the first token pair of the "
                        "caller's new session (every earlier session has ended)."})
@@ -336,7 +345,7 @@ class IndexSchema(Schema):
     links = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
                         metadata={"description": "Paths of the API's entry points, by name: `docs`, `redoc`, "
                                   "`openapi`, `health`, `ready`, `register`, `login`, `users`, `me`, `posts`, "
-                                  "`admin`."})
+                                  "`feed`, `admin`."})
 
 
 class HealthSchema(Schema):

@@ -36,7 +36,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "lua"
 sys.path.insert(0, str(ROOT))
 
-from bench import conditional, search  # noqa: E402
+from bench import conditional, feed, search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
 
 PAGE = 20
@@ -745,6 +745,8 @@ def main() -> None:
     timings = prepare_database(options.admin_url, options.database, database_url, env, mode)
     facts["PostgreSQL"] = pg_version(database_url)
     data = describe_dataset(database_url, mode.posts)
+    reader = feed.busiest_follower(database_url)
+    everyone_email, everyone = feed.everyone_follower(database_url)
 
     servers: list[Server] = []
     try:
@@ -801,6 +803,17 @@ def main() -> None:
         for plan in plans:
             plan.label = plan_titles[plan.label]
 
+        feed_token, everyone_token = bearer_token(app, reader.email), bearer_token(app, everyone_email)
+        facts["feed_deep_check"] = feed.check_deep(app.url, feed_token, reader)
+        feed_counts, feed_plans = count_statements([
+            Probe("Feed, first page", "GET", feed.first_path(), auth=True, explain=True),
+            Probe(f"Feed, {feed.DEEP_PAGES:,} pages deep", "GET", feed.deep_path(reader), auth=True, explain=True),
+        ], feed_token)
+        everyone_counts, everyone_plans = count_statements([
+            Probe(f"Feed, first page, following {everyone:,} authors", "GET", feed.first_path(), auth=True,
+                  explain=True),
+        ], everyone_token)
+
         c = options.connections
         log("load: wrk")
         health = measure("GET /health", app, "/health", mode, c)
@@ -853,6 +866,17 @@ def main() -> None:
             (measure(f"q={q} ({what})", app, search.search_path(q), mode, c), counts[f"search:{q}"])
             for what, q in search.SEARCHES
         ]
+        feed_paths = [feed.first_path(), feed.deep_path(reader), feed.first_path()]
+        feed_labels = [f"GET /api/feed (first page, {reader.following} authors followed)",
+                       f"GET /api/feed (cursor {feed.DEEP_PAGES:,} pages deep, {reader.following} authors)",
+                       f"GET /api/feed (first page, {everyone:,} authors followed)"]
+        feed_tokens = [feed_token, feed_token, everyone_token]
+        feed_rows = [
+            (measure(label, app, path, mode, c, script="with_bearer.lua", args=(bearer,)), count, targeted)
+            for label, path, bearer, count, targeted in zip(
+                feed_labels, feed_paths, feed_tokens, [*feed_counts, *everyone_counts], [True, True, False],
+                strict=True)
+        ]
         cookie = search.admin_cookie(app.url, database_url)
         dashboard = measure("GET /admin/ (dashboard)", app, "/admin/", mode, c, script="with_cookie.lua",
                             args=(cookie,))
@@ -886,9 +910,11 @@ def main() -> None:
     search_section = conditional.render_rows(conditional_pairs, mark, baseline) + render_search(
         searches, first, flood, dashboard, admin_search, [plan for plan in plans if plan.label.startswith("Search")])
     plans = [plan for plan in plans if not plan.label.startswith("Search")]
+    feed_section = feed.render_rows(feed_rows, first, reader, everyone, mark, [*feed_plans, *everyone_plans])
+    feed_section += [f"Deep feed page: {facts['feed_deep_check']}.", ""]
     report = render(
         mode,
-        search_section=search_section,
+        search_section=search_section + feed_section,
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
         counts=counts,

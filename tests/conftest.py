@@ -134,7 +134,7 @@ def _rebuild_schema() -> None:
 
 
 def empty_tables() -> None:
-    tables = ["sessions", "posts", "users", "daily_counts", "idempotency_keys"]
+    tables = ["sessions", "follows", "posts", "users", "daily_counts", "idempotency_keys"]
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

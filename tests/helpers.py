@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import update
+from werkzeug.test import TestResponse
 
 from app.extensions import db
 from app.models import Post
 from app.services import posts, users
+from tests.conftest import Person
 
 
 def write_post(app: Flask, author_id: int, title: str, body: str = "Body", *, at: datetime | None = None) -> int:
@@ -20,3 +23,8 @@ def write_post(app: Flask, author_id: int, title: str, body: str = "Body", *, at
             db.session.execute(update(Post).where(Post.id == post_id).values(created_at=at, updated_at=at))
             db.session.commit()
     return post_id
+
+
+def follow(client: FlaskClient, who: Person, whom_id: int, method: str = "PUT") -> TestResponse:
+    """`who` follows (PUT) or unfollows (DELETE) user `whom_id` through the API."""
+    return client.open(f"/api/users/{whom_id}/follow", method=method, headers=who.headers)

@@ -107,6 +107,29 @@ def test_seed_fills_the_requested_numbers_of_users_and_posts(app):
     assert _count(app, Post) == 250
 
 
+def test_seed_makes_each_new_user_follow_others_and_the_counts_agree(app):
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.models import Follow
+
+    result = app.test_cli_runner().invoke(args=["seed", "--users", "60", "--posts", "10", "--batch", "500"])
+    assert result.exit_code == 0, result.output
+    assert "Seeded 60 users and 10 posts." in result.output
+    with app.app_context():
+        per_user = dict(db.session.execute(
+            select(Follow.follower_id, func.count()).group_by(Follow.follower_id)).all())
+        counters = dict(db.session.execute(select(User.id, User.following_count)).all())
+        followers = dict(db.session.execute(select(User.id, User.followers_count)).all())
+        received = dict(db.session.execute(
+            select(Follow.followed_id, func.count()).group_by(Follow.followed_id)).all())
+    assert len(per_user) == 60 and all(50 <= n <= 59 for n in per_user.values())
+    assert max(per_user.values()) == 59  # the first seeded user follows as many as there are
+    assert counters == per_user
+    assert followers == {user_id: received.get(user_id, 0) for user_id in followers}
+    assert f"Seeded {sum(per_user.values())} follows." in result.output
+
+
 def test_seed_refuses_posts_without_users(app):
     result = app.test_cli_runner().invoke(args=["seed", "--users", "0", "--posts", "5"])
     assert result.exit_code != 0

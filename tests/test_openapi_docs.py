@@ -268,7 +268,8 @@ def test_every_counted_request_documents_its_rate_limit_headers(spec):
 
 def test_both_user_shapes_are_documented(spec):
     schemas = spec["components"]["schemas"]
-    assert set(schemas["PublicUser"]["properties"]) == {"id", "name", "created_at"}
+    assert set(schemas["PublicUser"]["properties"]) == {"id", "name", "created_at", "followers_count",
+                                                        "following_count", "followed_by_me"}
     assert {"email", "age", "role", "is_active"} <= set(schemas["User"]["properties"])
     shapes = [{"$ref": "#/components/schemas/User"}, {"$ref": "#/components/schemas/PublicUser"}]
     one = spec["paths"]["/api/users/{user_id}"]["get"]["responses"]["200"]["content"]["application/json"]

@@ -7,7 +7,8 @@ import pytest
 
 from tests.conftest import PASSWORD, assert_problem
 
-USER_FIELDS = {"id", "email", "name", "age", "role", "is_active", "email_verified", "created_at", "updated_at"}
+USER_FIELDS = {"id", "email", "name", "age", "role", "is_active", "email_verified", "created_at", "updated_at",
+               "followers_count", "following_count"}
 
 
 def valid(**overrides):

@@ -77,15 +77,16 @@ def test_get_user_shows_email_to_themself_and_admins(client, admin, user):
     assert client.get(f"/api/users/{user.id}", headers=admin.headers).get_json()["email"] == user.email
 
 
-PUBLIC = {"id", "name", "created_at"}
+PUBLIC = {"id", "name", "created_at", "followers_count", "following_count"}
 ACCOUNT = PUBLIC | {"email", "age", "role", "is_active", "email_verified", "updated_at"}
 
 
-def test_others_see_only_id_name_and_created_at(client, admin, make_user):
+def test_others_see_only_id_name_created_at_and_the_follow_counts(client, admin, make_user):
     """Not whether someone is an admin, how old they are or whether they are deactivated."""
     me, other = make_user(), make_user(age=40)
     for person in (admin, other):
-        assert set(client.get(f"/api/users/{person.id}", headers=me.headers).get_json()) == PUBLIC
+        seen = client.get(f"/api/users/{person.id}", headers=me.headers).get_json()
+        assert set(seen) == PUBLIC | {"followed_by_me"}
     listed = {u["id"]: u for u in client.get("/api/users", headers=me.headers).get_json()}
     assert set(listed[admin.id]) == set(listed[other.id]) == PUBLIC
     assert set(listed[me.id]) == ACCOUNT
@@ -97,7 +98,7 @@ def test_the_user_themself_and_admins_see_the_whole_account(client, admin, make_
     own = client.get(f"/api/users/{person.id}", headers=person.headers).get_json()
     assert set(own) == ACCOUNT and own["age"] == 40 and own["role"] == "user" and own["is_active"] is True
     assert set(client.get("/api/users/me", headers=person.headers).get_json()) == ACCOUNT
-    assert client.get(f"/api/users/{person.id}", headers=admin.headers).get_json() == own
+    assert client.get(f"/api/users/{person.id}", headers=admin.headers).get_json() == {**own, "followed_by_me": False}
     assert all(set(u) == ACCOUNT for u in client.get("/api/users", headers=admin.headers).get_json())
 
 

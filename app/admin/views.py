@@ -23,11 +23,12 @@ from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
-from app.services import Precondition, expect_version, posts, sessions, stats, throttle, users
+from app.services import Precondition, expect_version, follows, posts, sessions, stats, throttle, users
 from app.services.throttle import Client
 
 PAGE_SIZE = 50
 RECENT_POSTS = 10
+RECENT_FOLLOWS = 10
 ID = f"int(max={MAX_ID})"  # larger ids cannot exist; PostgreSQL would reject them
 PUBLIC_ENDPOINTS = frozenset({"admin.login", "admin.static"})
 INVALID_CREDENTIALS = "Invalid credentials."
@@ -137,10 +138,27 @@ def user_list() -> tuple[str, int] | str:
 def user_detail(user_id: int) -> str:
     user = users.get_user(user_id)
     recent = posts.list_posts(PageRequest(limit=RECENT_POSTS), author_id=user.id).items
+    newest = PageRequest(limit=RECENT_FOLLOWS)
     return render_template(
         "admin/user.html", nav="users", user=user, posts=recent, post_count=stats.count_posts_by(user.id),
         live_sessions=sessions.count_alive(user.id),
+        followers=follows.list_followers(user.id, newest).items,
+        following=follows.list_following(user.id, newest).items,
     )
+
+
+@bp.get(f"/users/<{ID}:user_id>/<any(followers, following):side>")
+def follow_list(user_id: int, side: str) -> str:
+    """Everyone who follows the user, or whom they follow, newest follow first."""
+    user = users.get_user(user_id)
+    cursor = request.args.get("cursor")
+    listed = follows.list_followers if side == "followers" else follows.list_following
+    page = listed(user.id, _page_request(cursor, follows.SORT_KEY))
+    next_url = None
+    if page.next_key is not None:
+        next_url = url_for("admin.follow_list", user_id=user.id, side=side, cursor=encode_cursor(page.next_key))
+    return render_template("admin/follows.html", nav="users", user=user, side=side, people=page.items,
+                           next_url=next_url, paged=bool(cursor))
 
 
 @bp.post(f"/users/<{ID}:user_id>/role")

@@ -33,6 +33,7 @@ def index():
             "users": url_for("users.list_users"),
             "me": url_for("users.me"),
             "posts": url_for("posts.list_posts"),
+            "feed": url_for("feed.get_feed"),
             "admin": "/admin",
         },
     }

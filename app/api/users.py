@@ -36,7 +36,7 @@ from app.schemas import (
     UserSchema,
     UserUpdateSchema,
 )
-from app.services import accounts, posts, tokens, users
+from app.services import accounts, follows, posts, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
@@ -45,9 +45,13 @@ _account, _public = UserSchema(), PublicUserSchema()
 _USER_OR_PUBLIC = ("User", "PublicUser")
 
 
-def dump_user(user: User, viewer: User | None) -> dict:
-    """The whole account for the user themself and admins, the public profile for everyone else."""
-    return (_account if users.can_see_account(viewer, user) else _public).dump(user)
+def dump_user(user: User, viewer: User | None, followed_by_me: bool | None = None) -> dict:
+    """The whole account for the user themself and admins, the public profile for everyone else;
+    `followed_by_me` when it is known (the caller's view of another user)."""
+    data = (_account if users.can_see_account(viewer, user) else _public).dump(user)
+    if followed_by_me is not None:
+        data["followed_by_me"] = followed_by_me
+    return data
 
 
 def user_response(user: User, viewer: User | None, status: int = 200,
@@ -55,9 +59,13 @@ def user_response(user: User, viewer: User | None, status: int = 200,
     return json_response(dump_user(user, viewer), status, headers)
 
 
-def user_tag(user: User) -> str:
-    """The ETag of the user as the caller sees them (account or public profile), with its version."""
-    return entity_tag(user_response(user, current_user).get_data(), str(user.version))
+def user_tag(user: User, followed_by_me: bool | None = None) -> str:
+    """The ETag of the user as the caller's read shows them (account or public profile, and
+    whether the caller follows them), with its version."""
+    if followed_by_me is None and user.id != current_user.id:
+        followed_by_me = follows.is_following(current_user.id, user.id)
+    body = json_response(dump_user(user, current_user, followed_by_me)).get_data()
+    return entity_tag(body, str(user.version))
 
 
 def _client_address() -> str:
@@ -120,14 +128,14 @@ def me():
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
-    """One user: the whole account for the user themself and admins, `id`, `name` and
-    `created_at` for everyone else."""
-    user = users.get_user(user_id)
-    return revalidated(user_response(user, current_user), str(user.version))
+    """One user: the whole account for the user themself and admins, `id`, `name`,
+    `created_at` and the follow counts for everyone else; `followed_by_me` on another user."""
+    user, followed_by_me = follows.user_seen_by(current_user, user_id)
+    return revalidated(json_response(dump_user(user, current_user, followed_by_me)), str(user.version))
 
 
 def _current_user_tag(user_id: int) -> str:
-    return user_tag(users.get_user(user_id))
+    return user_tag(*follows.user_seen_by(current_user, user_id))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
@@ -183,3 +191,52 @@ def list_user_posts(args, user_id: int):
     users.ensure_exists(user_id)
     page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
     return dump_posts(page)
+
+
+@blp.route("/<int:user_id>/follow", methods=["PUT"])
+@jwt_required()
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
+@blp.problems(401, 404, 422, 429, d404="No such user, or the user is deactivated.",
+              d422="You cannot follow yourself.")
+@blp.doc(operationId="followUser", security=BEARER)
+def follow_user(user_id: int):
+    """Follow a user; following again changes nothing. Counts against the write limit."""
+    follows.follow(current_user, user_id)
+    return ""
+
+
+@blp.route("/<int:user_id>/follow", methods=["DELETE"])
+@jwt_required()
+@blp.response(204, headers=RATE_LIMIT_HEADERS)
+@blp.problems(401, 404, 429)
+@blp.doc(operationId="unfollowUser", security=BEARER)
+def unfollow_user(user_id: int):
+    """Stop following a user; also 204 when not following them. Counts against the write limit."""
+    follows.unfollow(current_user, user_id)
+    return ""
+
+
+def _people(page) -> Response:
+    return json_response([_public.dump(user) for user in page.items], headers=next_link(page.next_key))
+
+
+@blp.route("/<int:user_id>/followers")
+@jwt_required()
+@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
+@blp.problems(401, 404, 429)
+@blp.doc(operationId="listFollowers", security=BEARER)
+def list_followers(args, user_id: int):
+    """Who follows the user, newest follow first, keyset-paginated (`Link: rel="next"`)."""
+    return _people(follows.list_followers(user_id, page_request(args, follows.SORT_KEY)))
+
+
+@blp.route("/<int:user_id>/following")
+@jwt_required()
+@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
+@blp.problems(401, 404, 429)
+@blp.doc(operationId="listFollowing", security=BEARER)
+def list_following(args, user_id: int):
+    """Whom the user follows, newest follow first, keyset-paginated (`Link: rel="next"`)."""
+    return _people(follows.list_following(user_id, page_request(args, follows.SORT_KEY)))

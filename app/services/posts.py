@@ -12,11 +12,27 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, bindparam, select, tuple_
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    any_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    select,
+    true,
+    tuple_,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql
 
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db, reads
-from app.models import Post, User, is_possible_id
+from app.models import Follow, Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import SEARCH_VECTOR, SearchQuery, search_condition, search_parameter
 from app.services import Precondition, commit, no_precondition, users
@@ -28,6 +44,8 @@ SORT_KEY = (datetime, int)  # (created_at, id), newest first
 # all their matches from the search index, which is cheap because they are rare; the
 # planner's own estimates cannot tell the two cases apart (bench/where-the-time-goes.md).
 SEARCH_WINDOW = 5000
+# A feed first looks for its page among this many of the newest posts (see `_feed_statement`).
+FEED_WINDOW = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +125,18 @@ def delete_post(actor: User, post: Post, precondition: Precondition = no_precond
 
 # ---- reads --------------------------------------------------------------------------
 # One Core statement per shape of request, built once with bound parameters (`limit`,
-# `author_id`, `after_at`, `after_id`, `skip`, `search`, `window`), run on the read
-# pool's autocommit connection (`reads.run`): see bench/where-the-time-goes.md.
+# `author_id`, `reader_id`, `after_at`, `after_id`, `skip`, `search`, `window`), run on the
+# read pool's autocommit connection (`reads.run`): see bench/where-the-time-goes.md.
 
-_posts, _users = Post.__table__.c, User.__table__.c
+_posts, _users, _follows = Post.__table__.c, User.__table__.c, Follow.__table__.c
+_followed, _inactive = User.__table__.alias("followed"), User.__table__.alias("inactive")
+# The active authors `reader_id` follows: a feed reads their posts only, so an unfollow or a
+# deactivation takes their posts out of the next page at once.
+_FOLLOWED_AUTHORS = (
+    select(_follows.followed_id)
+    .join_from(Follow.__table__, _followed, _followed.c.id == _follows.followed_id)
+    .where(_follows.follower_id == bindparam("reader_id"), _followed.c.is_active)
+)
 _NEWEST_FIRST = (_posts.created_at.desc(), _posts.id.desc())
 
 
@@ -122,9 +148,11 @@ def _readable(posts: Any = Post.__table__) -> Select:
     ).join_from(posts, User.__table__, _users.id == posts.c.author_id)
 
 
-def _filtered(stmt: Select, *, by_author: bool, after: bool) -> Select:
+def _filtered(stmt: Select, *, by_author: bool, after: bool, feed: bool = False) -> Select:
     if by_author:
         stmt = stmt.where(_posts.author_id == bindparam("author_id"))
+    if feed:
+        stmt = stmt.where(_posts.author_id.in_(_FOLLOWED_AUTHORS))
     if after:
         key = tuple_(bindparam("after_at", type_=_posts.created_at.type), bindparam("after_id"))
         stmt = stmt.where(tuple_(_posts.created_at, _posts.id) < key)
@@ -140,16 +168,52 @@ _ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
 
 
 @cache
-def _page_statement(by_author: bool, after: bool, skip: bool) -> Select:
-    return _paged(_filtered(_readable(), by_author=by_author, after=after), _NEWEST_FIRST, skip)
+def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool = False) -> Select:
+    return _paged(_filtered(_readable(), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST, skip)
 
 
 @cache
-def _search_in_newest(dialect: str, by_author: bool, after: bool) -> Select:
+def _feed_statement(after: bool) -> Select:
+    """A feed page on PostgreSQL, in one statement of two steps.
+
+    First the `feed_window` newest posts (after the cursor), read newest first through the
+    `created_at` index and kept if their author is followed: enough when the followed authors
+    write more than one post in a hundred, and cheaper the more authors one follows. Only
+    when that finds less than a page, each followed author's newest `limit` posts, read
+    through the `(author_id, created_at, id)` index and merged: cost grows with the number
+    of authors followed, never with the number of posts. The second step's one-time filter
+    keeps it from running at all otherwise (bench/feed.py measures both).
+    """
+    newest = _filtered(select(_posts.id, _posts.created_at, _posts.author_id), by_author=False, after=after)
+    recent = newest.order_by(*_NEWEST_FIRST).limit(bindparam("feed_window")).subquery("recent")
+    # The followed ids as one array, and the few deactivated users through their partial index:
+    # a probe of both indexes per post read would cost sixty times the buffers.
+    followed_ids = cast(select(func.array_agg(_follows.followed_id)).where(
+        _follows.follower_id == bindparam("reader_id")).scalar_subquery(), postgresql.ARRAY(Integer))
+    inactive = exists().where(_inactive.c.id == recent.c.author_id, ~_inactive.c.is_active)
+    in_window = (select(recent.c.id, recent.c.created_at).where(recent.c.author_id == any_(followed_ids), ~inactive)
+                 .order_by(recent.c.created_at.desc(), recent.c.id.desc()).limit(bindparam("limit"))
+                 .cte("in_window").prefix_with("MATERIALIZED"))
+    found = select(func.count()).select_from(in_window).scalar_subquery()
+
+    per_author = _filtered(select(_posts.id, _posts.created_at), by_author=False, after=after).where(
+        _posts.author_id == _follows.followed_id).order_by(*_NEWEST_FIRST).limit(bindparam("limit")).lateral("each")
+    merged = (_FOLLOWED_AUTHORS.with_only_columns(per_author.c.id, per_author.c.created_at).join(per_author, true())
+              .order_by(per_author.c.created_at.desc(), per_author.c.id.desc()).limit(bindparam("limit"))
+              .subquery("merged"))
+    either = union_all(
+        select(in_window.c.id, in_window.c.created_at).where(found == bindparam("limit")),
+        select(merged.c.id, merged.c.created_at).where(found < bindparam("limit")),
+    )
+    return _top_of(either)
+
+
+@cache
+def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool = False) -> Select:
     """Matches among the `window` newest posts, read newest first through the
     `created_at` index: cheap for any word that is not rare."""
     newest = select(_posts.id, _posts.created_at, SEARCH_VECTOR.label("search_vector"))
-    recent = _filtered(newest, by_author=by_author, after=after).order_by(*_NEWEST_FIRST).limit(
+    recent = _filtered(newest, by_author=by_author, after=after, feed=feed).order_by(*_NEWEST_FIRST).limit(
         bindparam("window")).subquery("recent")
     matching = search_condition(dialect, search_vector=recent.c.search_vector, post_id=recent.c.id)
     hits = select(recent.c.id, recent.c.created_at).where(matching)
@@ -157,16 +221,17 @@ def _search_in_newest(dialect: str, by_author: bool, after: bool) -> Select:
 
 
 @cache
-def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool) -> Select:
+def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool, feed: bool = False) -> Select:
     """Every match, found through the search index and then sorted: cheap for rare words.
     Materialised, so the planner cannot trade the index for a walk of every post."""
     matching = search_condition(dialect, search_vector=SEARCH_VECTOR, post_id=_posts.id)
-    found = _filtered(select(_posts.id, _posts.created_at).where(matching), by_author=by_author, after=after)
+    found = _filtered(select(_posts.id, _posts.created_at).where(matching), by_author=by_author, after=after,
+                      feed=feed)
     matches = found.cte("matches").prefix_with("MATERIALIZED")
     return _top_of(_paged(select(matches), (matches.c.created_at.desc(), matches.c.id.desc()), skip))
 
 
-def _top_of(ids: Select) -> Select:
+def _top_of(ids: Select | CompoundSelect) -> Select:
     """The posts of a page of (id, created_at), newest first: joined after sorting, so only
     the page's rows are read in full."""
     top = ids.subquery("top")
@@ -188,10 +253,13 @@ def list_posts(
     *,
     author_id: int | None = None,
     search: SearchQuery | None = None,
+    feed_of: int | None = None,
 ) -> Page[PostView]:
-    """Newest first, by one author if given, matching `search` if given."""
-    by_author, after, skip = author_id is not None, page.after is not None, bool(page.skip)
-    parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip}
+    """Newest first, by one author if given, or by the active authors `feed_of` follows
+    (their feed); matching `search` if given."""
+    by_author, after, skip, feed = author_id is not None, page.after is not None, bool(page.skip), feed_of is not None
+    parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip,
+                                  "reader_id": feed_of}
     if after:
         parameters["after_at"], parameters["after_id"] = page.after
     dialect = db.engine.dialect.name
@@ -200,12 +268,14 @@ def list_posts(
 
     def read(connection: Connection) -> Sequence[Row]:
         if search is None:
-            return connection.execute(_page_statement(by_author, after, skip), parameters).all()
+            if feed and dialect == "postgresql" and not skip:
+                return connection.execute(_feed_statement(after), {**parameters, "feed_window": FEED_WINDOW}).all()
+            return connection.execute(_page_statement(by_author, after, skip, feed), parameters).all()
         if dialect == "postgresql" and not skip:
-            rows = connection.execute(_search_in_newest(dialect, by_author, after), parameters).all()
+            rows = connection.execute(_search_in_newest(dialect, by_author, after, feed), parameters).all()
             if len(rows) > page.limit:
                 return rows
-        return connection.execute(_search_everywhere(dialect, by_author, after, skip), parameters).all()
+        return connection.execute(_search_everywhere(dialect, by_author, after, skip, feed), parameters).all()
 
     views = [PostView.of_row(row) for row in reads.run(read)]
     return page_of(views, page.limit, lambda post: (post.created_at, post.id))

@@ -1,0 +1,28 @@
+"""The home feed: posts by the people the caller follows."""
+
+from __future__ import annotations
+
+from flask_jwt_extended import current_user, jwt_required
+
+from app.api import BEARER, LINK_HEADER, Blueprint, search_limited
+from app.api.posts import dump_posts
+from app.pagination import page_request
+from app.schemas import PostSchema, SearchArgsSchema
+from app.services import posts
+
+blp = Blueprint("feed", __name__, url_prefix="/api/feed", description="The caller's home feed")
+
+
+@blp.route("", methods=["GET"])
+@jwt_required()
+@search_limited
+@blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
+@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.problems(401, 429, 503)
+@blp.doc(operationId="getFeed", security=BEARER)
+def get_feed(args):
+    """Posts by the active users the caller follows, newest first, keyset-paginated
+    (`Link: rel="next"`); search them with `q`, as on `GET /api/posts`. An unfollow or a
+    deactivation takes that author's posts out of the next page."""
+    page = posts.list_posts(page_request(args, posts.SORT_KEY), search=args.get("q"), feed_of=current_user.id)
+    return dump_posts(page)

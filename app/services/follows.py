@@ -1,0 +1,90 @@
+"""Following: who follows whom, both lists, and how a user looks to someone who may follow them.
+
+The users' `followers_count` and `following_count` are kept by database triggers on
+`follows` (migration 0007), so nothing here counts or adjusts them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, exists, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import NotFound, ValidationFailed
+from app.extensions import db
+from app.models import Follow, User, is_possible_id
+from app.pagination import Page, PageRequest, page_of
+from app.services.users import get_user
+
+SORT_KEY = (datetime, int)  # (followed at, user id), newest follow first
+
+
+def follow(actor: User, user_id: int) -> None:
+    """Idempotent: following again changes nothing. Only active users may be followed."""
+    target = _active_user(user_id)
+    if target.id == actor.id:
+        raise ValidationFailed("You cannot follow yourself.", errors={"user_id": ["You cannot follow yourself."]})
+    insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(Follow)
+    try:
+        db.session.execute(insert.values(follower_id=actor.id, followed_id=target.id).on_conflict_do_nothing())
+        db.session.commit()
+    except IntegrityError:  # the user was deleted meanwhile
+        db.session.rollback()
+        raise NotFound("User not found.") from None
+
+
+def unfollow(actor: User, user_id: int) -> None:
+    """Idempotent: unfollowing someone not followed changes nothing. Works on a deactivated
+    user too, so a follow can always be taken back."""
+    get_user(user_id)
+    db.session.execute(delete(Follow).where(Follow.follower_id == actor.id, Follow.followed_id == user_id))
+    db.session.commit()
+
+
+def list_followers(user_id: int, page: PageRequest) -> Page[User]:
+    """Who follows the user, newest follow first."""
+    return _listed(user_id, page, them=Follow.follower_id, side=Follow.followed_id)
+
+
+def list_following(user_id: int, page: PageRequest) -> Page[User]:
+    """Whom the user follows, newest follow first."""
+    return _listed(user_id, page, them=Follow.followed_id, side=Follow.follower_id)
+
+
+def _listed(user_id: int, page: PageRequest, *, them, side) -> Page[User]:
+    get_user(user_id)
+    stmt = (select(User, Follow.created_at).join(Follow, them == User.id).where(side == user_id)
+            .order_by(Follow.created_at.desc(), User.id.desc()).limit(page.limit + 1))
+    if page.after is not None:
+        stmt = stmt.where(tuple_(Follow.created_at, User.id) < tuple_(*page.after))
+    elif page.skip:
+        stmt = stmt.offset(page.skip)
+    rows = db.session.execute(stmt).all()
+    keyed = page_of(rows, page.limit, lambda row: (row[1], row[0].id))
+    return Page([row[0] for row in keyed.items], keyed.next_key)
+
+
+def _active_user(user_id: int) -> User:
+    user = get_user(user_id)
+    if not user.is_active:
+        raise NotFound("User not found.")
+    return user
+
+
+def is_following(follower_id: int, followed_id: int) -> bool:
+    return db.session.get(Follow, (follower_id, followed_id)) is not None
+
+
+def user_seen_by(viewer: User, user_id: int) -> tuple[User, bool | None]:
+    """The user, and whether `viewer` follows them (None when it is the viewer themself),
+    in one statement: the counters are columns of the user."""
+    if not is_possible_id(user_id):
+        raise NotFound("User not found.")
+    followed = exists().where(Follow.follower_id == viewer.id, Follow.followed_id == User.id)
+    row = db.session.execute(select(User, followed).where(User.id == user_id)).first()
+    if row is None:
+        raise NotFound("User not found.")
+    user, followed_by_me = row
+    return user, (None if user.id == viewer.id else bool(followed_by_me))
