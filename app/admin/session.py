@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import session
 
+from app.database import note_reader
 from app.extensions import db
 from app.models import User
 
@@ -24,6 +25,7 @@ def sign_in(user: User) -> None:
     session.clear()
     session[SESSION_KEY] = user.id
     session.permanent = True
+    note_reader(user.id)
 
 
 def sign_out() -> None:

@@ -15,6 +15,7 @@ from jwt import PyJWTError
 from sqlalchemy import delete, exists, select
 from sqlalchemy.exc import IntegrityError
 
+from app.database import note_reader
 from app.errors import AuthenticationFailed, ValidationFailed
 from app.extensions import db
 from app.models import RevokedToken, User
@@ -24,6 +25,7 @@ Claims = dict[str, Any]
 
 def issue_tokens(user: User) -> dict[str, Any]:
     identity = str(user.id)
+    note_reader(user.id)  # with replicas, this session's reads start where the primary is now
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {
         "access_token": create_access_token(identity=identity),
