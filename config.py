@@ -106,6 +106,7 @@ class Config:
     DATABASE_REPLICA_URLS = _env_list("DATABASE_REPLICA_URLS")
     REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS", 5))
     REPLICA_CHECK_SECONDS = float(os.environ.get("REPLICA_CHECK_SECONDS", 1))  # per worker and replica
+    DB_APPLICATION_NAME = os.environ.get("DB_APPLICATION_NAME", "users-posts")  # + ":reads", ":replica1"...
 
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))

@@ -116,7 +116,7 @@ class ReadEngine:
                 replica_uri = normalise_url(replica_uri)
                 check_url(replica_uri, "DATABASE_REPLICA_URLS")
                 name = f"replica{n}"
-                replicas.append(Replica(name, _read_engine(app, replica_uri, name)))
+                replicas.append(Replica(name, _read_engine(app, replica_uri, name, connect_timeout=2)))
                 metrics.watch_pool(replicas[-1].engine, name)
             metrics.watch_pool(engine, "reads")
         elif app.config.get("DATABASE_REPLICA_URLS"):
@@ -174,12 +174,15 @@ class ReadEngine:
             return work(connection)
 
 
-def _read_engine(app: Flask, uri: str, name: str) -> Engine:
+def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = None) -> Engine:
     """An autocommit pool for single-statement reads, with the read timeout; its connections
-    carry `application_name` so that `pg_stat_activity` tells the pools apart."""
+    carry `application_name` so that `pg_stat_activity` tells the pools apart. A replica's
+    connect timeout is libpq's shortest (2 s): an unreachable one stalls a read no longer."""
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"]),
                     "application_name": f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"}
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = min(connect_timeout, connect_args.get("connect_timeout", 2))
     return create_engine(uri, **{
         **options,
         "connect_args": connect_args,
@@ -244,6 +247,7 @@ class Replica:
     def failed(self, error: DBAPIError) -> None:
         """Skip this replica until its next check; one log line per outage."""
         self.lag = None
+        self.checked_at = time.monotonic()
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         if self.problem is None:
             log.warning("replica %s skipped: %s; its reads go elsewhere until it answers", self.name, reason)
