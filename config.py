@@ -167,6 +167,7 @@ class Config:
 
     # GET /metrics answers this bearer token only; unset, there is no /metrics (app/metrics.py).
     METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+    METRICS_ENABLED = os.environ.get("METRICS_ENABLED", "1") not in ("0", "false", "False")
 
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line

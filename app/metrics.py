@@ -58,6 +58,11 @@ def multiprocess_mode() -> bool:
 
 
 def init_app(app: Flask) -> None:
+    """Count every request, and serve /metrics when a token is set. `METRICS_ENABLED=0` leaves
+    requests and pools uncounted (the benchmark's baseline for the metrics' cost)."""
+    if not app.config.get("METRICS_ENABLED", True):
+        return
+
     @app.after_request
     def count_request(response: Response) -> Response:
         rule = request.url_rule
