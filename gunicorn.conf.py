@@ -45,7 +45,8 @@ limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", 8190))
 # Metrics (app/metrics.py): every worker writes its samples to PROMETHEUS_MULTIPROC_DIR and a scrape
 # adds them up. Set before any worker imports prometheus_client; emptied at each start, since files
 # left by an earlier run would be counted again.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
     import tempfile
 
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="users-posts-metrics-")
@@ -69,3 +70,10 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
     if server.LISTENERS:
         WORKER_RESTARTS.inc()
+
+
+def on_exit(server) -> None:
+    if _own_metrics_dir:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -22,7 +22,7 @@ import flask_sqlalchemy.session
 from flask import Flask, Response, current_app, g, has_request_context, request, session
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from config import ConfigurationError
 
@@ -147,6 +147,8 @@ class ReadEngine:
                 with replica.engine.connect() as connection:
                     result = work(connection)
             except DBAPIError as error:
+                if not (error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))):
+                    raise  # a mistake in the statement: the primary would refuse it too
                 replica.failed(error)
                 continue
             READS.labels(replica.name, choice.reason).inc()
