@@ -228,7 +228,8 @@ class Replica:
         self.replayed = 0
         self.problem: str | None = None
 
-    def refresh(self, now: float) -> None:
+    def refresh(self, now: float, max_lag: float) -> None:
+        """Ask the standby how far behind it is; log when it starts or stops being skipped."""
         from app.metrics import REPLICA_LAG
 
         self.checked_at = now
@@ -241,10 +242,14 @@ class Replica:
             return
         self.lag = math.inf if lag is None else float(lag)  # nothing replayed yet since it started
         self.replayed = int(replayed or 0)
-        REPLICA_LAG.labels(self.name).set(self.lag if self.lag != math.inf else -1)
-        if self.problem is not None:
-            log.info("replica %s answers again (lag %.1f s)", self.name, self.lag)
-            self.problem = None
+        REPLICA_LAG.labels(self.name).set(self.lag)
+        problem = f"lag {self.lag:.1f} s > {max_lag:g} s" if self.lag > max_lag else None
+        if problem and self.problem is None:
+            log.warning("replica %s skipped: %s; anonymous reads go elsewhere until it catches up", self.name,
+                        problem)
+        elif problem is None and self.problem is not None:
+            log.info("replica %s serves reads again (lag %.1f s)", self.name, self.lag)
+        self.problem = problem
 
     def failed(self, error: DBAPIError) -> None:
         """Skip this replica until its next check; one log line per outage."""
@@ -292,7 +297,7 @@ class ReplicaRouter:
         usable, behind_client = [], False
         for replica in order:
             if now - replica.checked_at >= self.check_every:
-                replica.refresh(now)
+                replica.refresh(now, self.max_lag)
             if replica.lag is None or replica.lag > self.max_lag:
                 continue
             if replica.replayed < needed:

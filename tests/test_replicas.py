@@ -121,7 +121,7 @@ def test_own_writes_are_read_back_while_the_standby_replays_nothing(cluster, rou
     assert missing == 0, "replay was not paused: this test proves nothing"
 
 
-def test_anonymous_reads_go_to_the_primary_once_the_lag_passes_the_bound(cluster, routed):
+def test_anonymous_reads_go_to_the_primary_once_the_lag_passes_the_bound(cluster, routed, caplog):
     client = routed.test_client()
     _, headers = sign_up(client)
     cluster.wait_for_standby()
@@ -129,8 +129,10 @@ def test_anonymous_reads_go_to_the_primary_once_the_lag_passes_the_bound(cluster
     post_id = client.post("/api/posts", json={"title": "New", "body": "b"}, headers=headers).get_json()["id"]
     time.sleep(routed.config["REPLICA_MAX_LAG_SECONDS"] + 0.5)  # the standby now lags past the bound
     lagging = served("primary", "lagging")
-    assert client.get(f"/api/posts/{post_id}").status_code == 200
+    with caplog.at_level(logging.WARNING, logger="app.database"):
+        assert client.get(f"/api/posts/{post_id}").status_code == 200
     assert served("primary", "lagging") - lagging == 1
+    assert any("replica replica1 skipped: lag" in record.getMessage() for record in caplog.records)
     assert cluster.standby.query(f"SELECT count(*) FROM posts WHERE id = {post_id}", DATABASE)[0][0] == 0
 
     cluster.resume_replay()
