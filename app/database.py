@@ -271,6 +271,10 @@ class Choice:
 
 
 class ReplicaRouter:
+    """Picks the server of each read of posts: a standby that is recent enough for this client,
+    else the primary. Write positions live in Redis (`<RATELIMIT_KEY_PREFIX>:wal-position:<user id>`)
+    so that every worker and host honours them."""
+
     def __init__(self, app: Flask, replicas: list[Replica]) -> None:
         import redis
 
