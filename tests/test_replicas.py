@@ -133,6 +133,8 @@ def test_anonymous_reads_go_to_the_primary_once_the_lag_passes_the_bound(cluster
         assert client.get(f"/api/posts/{post_id}").status_code == 200
     assert served("primary", "lagging") - lagging == 1
     assert any("replica replica1 skipped: lag" in record.getMessage() for record in caplog.records)
+    lag = REGISTRY.get_sample_value("app_db_replica_lag_seconds", {"replica": "replica1"})
+    assert lag > routed.config["REPLICA_MAX_LAG_SECONDS"]
     assert cluster.standby.query(f"SELECT count(*) FROM posts WHERE id = {post_id}", DATABASE)[0][0] == 0
 
     cluster.resume_replay()
