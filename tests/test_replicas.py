@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ def cluster():
     replication = pg.start_replication()
     try:
         replication.primary.query(f"CREATE DATABASE {DATABASE}")
-        upgrade = subprocess.run([str(ROOT / ".venv" / "bin" / "flask"), "db", "upgrade"], cwd=ROOT,
+        upgrade = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT,
                                  capture_output=True, text=True, env=_cli_env(replication.primary.url(DATABASE)))
         assert upgrade.returncode == 0, upgrade.stderr
         replication.wait_for_standby()
@@ -195,7 +196,7 @@ def test_writes_and_the_reads_of_writing_requests_never_touch_the_standby(cluste
 def test_flask_db_upgrade_uses_the_primary_only(cluster, redis_keys):
     cluster.primary.query("CREATE DATABASE app_test_replicas_upgrade")
     upgrade = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "flask"), "db", "upgrade"], cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, capture_output=True, text=True,
         env=_cli_env(cluster.primary.url("app_test_replicas_upgrade"),
                      DATABASE_REPLICA_URLS=cluster.standby.url("app_test_replicas_upgrade"),
                      REDIS_URL=redis_keys.url, DB_APPLICATION_NAME="upgrade-check"))
