@@ -217,3 +217,34 @@ def test_replicas_need_redis_and_postgresql():
         create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://",
                     "DATABASE_REPLICA_URLS": "postgresql://postgres@127.0.0.1:5432/replica",
                     "REDIS_URL": "redis://127.0.0.1:6379/0"})
+
+
+def test_admin_pages_read_on_the_standby_and_see_what_was_written_before_sign_in(cluster, routed):
+    from types import SimpleNamespace
+
+    from app.models import Role
+    from app.services import users
+    from tests.admin_support import signed_in
+
+    client = routed.test_client()
+    _, headers = sign_up(client)
+    email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
+    with routed.app_context():
+        users.register(email=email, name="Ad Min", password=PASSWORD, age=None, role=Role.ADMIN)
+    cluster.wait_for_standby()
+    cluster.pause_replay()
+    title = f"written-{uuid.uuid4().hex[:8]}"
+    client.post("/api/posts", json={"title": title, "body": "b"}, headers=headers)
+    admin = routed.test_client()
+    signed_in(admin, SimpleNamespace(email=email, password=PASSWORD))
+    own_write = served("primary", "own_write")
+    assert title in admin.get("/admin/posts").get_data(as_text=True)
+    assert served("primary", "own_write") - own_write == 1
+
+    cluster.resume_replay()
+    cluster.wait_for_standby()
+    caught_up, deadline = served("replica1", "caught_up"), time.monotonic() + 10
+    while served("replica1", "caught_up") == caught_up:
+        assert title in admin.get("/admin/posts").get_data(as_text=True)
+        assert time.monotonic() < deadline, "admin reads did not move to the caught-up standby"
+        time.sleep(0.05)
