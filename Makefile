@@ -71,7 +71,7 @@ bench-profile: $(DEV)
 fuzz: $(DEV)
 	scripts/fuzz/run.sh
 
-# Fault scenarios (PostgreSQL restart, worker SIGKILL, races, slow clients); tables to docs/faults.md.
+# Fault scenarios (PostgreSQL restart, worker SIGKILL, races, slow clients, standby stop); tables to docs/faults.md.
 faults: $(DEV)
 	scripts/faults/run.sh
 

@@ -107,6 +107,11 @@ class Config:
     DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 3)
     DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
     DB_READ_TIMEOUT_MS = _env_int("DB_READ_TIMEOUT_MS", 2000)  # the API's reads: a slower one is a 503
+    # Hot standbys for the reads of posts (app/database.py: ReplicaRouter); writes stay on DATABASE_URL.
+    DATABASE_REPLICA_URLS = _env_list("DATABASE_REPLICA_URLS")
+    REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS", 5))
+    REPLICA_CHECK_SECONDS = float(os.environ.get("REPLICA_CHECK_SECONDS", 1))  # per worker and replica
+    DB_APPLICATION_NAME = os.environ.get("DB_APPLICATION_NAME", "users-posts")  # + ":reads", ":replica1"...
 
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
@@ -175,6 +180,10 @@ class Config:
     OPENAPI_REDOC_PATH = "/redoc"
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
+    # GET /metrics answers this bearer token only; unset, there is no /metrics (app/metrics.py).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+    METRICS_ENABLED = os.environ.get("METRICS_ENABLED", "1") not in ("0", "false", "False")
+
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
 
@@ -219,9 +228,24 @@ def check_public_urls(config: dict) -> None:
     if config.get("LOG_FORMAT", "text") not in ("text", "json"):
         raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
     check_cors_origins(config)
+    check_replicas(config)
     hosts = config.get("TRUSTED_HOSTS")
     if isinstance(hosts, str):
         config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+
+
+def check_replicas(config: dict) -> None:
+    """Replicas need Redis, where each client's last write position is kept for read-your-writes
+    across workers and hosts; a comma-separated string is split."""
+    replicas = config.get("DATABASE_REPLICA_URLS") or []
+    if isinstance(replicas, str):
+        replicas = [item.strip() for item in replicas.split(",") if item.strip()]
+    config["DATABASE_REPLICA_URLS"] = replicas
+    if replicas and not config.get("REDIS_URL"):
+        raise ConfigurationError("DATABASE_REPLICA_URLS needs REDIS_URL: each client's last write position "
+                                 "is kept there, so that its own reads see its writes")
+    if float(config.get("REPLICA_MAX_LAG_SECONDS", 5)) <= 0:
+        raise ConfigurationError("REPLICA_MAX_LAG_SECONDS must be a positive number of seconds")
 
 
 def check_cors_origins(config: dict) -> None:
@@ -322,6 +346,10 @@ class ProductionConfig(Config):
         problems = []
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             problem = secret_problem(name, config.get(name) or "")
+            if problem:
+                problems.append(problem)
+        if config.get("METRICS_TOKEN"):
+            problem = secret_problem("METRICS_TOKEN", config["METRICS_TOKEN"])
             if problem:
                 problems.append(problem)
         if config.get("SECRET_KEY") and config.get("SECRET_KEY") == config.get("JWT_SECRET_KEY"):

@@ -41,3 +41,39 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 control_socket_disable = True
 # Room for a URL with every list filter at its longest (percent-encoded); 8190 is gunicorn's maximum.
 limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", 8190))
+
+# Metrics (app/metrics.py): every worker writes its samples to PROMETHEUS_MULTIPROC_DIR and a scrape
+# adds them up. Set before any worker imports prometheus_client; emptied at each start, since files
+# left by an earlier run would be counted again.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="users-posts-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server) -> None:
+    import glob
+
+    for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
+        os.remove(path)
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its live gauges (pool connections) stop counting, and its exit is counted
+    unless the whole server is stopping (gunicorn has closed its listeners by then)."""
+    from prometheus_client import multiprocess
+
+    from app.metrics import WORKER_RESTARTS
+
+    multiprocess.mark_process_dead(worker.pid)
+    if server.LISTENERS:
+        WORKER_RESTARTS.inc()
+
+
+def on_exit(server) -> None:
+    if _own_metrics_dir:
+        import shutil
+
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

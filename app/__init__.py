@@ -23,7 +23,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, mail, requestlog, search
+    from app import database, extensions, mail, metrics, requestlog, search
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
@@ -53,6 +53,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     register_jwt_callbacks(app)
     register_security_headers(app)
     requestlog.init_app(app)
+    metrics.init_app(app)
     _install_proxy_fix(app)
 
     from app.cli import register_commands

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import flask_sqlalchemy.session
-from flask import Flask, current_app
-from sqlalchemy import URL, Connection, Engine, create_engine, event
+from flask import Flask, Response, current_app, g, has_request_context, request, session
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from config import ConfigurationError
 
@@ -112,7 +115,8 @@ def one_transaction(session: Any) -> Any:
 
 class ReadEngine:
     """The engine of single-statement reads, as a Flask extension: created unbound,
-    bound to each app in `init_app`, disposed of with `dispose`.
+    bound to each app in `init_app`, disposed of with `dispose`; with
+    `DATABASE_REPLICA_URLS`, also the router that sends those reads to the replicas.
 
     In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
     pre-ping there is no `SELECT 1`: one round trip per read instead of four
@@ -120,33 +124,66 @@ class ReadEngine:
     """
 
     def init_app(self, app: Flask) -> None:
+        from app import metrics
+
         uri = app.config["SQLALCHEMY_DATABASE_URI"]
         engine = None
+        replicas: list[Replica] = []
         if is_postgresql(uri):
-            options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-            connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"])}
-            engine = create_engine(uri, **{
-                **options,
-                "connect_args": connect_args,
-                "isolation_level": "AUTOCOMMIT",
-                "pool_pre_ping": False,
-                "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
-            })
+            engine = _read_engine(app, uri, "reads")
+            for n, replica_uri in enumerate(app.config.get("DATABASE_REPLICA_URLS") or [], start=1):
+                replica_uri = normalise_url(replica_uri)
+                check_url(replica_uri, "DATABASE_REPLICA_URLS")
+                name = f"replica{n}"
+                replicas.append(Replica(name, _read_engine(app, replica_uri, name, connect_timeout=2)))
+                metrics.watch_pool(replicas[-1].engine, name)
+            metrics.watch_pool(engine, "reads")
+        elif app.config.get("DATABASE_REPLICA_URLS"):
+            raise ConfigurationError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
         app.extensions["read_engine"] = engine
+        app.extensions["read_router"] = ReplicaRouter(app, replicas) if replicas else None
+        if replicas:
+            app.after_request(_remember_write_position)
 
     @property
     def engine(self) -> Engine:
         return current_app.extensions["read_engine"] or current_app.extensions["sqlalchemy"].engine
 
     def run(self, work: Callable[[Connection], T]) -> T:
+        """Run a read on a replica when one may serve it, else on the primary.
+
+        A replica that fails is skipped (log line, retried later) and the read runs
+        on the next one or the primary: the client sees no error. `work` must only read.
+        """
+        router = current_app.extensions.get("read_router")
+        if router is None:
+            return self._run_on(self.engine, work)
+        from app.metrics import READS
+
+        choice = router.choose()
+        for replica in choice.replicas:
+            try:
+                with replica.engine.connect() as connection:
+                    result = work(connection)
+            except DBAPIError as error:
+                if not (error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))):
+                    raise  # a mistake in the statement: the primary would refuse it too
+                replica.failed(error)
+                continue
+            READS.labels(replica.name, choice.reason).inc()
+            return result
+        READS.labels("primary", choice.primary_reason).inc()
+        return self._run_on(self.engine, work)
+
+    @staticmethod
+    def _run_on(engine: Engine, work: Callable[[Connection], T]) -> T:
         """Run a read on a pooled connection, once more if that connection turns out to
         be dead (PostgreSQL restarted since it was last used).
 
         The first failure invalidates the pool, so the retry connects afresh; if the
         server is still down, that raises the usual OperationalError (a 503). Retrying
-        is safe because a read changes nothing. `work` must only read.
+        is safe because a read changes nothing.
         """
-        engine = self.engine
         try:
             with engine.connect() as connection:
                 return work(connection)
@@ -158,12 +195,205 @@ class ReadEngine:
             return work(connection)
 
 
+def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = None) -> Engine:
+    """An autocommit pool for single-statement reads, with the read timeout; its connections
+    carry `application_name` so that `pg_stat_activity` tells the pools apart. A replica's
+    connect timeout is libpq's shortest (2 s): an unreachable one stalls a read no longer."""
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"]),
+                    "application_name": f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"}
+    if connect_timeout is not None:
+        connect_args["connect_timeout"] = min(connect_timeout, connect_args.get("connect_timeout", 2))
+    return create_engine(uri, **{
+        **options,
+        "connect_args": connect_args,
+        "isolation_level": "AUTOCOMMIT",
+        "pool_pre_ping": False,
+        "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
+    })
+
+
+# ---- replicas ---------------------------------------------------------------------------------
+# Read-your-writes: after a client's successful write (or sign-in), the primary's WAL position
+# (`pg_current_wal_lsn()`) is kept in Redis under the client's user id, for an hour. A read by
+# that client goes to a replica only if the replica had replayed at least that far at its
+# last check (`pg_last_wal_replay_lsn()`, checked by each worker every REPLICA_CHECK_SECONDS);
+# otherwise to the primary. Anonymous reads go to any replica less than REPLICA_MAX_LAG_SECONDS
+# behind. Requests that write read on the primary throughout.
+
+_REPLICA_STATUS = text("""
+    SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END,
+           CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END
+               - '0/0'::pg_lsn
+""")
+_PRIMARY_POSITION = text("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+# Keep the larger of the stored and the new position (two writes of one client may finish in any order).
+_KEEP_MAX = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+else redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+"""
+POSITION_SECONDS = 3600  # a replica more than an hour behind is skipped by the lag bound anyway
+
+
+class Replica:
+    """One hot standby as this worker last saw it: its lag, how far it has replayed, whether it answers."""
+
+    def __init__(self, name: str, engine: Engine) -> None:
+        self.name, self.engine = name, engine
+        self.checked_at = -math.inf
+        self.lag: float | None = None  # None: did not answer at its last check
+        self.replayed = 0
+        self.problem: str | None = None
+
+    def refresh(self, now: float, max_lag: float) -> None:
+        """Ask the standby how far behind it is; log when it starts or stops being skipped."""
+        from app.metrics import REPLICA_LAG
+
+        self.checked_at = now
+        try:
+            with self.engine.connect() as connection:
+                lag, replayed = connection.execute(_REPLICA_STATUS).one()
+        except DBAPIError as error:
+            self.failed(error)
+            REPLICA_LAG.labels(self.name).set(-1)
+            return
+        self.lag = math.inf if lag is None else float(lag)  # nothing replayed yet since it started
+        self.replayed = int(replayed or 0)
+        REPLICA_LAG.labels(self.name).set(self.lag)
+        problem = f"lag {self.lag:.1f} s > {max_lag:g} s" if self.lag > max_lag else None
+        if problem and self.problem is None:
+            log.warning("replica %s skipped: %s; anonymous reads go elsewhere until it catches up", self.name,
+                        problem)
+        elif problem is None and self.problem is not None:
+            log.info("replica %s serves reads again (lag %.1f s)", self.name, self.lag)
+        self.problem = problem
+
+    def failed(self, error: DBAPIError) -> None:
+        """Skip this replica until its next check; one log line per outage."""
+        self.lag = None
+        self.checked_at = time.monotonic()
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        if self.problem is None:
+            log.warning("replica %s skipped: %s; its reads go elsewhere until it answers", self.name, reason)
+        self.problem = reason
+        with contextlib.suppress(Exception):
+            self.engine.dispose()
+
+
+@dataclass
+class Choice:
+    replicas: list[Replica]
+    reason: str  # why a replica (any: "lag_ok"; a writer's: "caught_up")
+    primary_reason: str  # why the primary, if no replica serves
+
+
+class ReplicaRouter:
+    """Picks the server of each read of posts: a standby that is recent enough for this client,
+    else the primary. Write positions live in Redis (`<RATELIMIT_KEY_PREFIX>:wal-position:<user id>`)
+    so that every worker and host honours them."""
+
+    def __init__(self, app: Flask, replicas: list[Replica]) -> None:
+        import redis
+
+        self.replicas = replicas
+        self.max_lag = float(app.config["REPLICA_MAX_LAG_SECONDS"])
+        self.check_every = float(app.config.get("REPLICA_CHECK_SECONDS", 1.0))
+        self.redis = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=0.5)
+        self.keep_max = self.redis.register_script(_KEEP_MAX)
+        self.key_prefix = f"{app.config.get('RATELIMIT_KEY_PREFIX', 'users-posts')}:wal-position:"
+        self._turn = 0
+
+    def choose(self) -> Choice:
+        if has_request_context() and request.method not in ("GET", "HEAD"):
+            return Choice([], "", "write_request")
+        client = reader_id()
+        needed = 0
+        if client is not None:
+            needed = self.position_of(client)
+            if needed is None:
+                return Choice([], "", "position_unknown")
+        now = time.monotonic()
+        self._turn = (self._turn + 1) % len(self.replicas)
+        order = self.replicas[self._turn:] + self.replicas[:self._turn]
+        usable, behind_client = [], False
+        for replica in order:
+            if now - replica.checked_at >= self.check_every:
+                replica.refresh(now, self.max_lag)
+            if replica.lag is None or replica.lag > self.max_lag:
+                continue
+            if replica.replayed < needed:
+                behind_client = True
+                continue
+            usable.append(replica)
+        if usable:
+            return Choice(usable, "caught_up" if needed else "lag_ok", "failover")
+        if behind_client:
+            return Choice([], "", "own_write")
+        lagging = any(replica.lag is not None for replica in self.replicas)
+        return Choice([], "", "lagging" if lagging else "unavailable")
+
+    def position_of(self, client: int) -> int | None:
+        """The WAL position the client's reads must see (0: none kept); None when Redis does not answer."""
+        try:
+            value = self.redis.get(self.key_prefix + str(client))
+        except Exception as error:  # any Redis failure: the primary is always up to date
+            log.warning("Redis did not answer for a read-your-writes position (%s); reading on the primary",
+                        error)
+            return None
+        return int(value or 0)
+
+    def remember(self, client: int) -> None:
+        engine = current_app.extensions["read_engine"]
+        try:
+            with engine.connect() as connection:
+                position = int(connection.scalar(_PRIMARY_POSITION))
+            self.keep_max(keys=[self.key_prefix + str(client)], args=[position, POSITION_SECONDS])
+        except Exception as error:  # the write succeeded; its client may read a lagging replica meanwhile
+            log.warning("could not keep client %s's write position for read-your-writes: %s", client, error)
+
+
+def reader_id() -> int | None:
+    """The signed-in user a request reads for (bearer token, admin session or a login being answered)."""
+    if not has_request_context():
+        return None
+    if "reader_id" in g:
+        return g.reader_id
+    from app.ratelimit import write_limit_key
+
+    key = write_limit_key()
+    found: Any = key.removeprefix("user:") if key.startswith("user:") else session.get("admin_user_id")
+    g.reader_id = int(found) if isinstance(found, (int, str)) and str(found).isdigit() else None
+    return g.reader_id
+
+
+def note_reader(user_id: int) -> None:
+    """This request signs `user_id` in: its reads from now on must see the primary as it is now."""
+    if has_request_context():
+        g.reader_id = user_id
+        g.reader_signed_in = True
+
+
+def _remember_write_position(response: Response) -> Response:
+    """After a successful write, or a sign-in, keep the primary's position for the client's next reads."""
+    wrote = request.method not in ("GET", "HEAD", "OPTIONS") and response.status_code < 400
+    if wrote or g.get("reader_signed_in"):
+        client = reader_id()
+        router = current_app.extensions.get("read_router")
+        if client is not None and router is not None:
+            router.remember(client)
+    return response
+
+
 def engines(app: Flask) -> list[Engine]:
     """Every engine of the app: the main one, and the read engine where there is one."""
     with app.app_context():
         main = list(current_app.extensions["sqlalchemy"].engines.values())
     read = app.extensions.get("read_engine")
-    return [*main, *([read] if read is not None else [])]
+    router = app.extensions.get("read_router")
+    replicas = [replica.engine for replica in router.replicas] if router is not None else []
+    return [*main, *([read] if read is not None else []), *replicas]
 
 
 def check_url(uri: str, variable: str = "DATABASE_URL") -> URL:

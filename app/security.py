@@ -5,9 +5,12 @@ from __future__ import annotations
 import bcrypt
 from flask import Flask, Response, current_app, request
 
+from app.metrics import BCRYPT
+
 
 def hash_password(password: str) -> str:
     rounds = current_app.config["BCRYPT_ROUNDS"]
+    BCRYPT.labels("hash").inc()
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=rounds)).decode()
 
 
@@ -21,6 +24,7 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     if password_hash is None or len(candidate) > 72:
         spend_password_check()
         return False
+    BCRYPT.labels("check").inc()
     try:
         return bcrypt.checkpw(candidate, password_hash.encode())
     except ValueError:
@@ -37,6 +41,7 @@ def needs_rehash(password_hash: str) -> bool:
 
 def spend_password_check() -> None:
     """Cost one bcrypt check at the configured work factor, for timing parity."""
+    BCRYPT.labels("check").inc()
     bcrypt.checkpw(b"x", _dummy_hash())
 
 

@@ -543,6 +543,7 @@ def render(
     *,
     results: list[Result],
     floor: Result,
+    unmetered: Result,
     counts: dict[str, Count],
     plans: list[Plan],
     page_size_counts: list[Count],
@@ -562,7 +563,8 @@ def render(
     list_counts = [counts[k].statements for k in ("first", "deep", "user_posts")]
     headline = first.rps / floor.rps if floor.rps else 0.0
     deep_ratio = deep.p50_ms / first.p50_ms if first.p50_ms else 0.0
-    all_errors = sum(r.errors for r in [*results, floor, login]) + log_errors
+    all_errors = sum(r.errors for r in [*results, floor, unmetered, login]) + log_errors
+    metrics_cost = 1 - first.rps / unmetered.rps if unmetered.rps else 0.0
     lines = [
         "# Benchmark results",
         "",
@@ -583,6 +585,9 @@ def render(
         f"- **SQL statements per request, list endpoints: {max(list_counts):g}** at most "
         f"(first page {counts['first'].statements:g}, deep page {counts['deep'].statements:g}, "
         f"author page {counts['user_posts'].statements:g}); target ≤ 2: {mark(max(list_counts) <= 2)}.",
+        f"- **Cost of the metrics, first page: {metrics_cost:.1%} of throughput** ({first.rps:.0f} req/s "
+        f"with them, {unmetered.rps:.0f} with `METRICS_ENABLED=0`, alternated runs); target < 5%: "
+        f"{mark(metrics_cost < 0.05)}.",
         f"- **Errors: {all_errors}** (wrk non-2xx + socket errors over every run, plus tracebacks and "
         f"worker timeouts in the gunicorn logs); target 0: {mark(all_errors == 0)}.",
         f"- **Worker RSS after the run: max {max(rss, default=0):.0f} MB** "
@@ -754,6 +759,8 @@ def main() -> None:
         servers.append(app)
         floor = start_gunicorn("floor", "bench.floor:app", env, "/api/posts?limit=1")
         servers.append(floor)
+        unmetered = start_gunicorn("unmetered", "wsgi:app", {**env, "METRICS_ENABLED": "0"}, "/health")
+        servers.append(unmetered)
         facts["floor_check"] = check_floor_matches(app, floor)
         log(f"floor check: {facts['floor_check']}")
         deep_path = f"/api/posts?limit={PAGE}&cursor={data.deep_cursor}"
@@ -820,10 +827,12 @@ def main() -> None:
         first_label = "GET /api/posts?limit=20 (first page)"
         floor_label = "floor: psycopg2 + stdlib, same SQL and JSON"
         deep_label = f"GET /api/posts?limit=20&cursor=… ({data.deep_pages:,} pages deep)"
+        unmetered_label = "first page, metrics off (METRICS_ENABLED=0)"
         runs = {
             first_label: (app, f"/api/posts?limit={PAGE}"),
             floor_label: (floor, f"/api/posts?limit={PAGE}"),
             deep_label: (app, deep_path),
+            unmetered_label: (unmetered, f"/api/posts?limit={PAGE}"),
         }
         if options.baseline:
             before = start_gunicorn("baseline", "wsgi:app", env, "/health",
@@ -832,6 +841,7 @@ def main() -> None:
             runs[f"{first_label} at {options.baseline}"] = (before, f"/api/posts?limit={PAGE}")
         trio = alternated(runs, mode, c)
         first, floor_result, deep = trio[first_label], trio[floor_label], trio[deep_label]
+        stop(unmetered)
         baseline = ((options.baseline, trio[f"{first_label} at {options.baseline}"], first)
                     if options.baseline else None)
         conditional_pairs = conditional.measure_pairs(measure, app, f"/api/posts?limit={PAGE}", mode, c)
@@ -917,6 +927,7 @@ def main() -> None:
         search_section=search_section + feed_section,
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
+        unmetered=trio[unmetered_label],
         counts=counts,
         plans=plans,
         page_size_counts=page_size_counts,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, session
 
+from app.database import note_reader
 from app.extensions import db
 from app.models import SessionKind, User
 from app.services import sessions
@@ -33,6 +34,7 @@ def sign_in(user: User) -> None:
     session.clear()
     session[SESSION_KEY] = row.id
     session.permanent = True
+    note_reader(user.id)
 
 
 def sign_out() -> None:

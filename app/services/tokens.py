@@ -17,6 +17,7 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 from sqlalchemy import update
 
+from app.database import note_reader
 from app.errors import AuthenticationFailed, ValidationFailed
 from app.extensions import db
 from app.models import AuthSession, SessionKind, User
@@ -33,6 +34,7 @@ def _refresh_lifetime():
 
 def _pair(user: User, session_id: str, refresh_jti: str) -> dict[str, Any]:
     identity = str(user.id)
+    note_reader(user.id)  # with replicas, this session's reads start where the primary is now
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {
         "access_token": create_access_token(identity=identity, additional_claims={SESSION_CLAIM: session_id}),
