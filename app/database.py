@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import flask_sqlalchemy.session
-from flask import Flask, Response, current_app, g, has_request_context, request, session
+from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
@@ -363,9 +363,16 @@ def reader_id() -> int | None:
     from app.ratelimit import write_limit_key
 
     key = write_limit_key()
-    found: Any = key.removeprefix("user:") if key.startswith("user:") else session.get("admin_user_id")
-    g.reader_id = int(found) if isinstance(found, (int, str)) and str(found).isdigit() else None
+    found = key.removeprefix("user:") if key.startswith("user:") else None
+    g.reader_id = int(found) if found is not None and found.isdigit() else None
     return g.reader_id
+
+
+def read_for(user_id: int) -> None:
+    """The signed-in user this request reads for, where the request knows it otherwise than by
+    a bearer token (the admin pages' session)."""
+    if has_request_context():
+        g.reader_id = user_id
 
 
 def note_reader(user_id: int) -> None:

@@ -17,6 +17,7 @@ from app.admin import bp
 from app.admin.chart import bar_chart
 from app.admin.forms import ActionForm, ActiveForm, LoginForm, PostFilterForm, RoleForm, UserFilterForm
 from app.admin.session import SESSION_KEY, safe_next, sign_in, sign_out, signed_in_admin
+from app.database import read_for
 from app.errors import AuthenticationFailed, DomainError, ValidationFailed
 from app.extensions import limiter
 from app.models import MAX_ID, Role, User, is_possible_id
@@ -41,6 +42,8 @@ def require_admin() -> Response | None:
         return None
     had_session = SESSION_KEY in session
     g.admin = signed_in_admin()
+    if g.admin is not None:
+        read_for(g.admin.id)  # with replicas, the admin's reads see what they wrote
     g.admin_name = g.admin.name if g.admin else None  # a plain string: error pages must not query
     if g.admin is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if had_session:
