@@ -15,7 +15,7 @@ from app.api import (
     search_limited,
 )
 from app.api.posts import dump_posts
-from app.auth import admin_required
+from app.auth import admin_required, jwt_required_reading_user, read_with_token
 from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
@@ -87,7 +87,7 @@ def me():
 
 
 @blp.route("/<int:user_id>", methods=["GET"])
-@jwt_required()
+@jwt_required_reading_user()
 @blp.doc(responses={"200": any_of_response(
     "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
 @blp.problems(401, 404, 429)
@@ -95,7 +95,7 @@ def me():
 def get_user(user_id: int):
     """One user: the whole account for the user themself and admins, `id`, `name` and
     `created_at` for everyone else."""
-    return json_response(dump_user(users.get_user(user_id), current_user))
+    return json_response(dump_user(users.get_user(user_id, read=read_with_token()), current_user))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])

@@ -107,8 +107,11 @@ def ensure_exists(user_id: int) -> None:
         raise NotFound("User not found.")
 
 
-def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if is_possible_id(user_id) else None
+def get_user(user_id: int, *, read: Mapping[int, User] | None = None) -> User:
+    """The user to show or change. `read`: the users a statement of this request already read
+    for this id (the one that resolved the caller's token); absent from it means unknown."""
+    known = read if read is not None else {}
+    user = known.get(user_id) if read is not None or not is_possible_id(user_id) else db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found.")
     return user
