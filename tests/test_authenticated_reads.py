@@ -154,3 +154,15 @@ def test_authenticated_requests_are_503_problem_json_while_the_server_is_down():
         response = client.get(path, headers={"Authorization": f"Bearer {token}"})
         assert_problem(response, 503)
         assert response.headers["Retry-After"] == "5"
+
+
+def test_the_user_list_is_read_on_the_read_path_beside_the_token(
+        client, user, make_user, sql_statements, off_the_read_path):
+    """Two statements, both on the read pool: the token's, and the page of users."""
+    make_user()
+    sql_statements.clear()
+    off_the_read_path.clear()
+    response = client.get("/api/users", headers=user.headers)
+    assert response.status_code == 200 and len(response.get_json()) == 2
+    assert len(sql_statements) == 2, sql_statements
+    assert off_the_read_path == []

@@ -12,11 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, and_, bindparam, delete, or_, select, update
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 
 from app.extensions import db, reads
-from app.models import AuthSession, SessionKind, User
+from app.models import AuthSession, SessionKind, User, detached_user
 
 
 class EndReason:
@@ -68,7 +67,6 @@ _SESSION_USER = (
     .join_from(User.__table__, AuthSession.__table__, _sessions.user_id == _users.id)
     .where(_sessions.id == bindparam("session_id"))
 )
-_USER_COLUMNS = tuple(column.key for column in _users)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +78,6 @@ class Resolution:
     user: User | None
     alive: bool
     users: dict[int, User]
-
-
-def _detached(row: Row) -> User:
-    """A `User` as if loaded and then detached: its attributes read, no session holds it.
-    A write that needs it in its transaction attaches it without a query
-    (`db.session.merge(user, load=False)`); most writes need only its id and role."""
-    user = User(**{key: row[i] for i, key in enumerate(_USER_COLUMNS)})
-    make_transient_to_detached(user)
-    return user
 
 
 def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: int | None = None) -> Resolution:
@@ -104,7 +93,7 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
         statement = _TOKEN_USERS
         parameters.update(user_id=user_id, other_id=user_id if also is None else also)
     rows = reads.run(lambda connection: connection.execute(statement, parameters).all())
-    found = {row.id: (_detached(row), bool(row.alive)) for row in rows}
+    found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
     owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
     user, alive = found.get(owner_id, (None, False))
     return Resolution(user, alive, {key: each for key, (each, _) in found.items()})
