@@ -16,6 +16,7 @@ from flask_jwt_extended import current_user, jwt_required
 from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
+from app.models import User, is_possible_id
 from app.services import tokens
 from app.services.tokens import Claims
 
@@ -38,9 +39,9 @@ def register_jwt_callbacks(app: Flask) -> None:
     def is_revoked(_header: Claims, claims: Claims) -> bool:
         if not _well_formed(claims):
             return False  # the library checks revocation first; `has_required_claims` refuses it next
-        user, ended = tokens.load_token_user(claims)
-        g.token_user = user
-        return ended
+        found = tokens.resolve(claims, also=g.pop("also_read_user", None))
+        g.token_user, g.token_users = found.user, found.users
+        return not found.alive
 
     @jwt.user_lookup_loader
     def load_user(_header: Claims, claims: Claims):
@@ -98,6 +99,28 @@ def _well_formed(claims: Claims) -> bool:
         and sid.isascii()
         and sid.isalnum()
     )
+
+
+def jwt_required_reading_user(arg: str = "user_id") -> Callable[[Callable], Callable]:
+    """`jwt_required()` for a view of one user (its URL's `arg`): the statement that resolves
+    the token reads that user too, and `read_with_token` hands it over. One round trip in all."""
+
+    def decorate(view: Callable) -> Callable:
+        guarded = jwt_required()(view)
+
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            g.also_read_user = kwargs[arg] if is_possible_id(kwargs[arg]) else None
+            return guarded(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def read_with_token() -> dict[int, User]:
+    """The users the token's statement read (see `jwt_required_reading_user`), by id."""
+    return g.get("token_users", {})
 
 
 def admin_required(view: Callable) -> Callable:

@@ -26,7 +26,8 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
 
 from app.extensions import db
 
@@ -118,6 +119,19 @@ class User(db.Model):
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.email}>"
+
+
+USER_COLUMNS = tuple(column.key for column in User.__table__.c)
+
+
+def detached_user(row: Row) -> User:
+    """A `User` from a row of the read path (its columns first, in table order), as if loaded
+    and then detached: every attribute read, no session holds it. Reads need nothing more;
+    a write that needs it in its transaction attaches it without a query
+    (`db.session.merge(user, load=False)`), though most need only its id and role."""
+    user = User(**{key: row[i] for i, key in enumerate(USER_COLUMNS)})
+    make_transient_to_detached(user)
+    return user
 
 
 class Post(db.Model):

@@ -36,7 +36,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "lua"
 sys.path.insert(0, str(ROOT))
 
-from bench import conditional, feed, search  # noqa: E402
+from bench import authenticated, conditional, feed, search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
 
 PAGE = 20
@@ -630,7 +630,8 @@ def render(
         "Statement counts exclude the pool's pre-ping, the `SELECT 1` SQLAlchemy's `pool_pre_ping` sends when "
         "a request checks a connection out of the main pool (writes, sign-in); the reads' own pool "
         "(app/database.py) is in autocommit and sends none, so a read is one round trip "
-        f"({', '.join(f'{k}: {c.pings:g}' for k, c in counts.items())} pings per request). "
+        f"({', '.join(f'{k}: {c.pings:g}' for k, c in counts.items())} pings per request; an authenticated "
+        "request resolves its token on the read pool too). "
         "The floor keeps one connection per worker and sends no ping.",
         "",
         "Statements per request whatever the page size (first page): "
@@ -796,6 +797,7 @@ def main() -> None:
             ),
         ]
         probes += [Probe(f"search:{q}", "GET", search.search_path(q), explain=True) for _, q in search.SEARCHES]
+        probes += authenticated.probes(data.max_user)
         count_list, plans = count_statements(probes, token)
         counts = {c.label: c for c in count_list}
         size_probes = [Probe(str(n), "GET", f"/api/posts?limit={n}", runs=2) for n in (1, 20, 100)]
@@ -892,6 +894,9 @@ def main() -> None:
                             args=(cookie,))
         admin_search = measure("GET /admin/posts?q=kestrel", app, "/admin/posts?q=kestrel", mode, c,
                                script="with_cookie.lua", args=(cookie,))
+        log("authenticated rows: me beside its floor, another user, the list")
+        auth_rows = authenticated.measure(app, floor, token, (data.min_user, data.max_user), mode.rounds,
+                                          mode.duration, mode.warmup, c, wrk, summarise)
         workers = len(app.workers())
         login = measure(
             "POST /api/auth/login (bcrypt cost 12)",
@@ -924,7 +929,7 @@ def main() -> None:
     feed_section += [f"Deep feed page: {facts['feed_deep_check']}.", ""]
     report = render(
         mode,
-        search_section=search_section + feed_section,
+        search_section=[*authenticated.render(auth_rows, counts, post, mark), *search_section, *feed_section],
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
         unmetered=trio[unmetered_label],

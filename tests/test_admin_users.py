@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import event, func, select
 
+from app import database
 from app.errors import Conflict
 from app.extensions import db
 from app.models import Post, Role, User
@@ -153,13 +154,14 @@ def _statements(app):
     def record(_conn, _cursor, statement, parameters, *_args):
         seen.append((statement, parameters))
 
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = database.engines(app)  # the main engine and, on PostgreSQL, the read engine
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 def test_user_pages_use_keyset_queries_not_offsets(app, admin_client, monkeypatch):

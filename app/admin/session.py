@@ -56,8 +56,9 @@ def signed_in_admin() -> User | None:
     if SESSION_KEY not in session:
         return None
     session_id = _session_id()
-    user, alive = sessions.resolve(session_id, None, SessionKind.ADMIN) if session_id else (None, False)
-    if user is None or not alive or not user.is_active or not user.is_admin:
+    found = sessions.resolve(session_id, None, SessionKind.ADMIN) if session_id else None
+    user = found.user if found is not None else None
+    if user is None or not found.alive or not user.is_active or not user.is_admin:
         session.clear()
         return None
     return user

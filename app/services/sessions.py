@@ -2,19 +2,20 @@
 
 A session is alive while its row has no `ended_at` and its `expires_at` lies ahead.
 Resolving a token or an admin cookie is one SELECT joining the user and the
-session; ending sessions is one UPDATE. Both live in the database, so every worker
-and host agrees at the next request.
+session, on the read path (autocommit, one round trip); ending sessions is one
+UPDATE. Both live in the database, so every worker and host agrees at the next request.
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 
-from app.extensions import db
-from app.models import AuthSession, SessionKind, User
+from app.extensions import db, reads
+from app.models import AuthSession, SessionKind, User, detached_user
 
 
 class EndReason:
@@ -43,27 +44,59 @@ def start(user: User, kind: SessionKind, lifetime: timedelta, *, refresh_jti: st
     return session
 
 
-def _alive(kind: SessionKind, at: datetime):
-    return and_(AuthSession.kind == kind.value, AuthSession.ended_at.is_(None), AuthSession.expires_at > at)
+# ---- resolving a token or an admin cookie: one statement on the read path ----------------
+# Built once with bound parameters and run on the read engine's autocommit connection
+# (`reads.run`): no pre-ping, no BEGIN, no ROLLBACK; one round trip per authenticated request.
+
+_users, _sessions = User.__table__.c, AuthSession.__table__.c
+_ALIVE = and_(
+    _sessions.kind == bindparam("kind"), _sessions.ended_at.is_(None),
+    _sessions.expires_at > bindparam("at", type_=_sessions.expires_at.type),
+).label("alive")
+# A token names its user and its session: that user (and one more a read asks for, such as
+# the profile it shows), each with whether the session is theirs and alive.
+_TOKEN_USERS = (
+    select(*_users, _ALIVE)
+    .select_from(User.__table__.outerjoin(
+        AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id)))
+    .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")]))
+)
+# An admin cookie names only its session.
+_SESSION_USER = (
+    select(*_users, _ALIVE)
+    .join_from(User.__table__, AuthSession.__table__, _sessions.user_id == _users.id)
+    .where(_sessions.id == bindparam("session_id"))
+)
 
 
-def resolve(session_id: str, user_id: int | None, kind: SessionKind) -> tuple[User | None, bool]:
-    """The session's user and whether the session is alive, in one statement.
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Who a token or cookie speaks for: the session's user (possibly inactive: deactivation
+    ends sessions, but the caller still says so), whether the session is alive, and every
+    user the statement read, by id."""
 
-    `(None, False)` when there is no such session (or it belongs to someone else).
-    The user may be inactive: deactivation ends sessions, but the caller still says so.
+    user: User | None
+    alive: bool
+    users: dict[int, User]
+
+
+def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: int | None = None) -> Resolution:
+    """The session's user and whether the session is alive, in one statement on the read path.
+
+    With `user_id` (a token's subject), the user must own the session; `also` names one more
+    user to read in the same statement. No such session (or someone else's): `alive` is False.
     """
-    stmt = (
-        select(User, _alive(kind, now()).label("alive"))
-        .join(AuthSession, AuthSession.user_id == User.id)
-        .where(AuthSession.id == session_id)
-    )
-    if user_id is not None:
-        stmt = stmt.where(User.id == user_id)
-    row = db.session.execute(stmt).first()
-    if row is None:
-        return None, False
-    return row[0], bool(row[1])
+    parameters = {"session_id": session_id, "kind": kind.value, "at": now()}
+    if user_id is None:
+        statement = _SESSION_USER
+    else:
+        statement = _TOKEN_USERS
+        parameters.update(user_id=user_id, other_id=user_id if also is None else also)
+    rows = reads.run(lambda connection: connection.execute(statement, parameters).all())
+    found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
+    owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
+    user, alive = found.get(owner_id, (None, False))
+    return Resolution(user, alive, {key: each for key, (each, _) in found.items()})
 
 
 def end(session_ids: list[str], reason: str, *, user_id: int | None = None) -> int:

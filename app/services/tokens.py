@@ -55,10 +55,9 @@ def start_session(user: User, *, commit: bool = True) -> dict[str, Any]:
     return _pair(user, session.id, refresh_jti)
 
 
-def load_token_user(claims: Claims) -> tuple[User | None, bool]:
-    """The token's user and whether its session has ended, in one query."""
-    user, alive = sessions.resolve(claims[SESSION_CLAIM], int(claims["sub"]), SessionKind.API)
-    return user, not alive
+def resolve(claims: Claims, *, also: int | None = None) -> sessions.Resolution:
+    """The token's user and whether its session is alive (and the user `also`), in one statement."""
+    return sessions.resolve(claims[SESSION_CLAIM], int(claims["sub"]), SessionKind.API, also=also)
 
 
 def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:

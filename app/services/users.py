@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, or_, select
 from app.emails import normalise_email
 from app.errors import AuthenticationFailed, Conflict, MailUnavailable, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db, reads
-from app.models import Role, User, is_possible_id
+from app.models import Role, User, detached_user, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, needs_rehash, verify_password
 from app.services import Precondition, accounts, commit, flush, no_precondition, sessions, throttle
@@ -83,8 +83,11 @@ def ensure_exists(user_id: int) -> None:
         raise NotFound("User not found.")
 
 
-def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id) if is_possible_id(user_id) else None
+def get_user(user_id: int, *, read: Mapping[int, User] | None = None) -> User:
+    """The user to show or change. `read`: the users a statement of this request already read
+    for this id (the one that resolved the caller's token); absent from it means unknown."""
+    known = read if read is not None else {}
+    user = known.get(user_id) if read is not None or not is_possible_id(user_id) else db.session.get(User, user_id)
     if user is None:
         raise NotFound("User not found.")
     return user
@@ -92,8 +95,9 @@ def get_user(user_id: int) -> User:
 
 def list_users(page: PageRequest, *, search: str | None = None, role: Role | None = None,
                is_active: bool | None = None) -> Page[User]:
-    """Users by id, keyset-paginated; the filters serve the admin pages."""
-    stmt = select(User).order_by(User.id).limit(page.limit + 1)
+    """Users by id, keyset-paginated; the filters serve the admin pages. Read on the read path
+    (one round trip, no transaction), as detached `User`s."""
+    stmt = select(*User.__table__.c).order_by(User.id).limit(page.limit + 1)
     if search:
         stmt = stmt.where(or_(User.email.icontains(search, autoescape=True),
                               User.name.icontains(search, autoescape=True)))
@@ -105,7 +109,8 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
         stmt = stmt.where(User.id > page.after[0])
     elif page.skip:
         stmt = stmt.offset(page.skip)
-    return page_of(list(db.session.scalars(stmt)), page.limit, lambda user: (user.id,))
+    rows = reads.run(lambda connection: connection.execute(stmt).all())
+    return page_of([detached_user(row) for row in rows], page.limit, lambda user: (user.id,))
 
 
 def require_verified(actor: User) -> None:
