@@ -16,7 +16,6 @@ from flask_jwt_extended import current_user, jwt_required
 from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
-from app.models import User, is_possible_id
 from app.services import tokens
 from app.services.tokens import Claims
 
@@ -99,28 +98,6 @@ def _well_formed(claims: Claims) -> bool:
         and sid.isascii()
         and sid.isalnum()
     )
-
-
-def jwt_required_reading_user(arg: str = "user_id") -> Callable[[Callable], Callable]:
-    """`jwt_required()` for a view of one user (its URL's `arg`): the statement that resolves
-    the token reads that user too, and `read_with_token` hands it over. One round trip in all."""
-
-    def decorate(view: Callable) -> Callable:
-        guarded = jwt_required()(view)
-
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any):
-            g.also_read_user = kwargs[arg] if is_possible_id(kwargs[arg]) else None
-            return guarded(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def read_with_token() -> dict[int, User]:
-    """The users the token's statement read (see `jwt_required_reading_user`), by id."""
-    return g.get("token_users", {})
 
 
 def admin_required(view: Callable) -> Callable:

@@ -21,7 +21,7 @@ from app.api import (
 from app.api.conditional import current_tag_on_failure, entity_tag, if_match, revalidated
 from app.api.idempotency import idempotent
 from app.api.posts import dump_posts
-from app.auth import admin_required, jwt_required_reading_user
+from app.auth import admin_required
 from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
@@ -120,7 +120,7 @@ def me():
 
 
 @blp.route("/<int:user_id>", methods=["GET"])
-@jwt_required_reading_user()
+@jwt_required()
 @blp.doc(responses={"200": any_of_response(
     "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC,
     headers=CACHE_HEADERS)})
