@@ -104,8 +104,8 @@ def test_next_links_walk_every_post_once(app, admin_client, user, monkeypatch):
     assert seen == ids[::-1]
 
 
-def test_broken_page_link_is_a_readable_400(admin_client):
-    assert "page link is invalid" in assert_admin_html(admin_client.get("/admin/posts?cursor=WzFd"), 400)
+def test_broken_page_link_is_a_readable_422(admin_client):
+    assert "page link is invalid" in assert_admin_html(admin_client.get("/admin/posts?cursor=WzFd"), 422)
 
 
 def test_post_detail_shows_the_full_post(app, admin_client, user):

@@ -142,8 +142,8 @@ def test_pages_stay_correct_while_users_are_added(app, admin_client, monkeypatch
     assert _ids_in(first) + _ids_in(second) + _ids_in(third) == first_ids + later_ids
 
 
-def test_a_broken_page_link_is_a_readable_400(admin_client):
-    body = assert_admin_html(admin_client.get("/admin/users?cursor=not-a-cursor"), 400)
+def test_a_broken_page_link_is_a_readable_422(admin_client):
+    body = assert_admin_html(admin_client.get("/admin/users?cursor=not-a-cursor"), 422)
     assert "page link is invalid" in body
 
 

@@ -332,7 +332,7 @@ def _page_request(cursor: str | None, kinds: Sequence[type]) -> PageRequest:
     try:
         return PageRequest(limit=limit, after=decode_cursor(cursor, kinds))
     except ValidationFailed:
-        abort(400, BAD_CURSOR)
+        abort(422, BAD_CURSOR)  # as the API answers a bad cursor
 
 
 def _next_url(endpoint: str, filters: dict[str, str | None], next_key: SortKey | None) -> str | None:
