@@ -175,6 +175,12 @@ class ReadEngine:
         READS.labels("primary", choice.primary_reason).inc()
         return self._run_on(self.engine, work)
 
+    def run_on_primary(self, work: Callable[[Connection], T]) -> T:
+        """A read that must see the primary as it is now, replicas or not: who is signed in
+        (a session ended a moment ago is refused at the very next request, whatever a
+        standby has replayed). Still one round trip on the autocommit pool."""
+        return self._run_on(self.engine, work)
+
     @staticmethod
     def _run_on(engine: Engine, work: Callable[[Connection], T]) -> T:
         """Run a read on a pooled connection, once more if that connection turns out to

@@ -46,7 +46,8 @@ def start(user: User, kind: SessionKind, lifetime: timedelta, *, refresh_jti: st
 
 # ---- resolving a token or an admin cookie: one statement on the read path ----------------
 # Built once with bound parameters and run on the read engine's autocommit connection
-# (`reads.run`): no pre-ping, no BEGIN, no ROLLBACK; one round trip per authenticated request.
+# (`reads.run_on_primary`, never a standby that may lag behind an ended session): no pre-ping,
+# no BEGIN, no ROLLBACK; one round trip per authenticated request.
 
 _users, _sessions = User.__table__.c, AuthSession.__table__.c
 _ALIVE = and_(
@@ -92,7 +93,7 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
     else:
         statement = _TOKEN_USERS
         parameters.update(user_id=user_id, other_id=user_id if also is None else also)
-    rows = reads.run(lambda connection: connection.execute(statement, parameters).all())
+    rows = reads.run_on_primary(lambda connection: connection.execute(statement, parameters).all())
     found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
     owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
     user, alive = found.get(owner_id, (None, False))
