@@ -1,8 +1,10 @@
 """Fault 3: 50 concurrent registrations of one email, 50 concurrent edits of one post.
 
 Expected: exactly one account (one 201, the rest 409), no 500s; every edit is
-a 200 and the post ends as exactly one of the submitted versions (title and
-body from the same request, never a mix).
+a 200, or a 412 when another edit committed between its read and its write (the
+version check: no edit silently overwrites one it never saw), at least one is a
+200, and the post ends as exactly one of the submitted versions (title and body
+from the same request, never a mix).
 
 The requests are released together from a barrier by 50 threads, each with
 its own HTTP connection, against gunicorn on PostgreSQL.
@@ -84,7 +86,7 @@ def main() -> None:
     expect(accounts == 1, f"{accounts} accounts for one email")
     expect(reg_statuses[201] == 1 and reg_statuses[409] == CONCURRENCY - 1,
            f"registrations: {dict(reg_statuses)}")
-    expect(edit_statuses == Counter({200: CONCURRENCY}), f"edits: {dict(edit_statuses)}")
+    expect(set(edit_statuses) <= {200, 412} and edit_statuses[200] >= 1, f"edits: {dict(edit_statuses)}")
     expect((final["title"], final["body"]) in submitted, f"the post ended as {final}")
 
 
