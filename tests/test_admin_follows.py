@@ -54,9 +54,9 @@ def test_the_full_lists_are_paged_newest_follow_first(make_app, make_user, admin
         assert seen == [fan.id for fan in reversed(fans)], side
 
 
-def test_a_bad_cursor_on_a_follow_list_is_a_readable_400(admin_client, user):
+def test_a_bad_cursor_on_a_follow_list_is_a_readable_422(admin_client, user):
     response = admin_client.get(f"/admin/users/{user.id}/followers?cursor=nope")
-    assert response.status_code == 400
+    assert response.status_code == 422  # as the API answers a bad cursor
     assert "invalid or out of date" in response.get_data(as_text=True)
 
 
