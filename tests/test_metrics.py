@@ -101,10 +101,12 @@ def test_bcrypt_work_is_counted(metrics_app):
 
 def test_rate_limit_rejections_are_counted(make_app):
     limited = make_app(METRICS_TOKEN=TOKEN, RATELIMIT_ENABLED=True, RATELIMIT_READ="2/minute",
+                       RATELIMIT_STORAGE_URI="memory://",
                        RATELIMIT_KEY_PREFIX=f"metrics-{os.getpid()}-{time.time_ns()}")
     client = limited.test_client()
     before = scrape(client)
-    statuses = [client.get("/api/posts").status_code for _ in range(4)]
+    address = {"REMOTE_ADDR": "198.51.100.201"}  # a client of its own: no other test's counts
+    statuses = [client.get("/api/posts", environ_base=address).status_code for _ in range(4)]
     assert statuses == [200, 200, 429, 429]
     after = scrape(client)
     name = "app_rate_limit_rejections_total"
