@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from flask import Flask
 
 from app.jsonprovider import JSONProvider
 from config import Config, get_config
+
+_is_coroutine_function = lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
+
+
+class App(Flask):
+    """Flask, remembering which functions are coroutines: `ensure_sync`, the documented
+    override point, is asked about every hook and view of every request (about twenty
+    for a list page), and `inspect.iscoroutinefunction` is not free
+    (bench/where-the-time-goes.md)."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return self.async_to_sync(func) if _is_coroutine_function(func) else func
 
 
 def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> Flask:
@@ -18,7 +32,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     `config` is a config name (`development`, `testing`, `production`), a config
     class, or a mapping of overrides on top of the class `APP_ENV` selects.
     """
-    app = Flask(__name__, instance_relative_config=True)
+    app = App(__name__, instance_relative_config=True)
     app.json = JSONProvider(app)
     config_class = _configure(app, config)
     config_class.validate(app.config)

@@ -16,7 +16,9 @@ from flask_jwt_extended import current_user, jwt_required
 from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
+from app.models import is_possible_id
 from app.services import tokens
+from app.services.sessions import Resolution
 from app.services.tokens import Claims
 
 MAX_JTI_LENGTH = 64
@@ -39,7 +41,7 @@ def register_jwt_callbacks(app: Flask) -> None:
         if not _well_formed(claims):
             return False  # the library checks revocation first; `has_required_claims` refuses it next
         found = tokens.resolve(claims, also=g.pop("also_read_user", None))
-        g.token_user, g.token_users = found.user, found.users
+        g.token_user, g.token_resolution = found.user, found
         return not found.alive
 
     @jwt.user_lookup_loader
@@ -98,6 +100,25 @@ def _well_formed(claims: Claims) -> bool:
         and sid.isascii()
         and sid.isalnum()
     )
+
+
+def reads_user_with_token(view: Callable) -> Callable:
+    """Read the user of the URL's `user_id` in the statement that resolves the token, so that
+    showing a profile costs one round trip; `read_with_token()` hands it to the service."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        user_id = kwargs.get("user_id")
+        if isinstance(user_id, int) and is_possible_id(user_id):
+            g.also_read_user = user_id
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def read_with_token() -> Resolution | None:
+    """What the statement that resolved this request's token read."""
+    return g.get("token_resolution")
 
 
 def admin_required(view: Callable) -> Callable:

@@ -30,9 +30,8 @@ FieldErrors = Mapping[str, list[str] | Any]
 
 
 class DomainError(Exception):
-    """A rule of the service said no. Carries an HTTP status for the faces."""
+    """A rule of the service said no. What that is in HTTP is `STATUS`'s business."""
 
-    status = 400
     default_detail = "The request could not be processed."
 
     def __init__(self, detail: str | None = None, *, errors: FieldErrors | None = None,
@@ -44,34 +43,28 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
-    status = 422
     default_detail = "The request contains invalid fields."
 
 
 class AuthenticationFailed(DomainError):
-    status = 401
     default_detail = "Invalid credentials."
 
 
 class PermissionDenied(DomainError):
-    status = 403
     default_detail = "You are not allowed to do this."
 
 
 class NotFound(DomainError):
-    status = 404
     default_detail = "The resource was not found."
 
 
 class Conflict(DomainError):
-    status = 409
     default_detail = "The request conflicts with the current state of the resource."
 
 
 class MailUnavailable(DomainError):
     """The mail server did not take the message; nothing the request would have changed was kept."""
 
-    status = 503
     default_detail = "The mail server is unavailable, so nothing was changed. Try again shortly."
 
     def __init__(self, detail: str | None = None) -> None:
@@ -79,7 +72,6 @@ class MailUnavailable(DomainError):
 
 
 class TooManyAttempts(DomainError):
-    status = 429
     default_detail = "Too many attempts. Try again later."
 
     def __init__(self, detail: str | None = None, *, retry_after: int) -> None:
@@ -90,20 +82,17 @@ class TooManyAttempts(DomainError):
 class PreconditionFailed(DomainError):
     """The client's copy (`If-Match`, or an admin page's version) is no longer current."""
 
-    status = 412
     default_detail = ("The resource has changed since you read it (If-Match no longer matches). "
                       "Read it again, then retry your change.")
 
 
 class PreconditionRequired(DomainError):
-    status = 428
     default_detail = "This server requires an If-Match header on changes: read the resource first."
 
 
-class RequestInProgress(DomainError):
+class RequestInProgress(Conflict):
     """A request with the same idempotency key has not finished yet."""
 
-    status = 409
     default_detail = "A request with this Idempotency-Key is still being processed; retry shortly."
 
 
@@ -193,8 +182,26 @@ def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:
     return flat
 
 
+# The one place where a broken rule becomes an HTTP status; any other DomainError is a 400.
+STATUS: dict[type[DomainError], int] = {
+    ValidationFailed: 422,
+    AuthenticationFailed: 401,
+    PermissionDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PreconditionFailed: 412,
+    PreconditionRequired: 428,
+    TooManyAttempts: 429,
+    MailUnavailable: 503,
+}
+
+
+def status_of(error: DomainError) -> int:
+    return next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 400)
+
+
 def handle_domain_error(error: DomainError) -> Response:
-    return _render(error.status, error.detail, errors=error.errors, headers=error.headers)
+    return _render(status_of(error), error.detail, errors=error.errors, headers=error.headers)
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement

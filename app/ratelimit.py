@@ -57,12 +57,15 @@ def retry_after_only_when_it_means_something(response: Response) -> Response:
     if response.status_code == 503:
         response.headers["Retry-After"] = OUTAGE_RETRY_AFTER
     elif response.status_code != 429:
-        response.headers.pop("Retry-After", None)
+        # Removed only when present: one pass over the headers, where a `pop` that misses
+        # raises and catches a KeyError and a `remove` rebuilds the list.
+        present = {name.lower() for name, _ in response.headers}
+        unwanted = RATE_LIMIT_HEADER_NAMES if request.method in READ_METHODS else ()  # reads: only on a 429
+        for name in ("Retry-After", *unwanted):
+            if name.lower() in present:
+                response.headers.remove(name)
         if g.get("retry_after"):
             response.headers["Retry-After"] = g.retry_after
-        if request.method in READ_METHODS:  # reads show their limit only when they meet it
-            for name in RATE_LIMIT_HEADER_NAMES:
-                response.headers.pop(name, None)
     return response
 
 

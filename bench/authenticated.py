@@ -83,9 +83,9 @@ def render(rows: Rows, counts: dict[str, Count], public_post: Any, mark: Callabl
         "## Authenticated requests",
         "",
         "The bearer token of a seeded user; resolving it (session alive, account active) is one statement on "
-        "the read pool's autocommit connection (no pre-ping, no BEGIN/ROLLBACK). `GET /api/users/<id>` then "
-        "reads the other user and whether the caller follows them (a second statement). `me` and its floor "
-        "are alternated round by round.",
+        "the read pool's autocommit connection (no pre-ping, no BEGIN/ROLLBACK). For `GET /api/users/<id>` "
+        "the same statement also reads the other user and whether the caller follows them. `me` and its "
+        "floor are alternated round by round.",
         "",
         f"- **`me` / its floor: {share:.2f}** ({rows.me.rps:.0f} vs {rows.floor.rps:.0f} req/s); "
         f"target ≥ {FLOOR_TARGET}: {mark(share >= FLOOR_TARGET)}.",

@@ -36,7 +36,8 @@ SQL = (
 ME_SQL = (
     "SELECT users.id, users.email, users.name, users.age, users.password_hash, users.role, users.is_active, "
     "users.email_verified, users.created_at, users.updated_at, sessions.kind = %(kind)s::VARCHAR AND "
-    "sessions.ended_at IS NULL AND sessions.expires_at > %(at)s::TIMESTAMP WITH TIME ZONE AS alive "
+    "sessions.ended_at IS NULL AND sessions.expires_at > %(at)s::TIMESTAMP WITH TIME ZONE AS alive, "
+    "users.followers_count, users.following_count "
     "FROM users LEFT OUTER JOIN sessions ON sessions.id = %(session_id)s::VARCHAR AND sessions.user_id = users.id "
     "WHERE users.id IN (%(user_id)s, %(other_id)s)"
 )
@@ -78,7 +79,7 @@ def _claims(environ) -> dict | None:
 
 
 def _respond(start_response, status: str, payload) -> list[bytes]:
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"  # as Flask's jsonify
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -101,7 +102,8 @@ def me(environ, start_response):
     if row is None or not row[10] or not row[6]:
         return _respond(start_response, "401 Unauthorized", {"status": 401})
     account = {"id": row[0], "email": row[1], "name": row[2], "age": row[3], "role": row[5], "is_active": row[6],
-               "email_verified": row[7], "created_at": row[8].isoformat(), "updated_at": row[9].isoformat()}
+               "email_verified": row[7], "created_at": row[8].isoformat(), "updated_at": row[9].isoformat(),
+               "followers_count": row[11], "following_count": row[12]}
     return _respond(start_response, "200 OK", account)
 
 
@@ -138,7 +140,7 @@ def app(environ, start_response):
         }
         for r in rows[:limit]
     ]
-    body = json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode()  # the app's compact UTF-8
+    body = json.dumps(items, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"  # as Flask's jsonify
     headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     if len(rows) > limit:
         last = rows[limit - 1]

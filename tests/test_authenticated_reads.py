@@ -33,17 +33,36 @@ def test_me_is_one_statement_on_the_read_path(client, user, sql_statements, off_
     assert off_the_read_path == []
 
 
-def test_another_users_profile_is_the_token_statement_and_one_read_of_them(client, user, make_user,
-                                                                            sql_statements):
-    """Not yet one statement: whether the caller follows them (issue 16) is read with the user."""
+def test_another_users_profile_is_the_token_statement_alone(client, user, make_user, sql_statements,
+                                                            off_the_read_path):
+    """The statement that resolves the token reads the profile and whether the caller follows them."""
     other = make_user(name="Other Person")
+    client.put(f"/api/users/{other.id}/follow", headers=user.headers)
     sql_statements.clear()
+    off_the_read_path.clear()
     response = client.get(f"/api/users/{other.id}", headers=user.headers)
     assert response.status_code == 200
-    assert response.get_json()["followed_by_me"] is False
-    selects = [s for s in sql_statements if s.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, sql_statements
-    assert "sessions" in selects[0] and "follows" in selects[1]
+    assert response.get_json()["name"] == "Other Person"
+    assert response.get_json()["followed_by_me"] is True
+    assert response.get_json()["followers_count"] == 1
+    _only_the_token_statement(sql_statements)
+    assert off_the_read_path == []
+
+
+def test_ones_own_profile_by_id_is_the_token_statement_alone(client, user, sql_statements):
+    sql_statements.clear()
+    response = client.get(f"/api/users/{user.id}", headers=user.headers)
+    assert response.status_code == 200
+    assert response.get_json()["email"] == user.email and "followed_by_me" not in response.get_json()
+    _only_the_token_statement(sql_statements)
+
+
+def test_a_profile_says_whether_the_caller_follows_them_right_after_an_unfollow(client, user, make_user):
+    other = make_user()
+    assert client.put(f"/api/users/{other.id}/follow", headers=user.headers).status_code == 204
+    assert client.get(f"/api/users/{other.id}", headers=user.headers).get_json()["followed_by_me"] is True
+    assert client.delete(f"/api/users/{other.id}/follow", headers=user.headers).status_code == 204
+    assert client.get(f"/api/users/{other.id}", headers=user.headers).get_json()["followed_by_me"] is False
 
 
 @pytest.mark.parametrize("user_id", [999_999, 2**31, 10**18])

@@ -8,10 +8,11 @@ from http import HTTPStatus
 from typing import Any, TypeVar
 
 import flask_smorest
-from flask import Response, json, request
+from flask import Response, request
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
+from app.api import conditional
 from app.errors import PROBLEM_MIMETYPE, ValidationFailed
 from app.extensions import limiter
 from app.jsonbody import json_body
@@ -152,7 +153,9 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
     def cached(self, func: F) -> F:
-        """Document a read answered by `conditional.revalidated`: If-None-Match and the 304."""
+        """A read answered conditionally (`conditional.cached`), documented: If-None-Match and
+        the 304. Goes above `response`, to tag the response its schema made."""
+        func = conditional.cached(func)
         func = self.alt_response(304, description="Not Modified: your copy (`If-None-Match`) is current; "
                                  "no body.", headers=ETAG_HEADER)(func)
         return document_header(func, IF_NONE_MATCH)
@@ -187,8 +190,3 @@ def document_header(func: F, parameter: dict[str, Any]) -> F:
     docs = func.__dict__.setdefault("_apidoc", {}).setdefault("arguments", {})
     docs.setdefault("parameters", []).append(parameter)
     return func
-
-
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A JSON response from already-shaped data (the schema has dumped it)."""
-    return Response(json.dumps(data), status=status, headers=headers, mimetype="application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint, json_response
+from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
 from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key, write_limit_key
 from app.schemas import (
@@ -102,7 +102,7 @@ def request_password_reset(body):
     The link (`{PUBLIC_BASE_URL}/reset-password?token=…`) works once, for
     `PASSWORD_RESET_MINUTES`, and not after the password has changed."""
     accounts.request_password_reset(body["email"])
-    return json_response(ACCEPTED_RESET, 202)
+    return ACCEPTED_RESET
 
 
 @blp.route("/password-reset/confirm", methods=["POST"])
@@ -138,4 +138,4 @@ def verify_email(body):
 def resend_verification():
     """Mail a new verification link to the caller's email (nothing is sent once it is verified)."""
     accounts.resend_verification(current_user)
-    return json_response(ACCEPTED_VERIFY, 202)
+    return ACCEPTED_VERIFY

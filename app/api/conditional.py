@@ -1,13 +1,14 @@
 """HTTP caching and conditional requests (RFC 9110 sections 8.8.3 and 13).
 
-A strong ETag is a hash of the bytes a response shows (plus what the body leaves out
-but a client's copy depends on: the row's version, the next-page link), computed in
-one place, `entity_tag`. Reads answer 304 when `If-None-Match` names the current tag;
-writes check `If-Match` through the services' precondition, inside the transaction
-whose `UPDATE ... WHERE version = :v` makes check and write atomic.
+A strong ETag is a hash of the bytes a response shows (and of its next-page link,
+which the body leaves out but a client's copy depends on), computed in one place,
+`entity_tag`, from the response the view's schema made. Reads answer 304 when
+`If-None-Match` names the current tag; writes check `If-Match` through the services'
+precondition, inside the transaction whose `UPDATE ... WHERE version = :v` makes
+check and write atomic.
 
-flask-smorest's `Blueprint.etag` is not used: it serialises the data a second time to
-hash it (these views already hand-serialise, and return `Response`s, which it skips),
+flask-smorest's `Blueprint.etag` is not used: it hashes the dumped data rather than
+the response (so not the `Link` of a page, nor views that choose their schema per caller),
 answers every PATCH/DELETE without If-Match with 428 (here that is `REQUIRE_IF_MATCH`,
 off by default), raises a bare 412 without the current ETag, compares tags strongly
 for If-None-Match and knows nothing of Flask-Compress's `:gzip` suffix.
@@ -18,7 +19,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Response, current_app, request
 from werkzeug.datastructures import ETags
@@ -30,15 +32,27 @@ from app.services import Precondition
 # Flask-Compress turns a strong tag "t" into "t:gzip" on the compressed representation;
 # a client may send either back.
 _ENCODING_SUFFIXES = ("", ":gzip", ":br", ":deflate", ":zstd")
+F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC_READ = "no-cache"  # any cache may keep it, but must revalidate (a cheap 304) every time
 
 
-def entity_tag(body: bytes, *extra: str) -> str:
-    """The strong validator of a representation: its bytes and `extra` (unquoted)."""
-    digest = hashlib.blake2b(body, digest_size=16)
-    for part in extra:
-        digest.update(b"\0" + part.encode())
+def entity_tag(response: Response) -> str:
+    """The strong validator of a representation: its bytes and its next-page link."""
+    digest = hashlib.blake2b(response.get_data(), digest_size=16)
+    link = response.headers.get("Link")
+    if link:
+        digest.update(b"\0" + link.encode())
     return digest.hexdigest()
+
+
+def tag_of(data: Any) -> str:
+    """The ETag of a read that shows `data`: what `If-Match` is compared with."""
+    return entity_tag(current_app.json.response(data))
+
+
+def etag_header(tag: str) -> dict[str, str]:
+    """A successful write's answer carries the tag of what a later read will show."""
+    return {"ETag": quote_etag(tag)}
 
 
 def _matching(header: ETags, tag: str, *, weak: bool) -> str | None:
@@ -52,17 +66,13 @@ def _matching(header: ETags, tag: str, *, weak: bool) -> str | None:
     return None
 
 
-def tagged(response: Response, *extra: str) -> Response:
-    """Give a response its ETag (a successful write's answer)."""
-    response.set_etag(entity_tag(response.get_data(), *extra))
-    return response
-
-
-def revalidated(response: Response, *extra: str) -> Response:
+def revalidate(response: Response) -> Response:
     """A read's response with its ETag and `Cache-Control: no-cache`, or a bodiless 304
     when `If-None-Match` (weak comparison, `*` or a list) names the current tag.
-    Authenticated answers get `no-store` on the way out (app/security.py)."""
-    tag = entity_tag(response.get_data(), *extra)
+    Authenticated answers get `no-store` on the way out (app/api/__init__.py)."""
+    if response.status_code != 200:
+        return response
+    tag = entity_tag(response)
     matched = _matching(request.if_none_match, tag, weak=True)
     if matched is not None:
         response = Response(status=304)
@@ -71,6 +81,16 @@ def revalidated(response: Response, *extra: str) -> Response:
         response.set_etag(tag)
     response.headers["Cache-Control"] = PUBLIC_READ
     return response
+
+
+def cached(view: F) -> F:
+    """Answer a read conditionally: the view returns its data, this tags what was made of it."""
+
+    @wraps(view)
+    def conditional_view(*args: Any, **kwargs: Any) -> Response:
+        return revalidate(current_app.make_response(view(*args, **kwargs)))
+
+    return conditional_view  # type: ignore[return-value]
 
 
 def if_match(tag_of: Callable[[Any], str]) -> Precondition:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask_jwt_extended import current_user, jwt_required
 
 from app.api import BEARER, LINK_HEADER, Blueprint, search_limited
-from app.api.posts import dump_posts
-from app.pagination import page_request
+from app.pagination import next_link, page_request
 from app.schemas import PostSchema, SearchArgsSchema
 from app.services import posts
 
@@ -25,4 +24,4 @@ def get_feed(args):
     (`Link: rel="next"`); search them with `q`, as on `GET /api/posts`. An unfollow or a
     deactivation takes that author's posts out of the next page."""
     page = posts.list_posts(page_request(args, posts.SORT_KEY), search=args.get("q"), feed_of=current_user.id)
-    return dump_posts(page)
+    return page.items, next_link(page.next_key)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Response, url_for
-from flask_jwt_extended import current_user, jwt_required
+from flask import url_for
+from flask_jwt_extended import current_user, get_current_user, jwt_required
 
 from app.api import (
     BEARER,
@@ -15,13 +15,11 @@ from app.api import (
     RATE_LIMIT_HEADERS,
     Blueprint,
     any_of_response,
-    json_response,
     search_limited,
 )
-from app.api.conditional import current_tag_on_failure, entity_tag, if_match, revalidated
+from app.api.conditional import current_tag_on_failure, etag_header, if_match, tag_of
 from app.api.idempotency import idempotent
-from app.api.posts import dump_posts
-from app.auth import admin_required
+from app.auth import admin_required, read_with_token, reads_user_with_token
 from app.extensions import limiter
 from app.models import User
 from app.pagination import next_link, page_request
@@ -54,18 +52,12 @@ def dump_user(user: User, viewer: User | None, followed_by_me: bool | None = Non
     return data
 
 
-def user_response(user: User, viewer: User | None, status: int = 200,
-                  headers: dict[str, str] | None = None) -> Response:
-    return json_response(dump_user(user, viewer), status, headers)
-
-
 def user_tag(user: User, followed_by_me: bool | None = None) -> str:
     """The ETag of the user as the caller's read shows them (account or public profile, and
-    whether the caller follows them), with its version."""
+    whether the caller follows them)."""
     if followed_by_me is None and user.id != current_user.id:
         followed_by_me = follows.is_following(current_user.id, user.id)
-    body = json_response(dump_user(user, current_user, followed_by_me)).get_data()
-    return entity_tag(body, str(user.version))
+    return tag_of(dump_user(user, current_user, followed_by_me))
 
 
 def _client_address() -> str:
@@ -75,63 +67,61 @@ def _client_address() -> str:
 @blp.route("", methods=["POST"])
 @limiter.limit(register_limit, key_func=client_ip, scope="register")
 @blp.arguments(UserCreateSchema)
+@idempotent(_client_address)
 @blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
 @blp.problems(400, 409, 413, 415, 422, 429, 503, **IDEMPOTENCY_PROBLEMS,
               d409="An account with this email already exists, or a request with this `Idempotency-Key` "
                    "is still running (then with `Retry-After`).",
               d503="The mail server did not take the verification email; no account was created.")
 @blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
-@idempotent(_client_address)
 def register(fields):
     """Create an account and mail a verification link to its email. Anyone may register;
     nobody may choose their role. Send an `Idempotency-Key` to make retries safe."""
     user = accounts.register(**fields)
-    location = url_for("users.get_user", user_id=user.id)
-    return user_response(user, user, 201, {"Location": location})
+    return user, {"Location": url_for("users.get_user", user_id=user.id)}
 
 
 @blp.route("", methods=["GET"])
 @jwt_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
+@blp.cached
 @blp.doc(responses={"200": any_of_response(
     "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
     *_USER_OR_PUBLIC, many=True, headers={**LINK_HEADER, **CACHE_HEADERS})})
-@blp.cached
 @blp.problems(401, 429)
 @blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
     """Users by id, keyset-paginated (`Link: rel="next"`). Only the user themself and admins
     see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
-    link = next_link(page.next_key)
-    response = json_response([dump_user(u, current_user) for u in page.items], headers=link)
-    return revalidated(response, link.get("Link", ""))
+    return [dump_user(user, current_user) for user in page.items], next_link(page.next_key)
 
 
 @blp.route("/me")
 @jwt_required()
-@blp.response(200, UserSchema, headers=CACHE_HEADERS)
 @blp.cached
+@blp.response(200, UserSchema, headers=CACHE_HEADERS)
 @blp.problems(401, 429)
 @blp.doc(operationId="getMe", security=BEARER)
 def me():
     """The caller's own account."""
-    return revalidated(user_response(current_user, current_user), str(current_user.version))
+    return get_current_user()  # the user itself: through the `current_user` proxy, every field read costs
 
 
 @blp.route("/<int:user_id>", methods=["GET"])
+@reads_user_with_token
 @jwt_required()
+@blp.cached
 @blp.doc(responses={"200": any_of_response(
     "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC,
     headers=CACHE_HEADERS)})
-@blp.cached
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
     """One user: the whole account for the user themself and admins, `id`, `name`,
     `created_at` and the follow counts for everyone else; `followed_by_me` on another user."""
-    user, followed_by_me = follows.user_seen_by(current_user, user_id)
-    return revalidated(json_response(dump_user(user, current_user, followed_by_me)), str(user.version))
+    user, followed_by_me = follows.user_seen_by(current_user, user_id, read_with_token())
+    return dump_user(user, current_user, followed_by_me)
 
 
 def _current_user_tag(user_id: int) -> str:
@@ -159,11 +149,10 @@ def update_user(changes, user_id: int):
         user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()),
                                  if_match(user_tag))
     data = dump_user(user, current_user)
+    tag = user_tag(user)  # the user as a later read shows them, without the tokens
     if "password" in changes and user.id == current_user.id:
         data["tokens"] = tokens.start_session(user)
-    response = json_response(data)
-    response.set_etag(user_tag(user))  # the user as a later read shows it, without the tokens
-    return response
+    return data, etag_header(tag)
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
@@ -182,15 +171,15 @@ def delete_user(user_id: int):
 @blp.route("/<int:user_id>/posts")
 @search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.cached
+@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="listUserPosts")
 def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
     users.ensure_exists(user_id)
     page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
-    return dump_posts(page)
+    return page.items, next_link(page.next_key)
 
 
 @blp.route("/<int:user_id>/follow", methods=["PUT"])
@@ -216,10 +205,6 @@ def unfollow_user(user_id: int):
     return ""
 
 
-def _people(page) -> Response:
-    return json_response([_public.dump(user) for user in page.items], headers=next_link(page.next_key))
-
-
 @blp.route("/<int:user_id>/followers")
 @jwt_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
@@ -228,7 +213,8 @@ def _people(page) -> Response:
 @blp.doc(operationId="listFollowers", security=BEARER)
 def list_followers(args, user_id: int):
     """Who follows the user, newest follow first, keyset-paginated (`Link: rel="next"`)."""
-    return _people(follows.list_followers(user_id, page_request(args, follows.SORT_KEY)))
+    page = follows.list_followers(user_id, page_request(args, follows.SORT_KEY))
+    return page.items, next_link(page.next_key)
 
 
 @blp.route("/<int:user_id>/following")
@@ -239,4 +225,5 @@ def list_followers(args, user_id: int):
 @blp.doc(operationId="listFollowing", security=BEARER)
 def list_following(args, user_id: int):
     """Whom the user follows, newest follow first, keyset-paginated (`Link: rel="next"`)."""
-    return _people(follows.list_following(user_id, page_request(args, follows.SORT_KEY)))
+    page = follows.list_following(user_id, page_request(args, follows.SORT_KEY))
+    return page.items, next_link(page.next_key)

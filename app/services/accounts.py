@@ -40,7 +40,6 @@ VERIFY_PATH = "/verify-email"
 
 
 class InvalidLinkToken(DomainError):
-    status = 400
     default_detail = "This link is invalid, expired or already used. Ask for a new one."
 
 

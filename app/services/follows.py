@@ -16,6 +16,7 @@ from app.errors import NotFound, ValidationFailed
 from app.extensions import db
 from app.models import Follow, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
+from app.services.sessions import Resolution
 from app.services.users import get_user
 
 SORT_KEY = (datetime, int)  # (followed at, user id), newest follow first
@@ -77,9 +78,14 @@ def is_following(follower_id: int, followed_id: int) -> bool:
     return db.session.get(Follow, (follower_id, followed_id)) is not None
 
 
-def user_seen_by(viewer: User, user_id: int) -> tuple[User, bool | None]:
+def user_seen_by(viewer: User, user_id: int,
+                 read_with_token: Resolution | None = None) -> tuple[User, bool | None]:
     """The user, and whether `viewer` follows them (None when it is the viewer themself),
-    in one statement: the counters are columns of the user."""
+    in one statement: the counters are columns of the user. No statement at all when
+    the statement that resolved the viewer's token read them already."""
+    if read_with_token is not None and user_id in read_with_token.users:
+        user = read_with_token.users[user_id]
+        return user, (None if user.id == viewer.id else user_id in read_with_token.followed)
     if not is_possible_id(user_id):
         raise NotFound("User not found.")
     followed = exists().where(Follow.follower_id == viewer.id, Follow.followed_id == User.id)

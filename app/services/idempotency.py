@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, select
 
-from app.errors import DomainError, RequestInProgress
+from app.errors import DomainError, RequestInProgress, ValidationFailed
 from app.extensions import db
 from app.models import IdempotencyKey, utcnow
 
@@ -28,12 +28,10 @@ RETRY_AFTER = "1"
 
 
 class InvalidKey(DomainError):
-    status = 400
     default_detail = "Idempotency-Key must be 1 to 255 printable ASCII characters."
 
 
-class KeyReused(DomainError):
-    status = 422
+class KeyReused(ValidationFailed):
     default_detail = ("This Idempotency-Key was already used for a request with a different body; "
                       "use a new key for a new request.")
 

@@ -12,10 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, false, or_, select, update
 
 from app.extensions import db, reads
-from app.models import AuthSession, SessionKind, User, detached_user
+from app.models import AuthSession, Follow, SessionKind, User, detached_user
 
 
 class EndReason:
@@ -55,16 +55,18 @@ _ALIVE = and_(
     _sessions.expires_at > bindparam("at", type_=_sessions.expires_at.type),
 ).label("alive")
 # A token names its user and its session: that user (and one more a read asks for, such as
-# the profile it shows), each with whether the session is theirs and alive.
+# the profile it shows), each with whether the session is theirs and alive, and whether the
+# token's user follows them.
+_FOLLOWED = exists().where(Follow.follower_id == bindparam("user_id"), Follow.followed_id == _users.id)
 _TOKEN_USERS = (
-    select(*_users, _ALIVE)
+    select(*_users, _ALIVE, _FOLLOWED.label("followed"))
     .select_from(User.__table__.outerjoin(
         AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id)))
     .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")]))
 )
 # An admin cookie names only its session.
 _SESSION_USER = (
-    select(*_users, _ALIVE)
+    select(*_users, _ALIVE, false().label("followed"))
     .join_from(User.__table__, AuthSession.__table__, _sessions.user_id == _users.id)
     .where(_sessions.id == bindparam("session_id"))
 )
@@ -73,12 +75,13 @@ _SESSION_USER = (
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """Who a token or cookie speaks for: the session's user (possibly inactive: deactivation
-    ends sessions, but the caller still says so), whether the session is alive, and every
-    user the statement read, by id."""
+    ends sessions, but the caller still says so), whether the session is alive, every
+    user the statement read, by id, and which of them the session's user follows."""
 
     user: User | None
     alive: bool
     users: dict[int, User]
+    followed: frozenset[int] = frozenset()
 
 
 def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: int | None = None) -> Resolution:
@@ -97,7 +100,8 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
     found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
     owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
     user, alive = found.get(owner_id, (None, False))
-    return Resolution(user, alive, {key: each for key, (each, _) in found.items()})
+    return Resolution(user, alive, {key: each for key, (each, _) in found.items()},
+                      frozenset(row.id for row in rows if row.followed))
 
 
 def end(session_ids: list[str], reason: str, *, user_id: int | None = None) -> int:
