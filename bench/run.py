@@ -19,7 +19,6 @@ import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import authenticated, conditional, feed, search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
+from scripts.live_server import LiveServer, ServerDidNotStart, free_port  # noqa: E402
 
 PAGE = 20
 DEEP_PAGES = 5_000
@@ -242,12 +242,6 @@ def describe_dataset(database_url: str, posts: int) -> Dataset:
 # ---- servers --------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -273,13 +267,12 @@ def postgres_cpu_seconds(database: str) -> float:
     return total
 
 
-@dataclass
-class Server:
-    name: str
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-    database_url: str
+class Server(LiveServer):
+    """A gunicorn of the run (scripts/live_server.py) and what the benchmark measures of it."""
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
 
     @property
     def database(self) -> str:
@@ -287,23 +280,11 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """Workers' CPU plus their database backends' CPU: a noise-proof cost per request."""
-        return sum(_cpu_seconds(pid) for pid in self.workers()) + postgres_cpu_seconds(self.database)
-
-    def workers(self) -> list[int]:
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                    pids.append(int(entry.name))
-        return sorted(pids)
+        return sum(_cpu_seconds(pid) for pid in self.worker_pids()) + postgres_cpu_seconds(self.database)
 
     def worker_rss_mb(self) -> list[float]:
         sizes = []
-        for pid in self.workers():
+        for pid in self.worker_pids():
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
@@ -316,38 +297,16 @@ class Server:
 def start_gunicorn(name: str, target: str, env: dict[str, str], probe: str, cwd: Path = ROOT) -> Server:
     """gunicorn with the project's gunicorn.conf.py: worker count and settings as deployed."""
     port = free_port()
-    log_path = OUT / f"{name}-gunicorn.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
-        cwd=cwd,
-        env={**env, "PORT": str(port), "HOST": "127.0.0.1", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL,
-        stderr=log_path.open("w"),
-    )
-    server = Server(name, f"http://127.0.0.1:{port}", process, log_path, env["DATABASE_URL"])
-    deadline = time.monotonic() + 60
-    expected = int(env.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2))
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{name}: gunicorn exited; see {log_path}")
-        try:
-            with urllib.request.urlopen(server.url + probe, timeout=5) as response:
-                if response.status == 200 and len(server.workers()) >= expected:
-                    return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    sys.exit(f"{name}: gunicorn did not become ready in 60 s; see {log_path}")
+    env = {**env, "HOST": "127.0.0.1", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    try:
+        return Server.start(target, env=env, port=port, probe=probe, timeout=60, cwd=cwd,
+                            log_path=OUT / f"{name}-gunicorn.log")
+    except ServerDidNotStart as error:
+        sys.exit(f"{name}: {error}")
 
 
 def stop(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
+    server.stop(timeout=20)
 
 
 def fetch(url: str) -> tuple[bytes, dict[str, str]]:
@@ -899,7 +858,7 @@ def main() -> None:
             script="create_post.lua",
             args=(token,),
         )
-        workers = len(app.workers())
+        workers = len(app.worker_pids())
         login = measure(
             "POST /api/auth/login (bcrypt cost 12)",
             app,

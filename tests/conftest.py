@@ -25,20 +25,13 @@ import itertools
 import os
 import re
 import secrets
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 import pytest
 import redis
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, text
@@ -50,6 +43,7 @@ from app.extensions import db
 from app.models import Role
 from app.services import tokens, users
 from config import ConfigurationError
+from scripts.live_server import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
@@ -326,75 +320,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # ---- a real server ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen
-    log: IO[bytes]
-
-    def output(self) -> str:
-        """What gunicorn wrote so far (stderr goes to a file so it can never block the server)."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-        return [int(pid) for pid in out.stdout.split()]
-
-
 def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] | None = None) -> LiveServer:
+    """The test app under gunicorn on `database_url`; stop it with `server.stop()`."""
     port = free_port()
     environment = {
         **os.environ,
         "APP_ENV": "testing",
         "TEST_DATABASE_URL": database_url,
-        "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         "LOG_LEVEL": "WARNING",
         **(env or {}),
     }
-    log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server; closed in stop_gunicorn
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=environment, stdout=subprocess.DEVNULL, stderr=log,
-    )
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("gunicorn exited: " + server.output()[-2000:])
-        try:
-            healthy = requests.get(server.url + "/health", timeout=2).status_code == 200
-            if healthy and len(server.worker_pids()) >= workers:
-                return server
-        except (requests.ConnectionError, requests.Timeout):  # a worker may still be booting
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("gunicorn did not become healthy in 30 s")
-
-
-def stop_gunicorn(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    server.log.close()
+    return LiveServer.start(env=environment, port=port, workers=workers)
 
 
 @pytest.fixture(scope="session")
 def live_server(app: Flask, database_url: str) -> Iterator[LiveServer]:
     server = start_gunicorn(database_url)
     yield server
-    stop_gunicorn(server)
+    server.stop()
 
 
 # ---- a real mail server -------------------------------------------------------------

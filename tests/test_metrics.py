@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import ConfigurationError
-from tests.conftest import PASSWORD, assert_problem, production_settings, start_gunicorn, stop_gunicorn
+from tests.conftest import PASSWORD, assert_problem, production_settings, start_gunicorn
 
 TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -132,7 +132,7 @@ def metrics_server(app, database_url, tmp_path):
                                                           "PROMETHEUS_MULTIPROC_DIR": str(folder)})
     server.folder = folder
     yield server
-    stop_gunicorn(server)
+    server.stop()
 
 
 def live_scrape(url: str) -> str:

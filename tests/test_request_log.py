@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.logformat import JsonFormatter, TextFormatter
-from tests.conftest import start_gunicorn, stop_gunicorn
+from tests.conftest import start_gunicorn
 
 FAKE_LINE = "2031-12-01 07:00:00,000 INFO app.request POST /api/users/1 204 0.1ms id=forged"
 FORGING_PATH = "/api/posts%0a" + FAKE_LINE.replace(" ", "%20") + "%0d%0a%1b[31m%e2%80%a8x"
@@ -30,7 +30,7 @@ def _logged(server, marker: str) -> str:
 def logging_server(request, app, database_url):
     server = start_gunicorn(database_url, workers=1, env={"LOG_LEVEL": "INFO", "LOG_FORMAT": request.param})
     yield request.param, server
-    stop_gunicorn(server)
+    server.stop()
 
 
 def test_a_path_with_line_breaks_writes_one_line(logging_server):

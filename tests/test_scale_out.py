@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, LiveServer, RedisKeys, start_gunicorn, stop_gunicorn
+from tests.conftest import PASSWORD, LiveServer, RedisKeys, start_gunicorn
 
 LOGIN_LIMIT = 4
 WRITE_LIMIT = 6
@@ -28,11 +28,11 @@ def two_hosts(app, database_url: str, redis_keys: RedisKeys) -> Iterator[tuple[L
     try:
         second = start_gunicorn(database_url, workers=2, env=env)
     except Exception:
-        stop_gunicorn(first)
+        first.stop()
         raise
     yield first, second, redis_keys
-    stop_gunicorn(first)
-    stop_gunicorn(second)
+    first.stop()
+    second.stop()
 
 
 def register_and_login(host: LiveServer, email: str) -> dict:

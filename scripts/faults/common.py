@@ -9,8 +9,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,11 +16,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from scripts.live_server import LiveServer, ServerDidNotStart, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -39,12 +40,6 @@ class Failed(AssertionError):
 def expect(condition: bool, message: str) -> None:
     if not condition:
         raise Failed(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def psql(sql: str) -> None:
@@ -90,51 +85,20 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-@dataclass
-class Gunicorn:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-        return sorted(int(pid) for pid in out.stdout.split())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @contextmanager
-def gunicorn(database_url: str, *, workers: int = 4, port: int | None = None, **env: str):
+def gunicorn(database_url: str, *, workers: int = 4, port: int | None = None, **env: str) -> Iterator[LiveServer]:
+    """The app under gunicorn (scripts/live_server.py), its stdout and stderr in OUT_DIR."""
     port = port or free_port()
-    log_path = OUT_DIR / f"gunicorn-{port}.log"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT,
-            env=app_env(database_url, PORT=str(port), WEB_CONCURRENCY=str(workers), **env),
-        )
-    server = Gunicorn(f"http://127.0.0.1:{port}", process, log_path)
     try:
-        wait_until(lambda: _healthy(server) and len(server.worker_pids()) >= workers, 30,
-                   "gunicorn did not start")
+        server = LiveServer.start(env=app_env(database_url, WEB_CONCURRENCY=str(workers), **env), port=port,
+                                  workers=workers, log_path=OUT_DIR / f"gunicorn-{port}.log", stdout_to_log=True)
+    except ServerDidNotStart as error:
+        raise Failed(str(error)) from error
+    try:
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _healthy(server: Gunicorn) -> bool:
-    if server.process.poll() is not None:
-        raise Failed("gunicorn exited:\n" + server.log()[-2000:])
-    try:
-        return requests.get(server.url + "/health", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
+        server.stop(timeout=25)
 
 
 def wait_until(condition, seconds: float, message: str) -> None:

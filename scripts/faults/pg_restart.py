@@ -59,7 +59,7 @@ def main() -> None:
         result = load.wait()
         samples = probe.stop()
         workers_after = server.worker_pids()
-        log = server.log()
+        log = server.output()
 
     failures = [s for s in samples if s.status != 200]
     first_failure = min((s.at for s in failures), default=postgres_back)

@@ -111,7 +111,7 @@ def run(cluster: pg.Replication) -> None:
         result = load.wait()
         served.done.set()
         served.join()
-        log = server.log()
+        log = server.output()
 
     to_primary = served.first_increase(2, stopped_at)
     back = served.first_increase(1, answers_at)
