@@ -12,10 +12,11 @@ on PostgreSQL (a `tsvector` with a GIN index) and SQLite (FTS5).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, column, func, literal_column, text
+from sqlalchemy import ColumnElement, Connection, bindparam, column, func, literal_column, text
 
 MAX_TERMS = 16
 
@@ -142,3 +143,56 @@ def is_search_index(name: str | None, type_: str) -> bool:
 def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
     """Alembic's `include_object` hook: compare everything but the search indexes."""
     return not is_search_index(name, type_)
+
+
+# ---- how common a query is (PostgreSQL) -----------------------------------------------------
+
+# Statistics ANALYZE keeps of the search vector: its commonest words and the share of posts
+# holding each (the last two frequencies are the least and the greatest of those shares).
+_WORD_STATISTICS = text("""
+    SELECT s.most_common_elems::text::text[] AS words, s.most_common_elem_freqs AS shares, c.reltuples AS posts
+    FROM pg_stats s JOIN pg_class c ON c.relname = s.tablename AND c.relnamespace = to_regnamespace(s.schemaname)
+    WHERE s.schemaname = current_schema() AND s.tablename = 'posts' AND s.attname = 'search_vector'
+""")
+PAGE_OF_MATCHES = 21  # a page and one more (the cursor's look-ahead)
+
+
+@dataclass(frozen=True)
+class WordStatistics:
+    """How common the words of the posts are, to choose how to find a query's newest matches:
+    walking the posts newest first reads about `page / share` posts, the search index reads
+    every match (`share * posts`); whichever reads fewer wins."""
+
+    shares: dict[str, float]
+    rarest_listed: float  # a word ANALYZE did not list is rarer than this
+    posts: float
+
+    @classmethod
+    def read(cls, connection: Connection) -> WordStatistics | None:
+        """None until ANALYZE has looked at the search vector (then every query counts as rare)."""
+        row = connection.execute(_WORD_STATISTICS).first()
+        if row is None or not row.words or not row.shares:
+            return None
+        shares = dict(zip(row.words, row.shares, strict=False))
+        return cls(shares, min(shares.values()), max(float(row.posts), 0.0))
+
+    def share(self, query: SearchQuery) -> float:
+        """At most the share of posts holding every wanted term (a term is as rare as its rarest word)."""
+        return min(min(self._word_share(word, prefix=term.prefix and index == len(term.words) - 1)
+                       for index, word in enumerate(term.words)) for term in query.wanted)
+
+    def best_walked(self, query: SearchQuery) -> bool:
+        """Whether walking the newest posts finds a page of matches with fewer reads than the index."""
+        share = self.share(query)
+        return share * share * self.posts >= PAGE_OF_MATCHES
+
+    def _word_share(self, word: str, *, prefix: bool) -> float:
+        word = _unaccented(word)
+        if prefix:
+            found = sum(share for listed, share in self.shares.items() if listed.startswith(word))
+            return min(found, 1.0) or self.rarest_listed
+        return self.shares.get(word, self.rarest_listed)
+
+
+def _unaccented(word: str) -> str:
+    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))

@@ -8,7 +8,7 @@ from html import unescape
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import Person
+from tests.helpers import Person
 
 _TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 ADMIN_STYLESHEET = "/admin/static/admin.css"

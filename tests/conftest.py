@@ -24,11 +24,8 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import redis
@@ -43,28 +40,15 @@ from app.extensions import db
 from app.models import Role
 from app.services import tokens, users
 from config import ConfigurationError
-from scripts.live_server import LiveServer, free_port
+from scripts.live_server import LiveServer
+from tests.helpers import PASSWORD, REDIS_TEST_URL, ROOT, Person, RedisKeys, free_port, start_gunicorn
 
-ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "Sup3rSecret"
-REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TEST_PREFIX = os.environ.get("TEST_REDIS_KEY_PREFIX", "test")
 _counter = itertools.count(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "redis: needs a Redis at TEST_REDIS_URL (skipped when none answers)")
-
-
-@dataclass
-class Person:
-    id: int
-    email: str
-    password: str
-    role: Role
-    access_token: str
-    refresh_token: str
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _test_database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -250,43 +234,7 @@ def admin(make_user) -> Person:
     return make_user(Role.ADMIN)
 
 
-def production_settings(**overrides) -> dict:
-    """What production refuses to start without (but the database): strong secrets made
-    now (never in the repository), the public URL and a mail server."""
-    return {"APP_ENV": "production",
-            "SECRET_KEY": secrets.token_urlsafe(48), "JWT_SECRET_KEY": secrets.token_urlsafe(48),
-            "PUBLIC_BASE_URL": "http://localhost", "MAIL_SERVER": "127.0.0.1", **overrides}
-
-
-def assert_problem(response, status: int) -> dict:
-    """The response is RFC 9457 problem details with this status."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == "application/problem+json"
-    body = response.get_json(force=True)
-    assert {"type", "title", "status", "detail"} <= body.keys()
-    assert body["status"] == status
-    if status == 401:
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    return body
-
-
 # ---- Redis ---------------------------------------------------------------------
-
-
-@dataclass
-class RedisKeys:
-    """A Redis connection and the key prefix a test owns (pass it as `RATELIMIT_KEY_PREFIX`)."""
-
-    url: str
-    connection: redis.Redis
-    prefix: str
-
-    def own_keys(self) -> list[str]:
-        return sorted(key.decode() for key in self.connection.scan_iter(match=f"*{self.prefix}*", count=500))
-
-    def delete_own(self) -> None:
-        for key in self.connection.scan_iter(match=f"*{self.prefix}*", count=500):
-            self.connection.delete(key)
 
 
 @pytest.fixture(scope="session")
@@ -318,21 +266,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---- a real server ------------------------------------------------------------
-
-
-def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] | None = None) -> LiveServer:
-    """The test app under gunicorn on `database_url`; stop it with `server.stop()`."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "APP_ENV": "testing",
-        "TEST_DATABASE_URL": database_url,
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "WEB_CONCURRENCY": str(workers),
-        "LOG_LEVEL": "WARNING",
-        **(env or {}),
-    }
-    return LiveServer.start(env=environment, port=port, workers=workers)
 
 
 @pytest.fixture(scope="session")

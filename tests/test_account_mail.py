@@ -13,7 +13,7 @@ import pytest
 
 from app.extensions import db, limiter
 from app.models import User
-from tests.conftest import PASSWORD, assert_problem, free_port
+from tests.helpers import PASSWORD, assert_problem, free_port
 
 BASE = "http://localhost"  # TestingConfig.PUBLIC_BASE_URL
 NEW_PASSWORD = "N3wPassword"

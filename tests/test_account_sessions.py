@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app.models import Role
-from tests.conftest import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem
 
 NEW_PASSWORD = "N3wPassword"
 

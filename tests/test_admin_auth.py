@@ -23,7 +23,7 @@ from tests.admin_support import (
     submit,
     text_of,
 )
-from tests.conftest import assert_problem, production_settings
+from tests.helpers import assert_problem, production_settings
 
 ADMIN_PAGES = ["/admin", "/admin/", "/admin/users", "/admin/users/{user}", "/admin/users/{user}/delete",
                "/admin/posts", "/admin/posts/{post}", "/admin/posts/{post}/delete"]

@@ -18,7 +18,7 @@ from tests.admin_support import (
     signed_in,
     text_of,
 )
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 @pytest.fixture

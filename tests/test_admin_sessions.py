@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import AuthSession, Role, User
 from tests.admin_support import assert_admin_html, assert_redirects_to_login, sign_in, signed_in, submit, text_of
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 COOKIE = "admin_session"
 

@@ -21,7 +21,7 @@ from tests.admin_support import (
     submit,
     text_of,
 )
-from tests.conftest import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem
 
 
 @pytest.fixture

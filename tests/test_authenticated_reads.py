@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 def _only_the_token_statement(statements: list[str]) -> None:

@@ -12,8 +12,7 @@ from app.errors import PreconditionFailed
 from app.extensions import db
 from app.models import Post
 from app.services import posts as post_service
-from tests.conftest import assert_problem
-from tests.helpers import write_post
+from tests.helpers import assert_problem, write_post
 
 
 def etag(response) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from app import create_app
 from config import ConfigurationError, TestingConfig, committed_file_containing
-from tests.conftest import ROOT, production_settings
+from tests.helpers import ROOT, production_settings
 
 
 def _production(**overrides):

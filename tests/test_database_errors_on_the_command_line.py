@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ROOT, free_port
+from tests.helpers import ROOT, free_port
 
 SERVER = make_url(os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres")
 

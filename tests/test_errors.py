@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from app.extensions import db
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 @pytest.mark.parametrize("path", ["/api/nope", "/api", "/api/users/1/unknown", "/api/posts/1/comments", "/health/x"])

@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import assert_problem
-from tests.helpers import follow, write_post
+from tests.helpers import assert_problem, follow, write_post
 from tests.test_pagination import next_url, walk
 from tests.test_posts import create_post, ids
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 DEV_TOOLS = ("pytest", "schemathesis", "playwright", "py-spy", "pyinstrument", "hypothesis", "ruff",
              "openapi-python-client")

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, LiveServer
+from tests.helpers import PASSWORD, LiveServer
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 PACKAGE = "users_posts_client"

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from config import ConfigurationError
-from tests.conftest import PASSWORD, assert_problem, production_settings
+from tests.helpers import PASSWORD, assert_problem, production_settings
 
 ORIGIN = "https://app.example.com"
 JSON_ROUTES = [

@@ -1,5 +1,5 @@
 from app import create_app
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 def test_health_says_healthy(client):

@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text, update
 from app.extensions import db
 from app.models import IdempotencyKey, Post, User, utcnow
 from app.services.idempotency import KeyedRequest, _lock_id
-from tests.conftest import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem
 
 
 def post_count(app) -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import PASSWORD, ROOT, assert_problem
+from tests.helpers import PASSWORD, ROOT, assert_problem
 
 
 def register(client, email: str):

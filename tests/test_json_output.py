@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 import pytest
 from marshmallow import fields
 
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 @pytest.mark.parametrize("moment", [

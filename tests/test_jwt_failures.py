@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 PROTECTED = [
     ("GET", "/api/users/me"),

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 
 def _register(base: str, email: str) -> requests.Response:

@@ -14,7 +14,7 @@ import pytest
 from app.extensions import limiter
 from app.models import Role
 from tests.admin_support import assert_admin_html, page_token
-from tests.conftest import PASSWORD, assert_problem, free_port
+from tests.helpers import PASSWORD, assert_problem, free_port
 
 BUDGETS = {
     "RATELIMIT_ENABLED": True,

@@ -13,7 +13,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import ConfigurationError
-from tests.conftest import PASSWORD, assert_problem, production_settings, start_gunicorn
+from tests.helpers import PASSWORD, assert_problem, production_settings, start_gunicorn
 
 TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Post
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 

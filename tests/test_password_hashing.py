@@ -7,7 +7,7 @@ import bcrypt
 from app.extensions import db
 from app.models import User
 from app.security import _dummy_hash, needs_rehash
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 
 def _stored_cost(app, user_id: int) -> int:

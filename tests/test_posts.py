@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 POST_FIELDS = {"id", "title", "body", "author", "created_at", "updated_at"}
 

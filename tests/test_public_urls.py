@@ -10,7 +10,7 @@ import requests
 
 from app import create_app
 from config import ConfigurationError
-from tests.conftest import assert_problem, production_settings
+from tests.helpers import assert_problem, production_settings
 from tests.test_pagination import create_posts, next_url
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import PASSWORD, assert_problem, free_port
+from tests.helpers import PASSWORD, assert_problem, free_port
 
 LIMITS = {
     "RATELIMIT_ENABLED": True,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import create_app
 from app.extensions import db, reads
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 @pytest.fixture

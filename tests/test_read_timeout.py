@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.database import normalise_url
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem
 
 
 @pytest.fixture

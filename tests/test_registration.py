@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem
 
 USER_FIELDS = {"id", "email", "name", "age", "role", "is_active", "email_verified", "created_at", "updated_at",
                "followers_count", "following_count"}

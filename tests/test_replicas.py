@@ -22,7 +22,7 @@ from sqlalchemy import event
 from app import create_app, database
 from config import ConfigurationError
 from scripts import replication as pg
-from tests.conftest import PASSWORD, ROOT
+from tests.helpers import PASSWORD, ROOT
 
 DATABASE = "app_test_replicas"
 

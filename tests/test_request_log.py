@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from app.logformat import JsonFormatter, TextFormatter
-from tests.conftest import start_gunicorn
+from tests.helpers import start_gunicorn
 
 FAKE_LINE = "2031-12-01 07:00:00,000 INFO app.request POST /api/users/1 204 0.1ms id=forged"
 FORGING_PATH = "/api/posts%0a" + FAKE_LINE.replace(" ", "%20") + "%0d%0a%1b[31m%e2%80%a8x"

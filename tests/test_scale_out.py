@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import PASSWORD, LiveServer, RedisKeys, start_gunicorn
+from tests.helpers import PASSWORD, LiveServer, RedisKeys, start_gunicorn
 
 LOGIN_LIMIT = 4
 WRITE_LIMIT = 6

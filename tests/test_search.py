@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import text
 
-from app.search import InvalidSearch, parse_search
+from app.search import InvalidSearch, WordStatistics, parse_search
 from tests.admin_support import signed_in
-from tests.conftest import assert_problem
+from tests.helpers import assert_problem, write_post
 from tests.test_pagination import walk
 from tests.test_posts import create_post, ids
 
@@ -228,3 +229,53 @@ def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user
     pages = walk(client, "/api/posts?q=needle&limit=2")
     assert [post_id for page in pages for post_id in page] == wanted[::-1]
     assert all(len(page) == 2 for page in pages)
+
+
+# ---- how a search finds its page (PostgreSQL) ---------------------------------------------
+
+
+def test_word_statistics_walk_the_newest_posts_for_common_words_and_ask_the_index_for_rare_ones():
+    statistics = WordStatistics({"flask": 0.9, "kestrel": 0.01, "cafe": 0.001}, rarest_listed=0.001,
+                                posts=1_000_000)
+    assert statistics.best_walked(parse_search("flask"))  # a walk reads ~23 posts, the index 900,000
+    assert statistics.best_walked(parse_search("kestrel"))  # ~2,100 against 10,000
+    assert not statistics.best_walked(parse_search("café"))  # ~21,000 against 1,000 (accents ignored)
+    assert not statistics.best_walked(parse_search("quokka"))  # not listed: rarer than the rarest listed
+    assert statistics.best_walked(parse_search("fla"))  # a prefix is as common as the words it starts
+    assert not statistics.best_walked(parse_search("flask quokka"))  # as rare as its rarest word
+    assert not statistics.best_walked(parse_search('"flask quokka"'))
+    assert statistics.best_walked(parse_search("flask -kestrel"))  # exclusions do not narrow the estimate
+
+
+def test_at_ten_posts_every_query_is_cheapest_through_the_index():
+    statistics = WordStatistics({"flask": 1.0}, rarest_listed=1.0, posts=10)
+    assert not statistics.best_walked(parse_search("flask"))  # 1 * 1 * 10 < a page of 21
+
+
+def test_a_common_word_missing_from_the_newest_posts_is_found_by_one_walk(app, client, user, database_url,
+                                                                         sql_statements, monkeypatch):
+    """ANALYZE says `needle` is common: the search walks the newest posts until its page is full,
+    past a run of newer posts without it, in one statement (the index would read every match)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("word statistics are PostgreSQL's (SQLite's FTS5 has no planner to outwit)")
+    from app.extensions import db
+    from app.services import posts
+
+    older = [write_post(app, user.id, f"needle {n}") for n in range(30)]
+    for n in range(10):
+        write_post(app, user.id, f"hay {n}")
+    monkeypatch.setattr(posts, "SEARCH_WINDOW", 5)  # the newest five posts hold no needle
+    with app.app_context():
+        db.session.execute(text("ANALYZE posts"))
+        db.session.commit()
+    posts._word_statistics.clear()
+    client.get("/api/posts?q=needle")  # reads the statistics
+    sql_statements.clear()
+
+    response = client.get("/api/posts", query_string={"q": "needle", "limit": 21})
+
+    assert [post["id"] for post in response.get_json()] == older[::-1][:21]
+    assert len(sql_statements) == 1, sql_statements
+    sql_statements.clear()
+    assert client.get("/api/posts?q=zzzz").get_json() == []
+    assert len(sql_statements) == 2  # a rare word: the newest posts, then the index

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.helpers import LiveServer
 
 
 def send_raw(server: LiveServer, data: bytes) -> tuple[int, dict[str, str], bytes]:

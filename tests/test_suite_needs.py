@@ -16,7 +16,7 @@ import uuid
 
 import redis
 
-from tests.conftest import REDIS_TEST_URL, ROOT, free_port
+from tests.helpers import REDIS_TEST_URL, ROOT, free_port
 
 
 def run_pytest(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

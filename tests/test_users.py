@@ -6,7 +6,7 @@ from app.errors import Conflict
 from app.extensions import db
 from app.models import Role, User
 from app.services import users as users_service
-from tests.conftest import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem
 
 
 def login(client, email, password=PASSWORD):

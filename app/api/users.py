@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from flask import url_for
 from flask_jwt_extended import current_user, get_current_user, jwt_required
 
@@ -148,11 +151,21 @@ def update_user(changes, user_id: int):
     with current_tag_on_failure(lambda: _current_user_tag(user_id)):
         user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()),
                                  if_match(user_tag))
-    data = dump_user(user, current_user)
-    tag = user_tag(user)  # the user as a later read shows them, without the tokens
+    tag = etag_header(user_tag(user))  # the user as a later read shows them, without the tokens
     if "password" in changes and user.id == current_user.id:
-        data["tokens"] = tokens.start_session(user)
-    return data, etag_header(tag)
+        return AccountWithTokens(user, tokens.start_session(user)), tag
+    return user, tag
+
+
+@dataclass(frozen=True)
+class AccountWithTokens:
+    """An account as `UserSchema` shows it, with the first token pair of its owner's new session."""
+
+    user: User
+    tokens: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.user, name)
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
