@@ -22,7 +22,7 @@ import flask_sqlalchemy.session
 from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from config import ConfigurationError
 
@@ -227,8 +227,13 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
 # otherwise to the primary. Anonymous reads go to any replica less than REPLICA_MAX_LAG_SECONDS
 # behind. Requests that write read on the primary throughout.
 
+# Lag 0 when everything received is replayed; NULL when nothing was received since the standby
+# started (it streams again from the start of a segment, behind what it had replayed), so that
+# only the primary's position can tell whether it is current (`Replica.refresh`).
 _REPLICA_STATUS = text("""
     SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() < pg_last_wal_replay_lsn()
+                    THEN NULL
                 ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END,
            CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END
                - '0/0'::pg_lsn
@@ -253,7 +258,7 @@ class Replica:
         self.replayed = 0
         self.problem: str | None = None
 
-    def refresh(self, now: float, max_lag: float) -> None:
+    def refresh(self, now: float, max_lag: float, primary_position: Callable[[], int | None]) -> None:
         """Ask the standby how far behind it is; log when it starts or stops being skipped."""
         from app.metrics import REPLICA_LAG
 
@@ -265,8 +270,13 @@ class Replica:
             self.failed(error)
             REPLICA_LAG.labels(self.name).set(-1)
             return
-        self.lag = math.inf if lag is None else float(lag)  # nothing replayed yet since it started
         self.replayed = int(replayed or 0)
+        if lag is None:
+            # Nothing streamed since it started, and none may come until the primary writes:
+            # current if it has replayed all that the primary wrote, else behind by an unknown time.
+            position = primary_position()
+            lag = 0.0 if position is not None and self.replayed >= position else math.inf
+        self.lag = float(lag)
         REPLICA_LAG.labels(self.name).set(self.lag)
         problem = f"lag {self.lag:.1f} s > {max_lag:g} s" if self.lag > max_lag else None
         if problem and self.problem is None:
@@ -326,7 +336,7 @@ class ReplicaRouter:
         usable, behind_client = [], False
         for replica in order:
             if now - replica.checked_at >= self.check_every:
-                replica.refresh(now, self.max_lag)
+                replica.refresh(now, self.max_lag, self.primary_position)
             if replica.lag is None or replica.lag > self.max_lag:
                 continue
             if replica.replayed < needed:
@@ -350,13 +360,24 @@ class ReplicaRouter:
             return None
         return int(value or 0)
 
-    def remember(self, client: int) -> None:
-        engine = current_app.extensions["read_engine"]
+    @staticmethod
+    def primary_position() -> int | None:
+        """How far the primary has written (None if it does not answer)."""
         try:
-            with engine.connect() as connection:
-                position = int(connection.scalar(_PRIMARY_POSITION))
+            with current_app.extensions["read_engine"].connect() as connection:
+                return int(connection.scalar(_PRIMARY_POSITION))
+        except SQLAlchemyError:
+            return None
+
+    def remember(self, client: int) -> None:
+        position = self.primary_position()
+        if position is None:  # the write succeeded; its client may read a lagging replica meanwhile
+            log.warning("could not keep client %s's write position for read-your-writes: the primary did "
+                        "not answer", client)
+            return
+        try:
             self.keep_max(keys=[self.key_prefix + str(client)], args=[position, POSITION_SECONDS])
-        except Exception as error:  # the write succeeded; its client may read a lagging replica meanwhile
+        except Exception as error:
             log.warning("could not keep client %s's write position for read-your-writes: %s", client, error)
 
 
