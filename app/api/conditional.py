@@ -93,7 +93,7 @@ def cached(view: F) -> F:
     return conditional_view  # type: ignore[return-value]
 
 
-def if_match(tag_of: Callable[[Any], str]) -> Precondition:
+def if_match(tag_for: Callable[[Any], str]) -> Precondition:
     """The `If-Match` precondition of a PATCH or DELETE, checked by the service on the row it
     loaded, after its permission checks (a 403 stays a 403). Strong comparison; `*` means
     "if it exists", which the row does."""
@@ -104,7 +104,7 @@ def if_match(tag_of: Callable[[Any], str]) -> Precondition:
             if current_app.config["REQUIRE_IF_MATCH"]:
                 raise PreconditionRequired()
             return
-        tag = tag_of(row)
+        tag = tag_for(row)
         if _matching(header, tag, weak=False) is None:
             raise PreconditionFailed(headers={"ETag": quote_etag(tag)})
 

@@ -285,7 +285,8 @@ def list_posts(
     dialect = db.engine.dialect.name
     walk_all = False
     if search is not None:
-        walk_all = dialect == "postgresql" and not skip and _best_walked(search)
+        # Not in a feed: how common a word is says nothing of how often the followed authors use it.
+        walk_all = dialect == "postgresql" and not skip and not feed and _best_walked(search)
         parameters.update(search=search_parameter(search, dialect), window=WALK_ALL if walk_all else SEARCH_WINDOW)
 
     def read(connection: Connection) -> Sequence[Row]:
