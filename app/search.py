@@ -161,10 +161,11 @@ PAGE_OF_MATCHES = 21  # a page and one more (the cursor's look-ahead)
 class WordStatistics:
     """How common the words of the posts are, to choose how to find a query's newest matches:
     walking the posts newest first reads about `page / share` posts, the search index reads
-    every match (`share * posts`); whichever reads fewer wins."""
+    every match (`share * posts`); whichever reads fewer wins. A word ANALYZE did not list
+    counts as rare: the index reads only its few matches, while a walk could read every post
+    (a word in no post at all)."""
 
     shares: dict[str, float]
-    rarest_listed: float  # a word ANALYZE did not list is rarer than this
     posts: float
 
     @classmethod
@@ -173,8 +174,7 @@ class WordStatistics:
         row = connection.execute(_WORD_STATISTICS).first()
         if row is None or not row.words or not row.shares:
             return None
-        shares = dict(zip(row.words, row.shares, strict=False))
-        return cls(shares, min(shares.values()), max(float(row.posts), 0.0))
+        return cls(dict(zip(row.words, row.shares, strict=False)), max(float(row.posts), 0.0))
 
     def share(self, query: SearchQuery) -> float:
         """At most the share of posts holding every wanted term (a term is as rare as its rarest word)."""
@@ -189,9 +189,8 @@ class WordStatistics:
     def _word_share(self, word: str, *, prefix: bool) -> float:
         word = _unaccented(word)
         if prefix:
-            found = sum(share for listed, share in self.shares.items() if listed.startswith(word))
-            return min(found, 1.0) or self.rarest_listed
-        return self.shares.get(word, self.rarest_listed)
+            return min(sum(share for listed, share in self.shares.items() if listed.startswith(word)), 1.0)
+        return self.shares.get(word, 0.0)
 
 
 def _unaccented(word: str) -> str:

@@ -235,12 +235,12 @@ def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user
 
 
 def test_word_statistics_walk_the_newest_posts_for_common_words_and_ask_the_index_for_rare_ones():
-    statistics = WordStatistics({"flask": 0.9, "kestrel": 0.01, "cafe": 0.001}, rarest_listed=0.001,
-                                posts=1_000_000)
+    statistics = WordStatistics({"flask": 0.9, "kestrel": 0.01, "cafe": 0.001}, posts=1_000_000)
     assert statistics.best_walked(parse_search("flask"))  # a walk reads ~23 posts, the index 900,000
     assert statistics.best_walked(parse_search("kestrel"))  # ~2,100 against 10,000
     assert not statistics.best_walked(parse_search("café"))  # ~21,000 against 1,000 (accents ignored)
-    assert not statistics.best_walked(parse_search("quokka"))  # not listed: rarer than the rarest listed
+    assert not statistics.best_walked(parse_search("quokka"))  # not listed: rare, or in no post at all
+    assert not statistics.best_walked(parse_search("zzz"))  # a prefix of no listed word
     assert statistics.best_walked(parse_search("fla"))  # a prefix is as common as the words it starts
     assert not statistics.best_walked(parse_search("flask quokka"))  # as rare as its rarest word
     assert not statistics.best_walked(parse_search('"flask quokka"'))
@@ -248,7 +248,7 @@ def test_word_statistics_walk_the_newest_posts_for_common_words_and_ask_the_inde
 
 
 def test_at_ten_posts_every_query_is_cheapest_through_the_index():
-    statistics = WordStatistics({"flask": 1.0}, rarest_listed=1.0, posts=10)
+    statistics = WordStatistics({"flask": 1.0}, posts=10)
     assert not statistics.best_walked(parse_search("flask"))  # 1 * 1 * 10 < a page of 21
 
 
