@@ -28,6 +28,7 @@ SortKey = tuple[Any, ...]
 class Page(Generic[T]):
     items: Sequence[T]
     next_key: SortKey | None
+    version: int | None = None  # the content version its rows were read at, when they carry it
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,13 @@ class PageRequest:
     skip: int | None = None
 
 
-def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey]) -> Page[T]:
+def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey], *,
+            version: int | None = None) -> Page[T]:
     """A page from `limit + 1` fetched items: the extra one says a next page exists."""
     if len(items) <= limit:
-        return Page(items, None)
+        return Page(items, None, version)
     items = items[:limit]
-    return Page(items, sort_key(items[-1]))
+    return Page(items, sort_key(items[-1]), version)
 
 
 def encode_cursor(key: SortKey) -> str:
@@ -91,10 +93,10 @@ def next_link(next_key: SortKey | None) -> dict[str, str]:
         return {}
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "skip")]
     params.append(("cursor", encode_cursor(next_key)))
-    return {"Link": f'<{_base_url()}?{urlencode(params)}>; rel="next"'}
+    return {"Link": f'<{base_url()}?{urlencode(params)}>; rel="next"'}
 
 
-def _base_url() -> str:
+def base_url() -> str:
     """This request's URL without its query: `PUBLIC_BASE_URL` and the path when it is set,
     so a forged Host never reaches a link. Built by hand rather than by `request.base_url`,
     whose round trip through an IRI measured well over the 5% that keeps a private

@@ -66,8 +66,8 @@ def render_rows(pairs: list[Pair], mark: Callable[[bool], str], baseline: tuple[
         "## Conditional requests",
         "",
         "The first page of `GET /api/posts?limit=20`, and the same request with `If-None-Match` naming "
-        "its current ETag (a 304 without a body). The database is read and the body built either way "
-        "(the tag is the hash of what the page shows); the 304 saves the transfer and the compression. "
+        "its current ETag (a 304 without a body). A page's tag is the content version its rows were read at, "
+        "with the URL (app/api/conditional.py): the 304 reads that version alone, not the page. "
         "CPU counts the gunicorn workers and their PostgreSQL backends.",
         "",
         "| Request | Requests/s | p50 (ms) | CPU ms/request | 304 CPU / 200 CPU |",

@@ -32,6 +32,7 @@ class FeedReader:
     feed_posts: int
     deep_cursor: str
     deep_first_id: int
+    deep_pages: int
 
 
 def first_path() -> str:
@@ -44,7 +45,8 @@ def deep_path(reader: FeedReader) -> str:
 
 def busiest_follower(database_url: str) -> FeedReader:
     """The seeded user who follows the most (500), and the cursor of their feed's page
-    `DEEP_PAGES`, computed from the database and encoded by the app's `encode_cursor`."""
+    `DEEP_PAGES` (fewer when their feed is shorter, as in quick mode), computed from the
+    database and encoded by the app's `encode_cursor`."""
     from app.pagination import encode_cursor
 
     connection = psycopg2.connect(database_url)
@@ -55,10 +57,12 @@ def busiest_follower(database_url: str) -> FeedReader:
         cursor.execute("SELECT count(*) FROM posts WHERE author_id IN "
                        "(SELECT followed_id FROM follows WHERE follower_id = %s)", (user_id,))
         (feed_posts,) = cursor.fetchone()
-        cursor.execute(_FEED_KEYS, (user_id, DEEP_PAGES * PAGE - 1))
+        deep_pages = min(DEEP_PAGES, feed_posts // PAGE // 2)
+        cursor.execute(_FEED_KEYS, (user_id, deep_pages * PAGE - 1))
         (last_created, last_id), (_, next_id) = cursor.fetchall()
     connection.close()
-    return FeedReader(email, following, feed_posts, encode_cursor((last_created, last_id)), next_id)
+    return FeedReader(email, following, feed_posts, encode_cursor((last_created, last_id)), next_id,
+                      deep_pages)
 
 
 def everyone_follower(database_url: str) -> tuple[str, int]:
@@ -89,7 +93,7 @@ def render_rows(rows: list[tuple[Any, Any]], first: Any, reader: FeedReader, eve
         "## Feed",
         "",
         f"`GET /api/feed?limit={PAGE}` (bearer token) for the seeded user following {reader.following} authors "
-        f"({reader.feed_posts:,} posts in their feed), first page and {DEEP_PAGES:,} pages deep; and the first "
+        f"({reader.feed_posts:,} posts in their feed), first page and {reader.deep_pages:,} pages deep; and the first "
         f"page for a user following all {everyone:,} other users. Same wrk settings as above, limits off. "
         "One statement in two steps (app/services/posts.py, `_feed_statement`): the followed authors' posts "
         "among the 2,000 newest after the cursor, read through the `created_at` index; only when those are "

@@ -104,6 +104,62 @@ def test_a_pages_etag_changes_with_any_item_and_with_the_next_cursor(app, client
     assert client.get(page, headers={"If-None-Match": etag(edited)}).status_code == 200
 
 
+def test_a_current_page_is_answered_304_from_the_content_version_alone(app, client, user, sql_statements):
+    write_post(app, user.id, "One")
+    write_post(app, user.id, "Two")
+    page = "/api/posts?limit=1"
+    tag = etag(client.get(page))
+    sql_statements.clear()
+    again = client.get(page, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.headers["ETag"] == tag
+    assert len(sql_statements) == 1 and "content_versions" in sql_statements[0]
+    assert "posts" not in sql_statements[0]
+
+
+def test_a_write_outside_the_app_still_changes_the_pages_tag(app, client, user):
+    """The content version moves by trigger, whoever writes: here plain SQL, as an operator might."""
+    post_id = write_post(app, user.id, "Before")
+    page = "/api/posts"
+    tag = etag(client.get(page))
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(db.text("UPDATE posts SET title = 'After' WHERE id = :id"), {"id": post_id})
+    changed = client.get(page, headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.get_json()[0]["title"] == "After"
+    assert etag(changed) != tag
+
+
+def test_a_change_to_an_author_or_a_follow_changes_the_pages_tag(client, make_user):
+    author, reader = make_user(), make_user()
+    new_post(client, author)
+    page = f"/api/users/{author.id}/posts"
+    tag = etag(client.get(page))
+    client.patch(f"/api/users/{author.id}", json={"name": "Renamed"}, headers=author.headers)
+    renamed = client.get(page, headers={"If-None-Match": tag})
+    assert renamed.status_code == 200 and renamed.get_json()[0]["author"]["name"] == "Renamed"
+    assert client.put(f"/api/users/{author.id}/follow", headers=reader.headers).status_code == 204
+    assert client.get(page, headers={"If-None-Match": etag(renamed)}).status_code == 200
+
+
+def test_pages_of_other_urls_have_other_tags(app, client, user):
+    write_post(app, user.id, "One")
+    write_post(app, user.id, "Two")
+    tags = {etag(client.get(path)) for path in ("/api/posts", "/api/posts?limit=1", "/api/posts?limit=2",
+                                                f"/api/users/{user.id}/posts")}
+    assert len(tags) == 4
+    assert etag(client.get("/api/posts?limit=1")) == etag(client.get("/api/posts?limit=1"))
+
+
+def test_an_empty_page_is_tagged_by_its_bytes_and_revalidates(client):
+    empty = client.get("/api/posts?q=nothing")
+    assert empty.get_json() == []
+    assert client.get("/api/posts?q=nothing", headers={"If-None-Match": etag(empty)}).status_code == 304
+
+
+def test_if_none_match_star_on_a_missing_authors_posts_is_404_not_304(client):
+    response = client.get("/api/users/999999/posts", headers={"If-None-Match": "*"})
+    assert_problem(response, 404)
+
+
 def test_an_authors_post_list_revalidates_too(client, user):
     new_post(client, user)
     path = f"/api/users/{user.id}/posts"

@@ -155,7 +155,15 @@ class Blueprint(flask_smorest.Blueprint):
     def cached(self, func: F) -> F:
         """A read answered conditionally (`conditional.cached`), documented: If-None-Match and
         the 304. Goes above `response`, to tag the response its schema made."""
-        func = conditional.cached(func)
+        return self._document_revalidation(conditional.cached(func))
+
+    def cached_page(self, func: F) -> F:
+        """A list page answered conditionally (`conditional.cached_page`: a current copy costs a
+        304 without reading the page), documented as `cached`. Goes above `arguments`: the
+        tag names the query, so a current copy needs it neither parsed nor read."""
+        return self._document_revalidation(conditional.cached_page(func))
+
+    def _document_revalidation(self, func: F) -> F:
         func = self.alt_response(304, description="Not Modified: your copy (`If-None-Match`) is current; "
                                  "no body.", headers=ETAG_HEADER)(func)
         return document_header(func, IF_NONE_MATCH)

@@ -1,11 +1,14 @@
 """HTTP caching and conditional requests (RFC 9110 sections 8.8.3 and 13).
 
-A strong ETag is a hash of the bytes a response shows (and of its next-page link,
-which the body leaves out but a client's copy depends on), computed in one place,
-`entity_tag`, from the response the view's schema made. Reads answer 304 when
-`If-None-Match` names the current tag; writes check `If-Match` through the services'
-precondition, inside the transaction whose `UPDATE ... WHERE version = :v` makes
-check and write atomic.
+A post, a user or an account is tagged with a hash of the bytes its response shows,
+computed in one place, `entity_tag`, from the response the view's schema made. A list
+page is tagged with the content version its rows were read at (app/services/content.py)
+and the request that asked for it (`content_tag`): the same version and request give
+the same page, and any change to what a page may show moves the version. So a `304`
+for a current page reads that version alone, not the page (`cached_page`). Reads
+answer 304 when `If-None-Match` names the current tag; writes check `If-Match` through
+the services' precondition, inside the transaction whose `UPDATE ... WHERE version = :v`
+makes check and write atomic.
 
 flask-smorest's `Blueprint.etag` is not used: it hashes the dumped data rather than
 the response (so not the `Link` of a page, nor views that choose their schema per caller),
@@ -19,7 +22,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from functools import wraps
+from functools import cache, wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import Response, current_app, request
@@ -27,7 +31,8 @@ from werkzeug.datastructures import ETags
 from werkzeug.http import quote_etag
 
 from app.errors import DomainError, PreconditionFailed, PreconditionRequired
-from app.services import Precondition
+from app.pagination import Page, base_url, next_link
+from app.services import Precondition, content
 
 # Flask-Compress turns a strong tag "t" into "t:gzip" on the compressed representation;
 # a client may send either back.
@@ -43,6 +48,34 @@ def entity_tag(response: Response) -> str:
     if link:
         digest.update(b"\0" + link.encode())
     return digest.hexdigest()
+
+
+@cache
+def _code_digest() -> bytes:
+    """The app's source: a page tag of one release never validates another's pages, which
+    its code may shape differently."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(Path(__file__).resolve().parent.parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.digest()
+
+
+def content_tag(version: int) -> str:
+    """The strong validator of a list page read at content `version`: with the URL it answers
+    (path, query and the base its links are made of), it names one response exactly."""
+    digest = hashlib.blake2b(_code_digest(), digest_size=16)
+    digest.update(f"{version}\0{base_url()}\0".encode())
+    digest.update(request.query_string)
+    return digest.hexdigest()
+
+
+def page_headers(page: Page[Any]) -> dict[str, str]:
+    """A list page's headers: the link to the next page, and its content tag when its rows
+    carried their version (an empty page has none, and is tagged by its bytes)."""
+    headers = next_link(page.next_key)
+    if page.version is not None:
+        headers["ETag"] = quote_etag(content_tag(page.version))
+    return headers
 
 
 def tag_of(data: Any) -> str:
@@ -72,13 +105,11 @@ def revalidate(response: Response) -> Response:
     Authenticated answers get `no-store` on the way out (app/api/__init__.py)."""
     if response.status_code != 200:
         return response
-    tag = entity_tag(response)
-    matched = _matching(request.if_none_match, tag, weak=True)
-    if matched is not None:
-        response = Response(status=304)
-        response.set_etag(matched)
-    else:
-        response.set_etag(tag)
+    tag = response.get_etag()[0] or entity_tag(response)
+    not_modified = _not_modified(tag)
+    if not_modified is not None:
+        return not_modified
+    response.set_etag(tag)
     response.headers["Cache-Control"] = PUBLIC_READ
     return response
 
@@ -91,6 +122,32 @@ def cached(view: F) -> F:
         return revalidate(current_app.make_response(view(*args, **kwargs)))
 
     return conditional_view  # type: ignore[return-value]
+
+
+def _not_modified(tag: str) -> Response | None:
+    matched = _matching(request.if_none_match, tag, weak=True)
+    if matched is None:
+        return None
+    response = Response(status=304)
+    response.set_etag(matched)
+    response.headers["Cache-Control"] = PUBLIC_READ
+    return response
+
+
+def cached_page(view: F) -> F:
+    """Answer a list page conditionally: when `If-None-Match` names the page's tag at the
+    current content version, a 304 without reading the page; else as `cached`."""
+    tagged = cached(view)
+
+    @wraps(view)
+    def conditional_page(*args: Any, **kwargs: Any) -> Response:
+        if request.if_none_match and not request.if_none_match.star_tag:  # `*`: if the page exists
+            not_modified = _not_modified(content_tag(content.current()))
+            if not_modified is not None:
+                return not_modified
+        return tagged(*args, **kwargs)
+
+    return conditional_page  # type: ignore[return-value]
 
 
 def if_match(tag_for: Callable[[Any], str]) -> Precondition:

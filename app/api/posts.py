@@ -16,10 +16,10 @@ from app.api import (
     Blueprint,
     search_limited,
 )
-from app.api.conditional import current_tag_on_failure, etag_header, if_match, tag_of
+from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
 from app.models import Post
-from app.pagination import next_link, page_request
+from app.pagination import page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
 from app.services import posts
 from app.services.posts import PostView
@@ -39,9 +39,9 @@ def _own_user_id() -> str:
 
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
+@blp.cached_page
 @search_limited
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
-@blp.cached
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(429, 503)
 @blp.doc(operationId="listPosts")
@@ -50,7 +50,7 @@ def list_posts(args):
     page = posts.list_posts(
         page_request(args, posts.SORT_KEY), author_id=args.get("author_id"), search=args.get("q")
     )
-    return page.items, next_link(page.next_key)
+    return page.items, page_headers(page)
 
 
 @blp.route("", methods=["POST"])

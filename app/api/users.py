@@ -20,7 +20,7 @@ from app.api import (
     any_of_response,
     search_limited,
 )
-from app.api.conditional import current_tag_on_failure, etag_header, if_match, tag_of
+from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
 from app.auth import admin_required, read_with_token, reads_user_with_token
 from app.extensions import limiter
@@ -182,9 +182,9 @@ def delete_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/posts")
+@blp.cached_page
 @search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-@blp.cached
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="listUserPosts")
@@ -192,7 +192,7 @@ def list_user_posts(args, user_id: int):
     """One author's posts, newest first; search them with `q`."""
     users.ensure_exists(user_id)
     page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
-    return page.items, next_link(page.next_key)
+    return page.items, page_headers(page)
 
 
 @blp.route("/<int:user_id>/follow", methods=["PUT"])

@@ -33,6 +33,7 @@ from app.models import Follow, Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import SEARCH_VECTOR, SearchQuery, WordStatistics, search_condition, search_parameter
 from app.services import Precondition, commit, no_precondition, users
+from app.services.content import CONTENT_VERSION
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -69,7 +70,7 @@ class PostView:
 
     @classmethod
     def of_row(cls, row: Row) -> PostView:
-        post_id, title, body, created_at, updated_at, author_id, author_name, version = row
+        post_id, title, body, created_at, updated_at, author_id, author_name, version = row[:8]
         return cls(post_id, title, body, created_at, updated_at, AuthorView(author_id, author_name), version)
 
     @classmethod
@@ -143,11 +144,13 @@ _FOLLOWED_AUTHORS = (
 _NEWEST_FIRST = (_posts.created_at.desc(), _posts.id.desc())
 
 
-def _readable(posts: Any = Post.__table__) -> Select:
-    """The columns of a `PostView`, from `posts` (the table, or a subquery shaped like it)."""
+def _readable(posts: Any = Post.__table__, *, page: bool = False) -> Select:
+    """The columns of a `PostView`, from `posts` (the table, or a subquery shaped like it);
+    a page's rows also carry the content version they were read at (its ETag)."""
+    versioned = (CONTENT_VERSION.label("content_version"),) if page else ()
     return select(
         posts.c.id, posts.c.title, posts.c.body, posts.c.created_at, posts.c.updated_at,
-        _users.id.label("author_id"), _users.name.label("author_name"), posts.c.version,
+        _users.id.label("author_id"), _users.name.label("author_name"), posts.c.version, *versioned,
     ).join_from(posts, User.__table__, _users.id == posts.c.author_id)
 
 
@@ -172,7 +175,8 @@ _ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
 
 @cache
 def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool = False) -> Select:
-    return _paged(_filtered(_readable(), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST, skip)
+    return _paged(_filtered(_readable(page=True), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST,
+                  skip)
 
 
 @cache
@@ -240,7 +244,7 @@ def _top_of(ids: Select | CompoundSelect) -> Select:
     """The posts of a page of (id, created_at), newest first: joined after sorting, so only
     the page's rows are read in full."""
     top = ids.subquery("top")
-    stmt = _readable().join(top, top.c.id == _posts.id)
+    stmt = _readable(page=True).join(top, top.c.id == _posts.id)
     return stmt.order_by(top.c.created_at.desc(), top.c.id.desc())
 
 
@@ -298,5 +302,7 @@ def list_posts(
                 return rows
         return connection.execute(_search_everywhere(dialect, by_author, after, skip, feed), parameters).all()
 
-    views = [PostView.of_row(row) for row in reads.run(read)]
-    return page_of(views, page.limit, lambda post: (post.created_at, post.id))
+    rows = reads.run(read)
+    views = [PostView.of_row(row) for row in rows]
+    return page_of(views, page.limit, lambda post: (post.created_at, post.id),
+                   version=rows[0].content_version if rows else None)
