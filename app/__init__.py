@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from app.jsonprovider import JSONProvider
+from app.sessions import SessionInterface
 from config import Config, get_config
 
 _is_coroutine_function = lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
@@ -34,6 +35,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     """
     app = App(__name__, instance_relative_config=True)
     app.json = JSONProvider(app)
+    app.session_interface = SessionInterface()
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
