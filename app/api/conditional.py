@@ -62,9 +62,10 @@ def _code_digest() -> bytes:
 
 def content_tag(version: int) -> str:
     """The strong validator of a list page read at content `version`: with the URL it answers
-    (path, query and the base its links are made of), it names one response exactly."""
+    (path, query and the base its links are made of) and the credentials it was asked with
+    (a feed is the caller's), it names one response exactly."""
     digest = hashlib.blake2b(_code_digest(), digest_size=16)
-    digest.update(f"{version}\0{base_url()}\0".encode())
+    digest.update(f"{version}\0{base_url()}\0{request.headers.get('Authorization', '')}\0".encode())
     digest.update(request.query_string)
     return digest.hexdigest()
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import BEARER, LINK_HEADER, Blueprint, search_limited
-from app.pagination import next_link, page_request
+from app.api import BEARER, CACHE_HEADERS, LINK_HEADER, Blueprint, search_limited
+from app.api.conditional import page_headers
+from app.pagination import page_request
 from app.schemas import PostSchema, SearchArgsSchema
 from app.services import posts
 
@@ -14,9 +15,10 @@ blp = Blueprint("feed", __name__, url_prefix="/api/feed", description="The calle
 
 @blp.route("", methods=["GET"])
 @jwt_required()
+@blp.cached_page
 @search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
+@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(401, 429, 503)
 @blp.doc(operationId="getFeed", security=BEARER)
 def get_feed(args):
@@ -24,4 +26,4 @@ def get_feed(args):
     (`Link: rel="next"`); search them with `q`, as on `GET /api/posts`. An unfollow or a
     deactivation takes that author's posts out of the next page."""
     page = posts.list_posts(page_request(args, posts.SORT_KEY), search=args.get("q"), feed_of=current_user.id)
-    return page.items, next_link(page.next_key)
+    return page.items, page_headers(page)

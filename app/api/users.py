@@ -220,8 +220,9 @@ def unfollow_user(user_id: int):
 
 @blp.route("/<int:user_id>/followers")
 @jwt_required()
-@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
+@blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
+@blp.cached
+@blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowers", security=BEARER)
 def list_followers(args, user_id: int):
@@ -232,8 +233,9 @@ def list_followers(args, user_id: int):
 
 @blp.route("/<int:user_id>/following")
 @jwt_required()
-@blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
+@blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
+@blp.cached
+@blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowing", security=BEARER)
 def list_following(args, user_id: int):
