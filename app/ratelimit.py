@@ -132,7 +132,8 @@ def search_limit() -> str:
 
 
 def not_a_search() -> bool:
-    return "q" not in request.args
+    """Searches are reads of the API with `q` (posts, an author's posts, the feed)."""
+    return "q" not in request.args or read_limit_exempt()
 
 
 def read_limit_exempt() -> bool:

@@ -14,9 +14,7 @@ from webargs.flaskparser import FlaskParser
 
 from app.api import conditional
 from app.errors import PROBLEM_MIMETYPE, ValidationFailed
-from app.extensions import limiter
 from app.jsonbody import json_body
-from app.ratelimit import not_a_search, search_limit, write_limit_key
 from app.schemas import ProblemSchema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,11 +60,6 @@ PROBLEM_DESCRIPTIONS = {
           "per user, and searches (`q`) have a tighter budget of their own."),
     503: "The database is unavailable, or a read ran longer than its timeout; retry after `Retry-After` seconds.",
 }
-
-
-# One budget for every search endpoint, per user or IP; other reads pass through.
-search_limited = limiter.shared_limit(search_limit, scope="search", key_func=write_limit_key,
-                                      exempt_when=not_a_search)
 
 
 def any_of_response(description: str, *schema_names: str, many: bool = False,

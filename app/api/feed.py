@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_jwt_extended import current_user, jwt_required
 
-from app.api import BEARER, CACHE_HEADERS, LINK_HEADER, Blueprint, search_limited
+from app.api import BEARER, CACHE_HEADERS, LINK_HEADER, Blueprint
 from app.api.conditional import page_headers
 from app.pagination import page_request
 from app.schemas import PostSchema, SearchArgsSchema
@@ -16,7 +16,6 @@ blp = Blueprint("feed", __name__, url_prefix="/api/feed", description="The calle
 @blp.route("", methods=["GET"])
 @jwt_required()
 @blp.cached_page
-@search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(401, 429, 503)

@@ -14,7 +14,6 @@ from app.api import (
     LOCATION_HEADER,
     RATE_LIMIT_HEADERS,
     Blueprint,
-    search_limited,
 )
 from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
@@ -40,7 +39,6 @@ def _own_user_id() -> str:
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
 @blp.cached_page
-@search_limited
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(429, 503)

@@ -18,7 +18,6 @@ from app.api import (
     RATE_LIMIT_HEADERS,
     Blueprint,
     any_of_response,
-    search_limited,
 )
 from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
@@ -183,7 +182,6 @@ def delete_user(user_id: int):
 
 @blp.route("/<int:user_id>/posts")
 @blp.cached_page
-@search_limited
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(404, 429, 503)
