@@ -34,15 +34,23 @@ def etag(url: str, headers: dict[str, str]) -> str:
         return response.headers["ETag"]
 
 
-def measure_pairs(measure: Callable[..., Any], server: Any, path: str, mode: Any, connections: int) -> list[Pair]:
-    """The full page and its 304, without and with `Accept-Encoding: gzip` (which a 304 also saves)."""
+def measure_pairs(wrk: Callable[..., dict], summarise: Callable[..., Any], server: Any, path: str, mode: Any,
+                  connections: int) -> list[Pair]:
+    """The full page and its 304, without and with `Accept-Encoding: gzip` (which a 304 also
+    saves), alternated round by round as the first page and the floor are, so that the
+    machine's drift hits both alike; CPU is summed over the rounds."""
     pairs = []
     for label, extra in (("no compression", ()), ("gzip", ("Accept-Encoding", "gzip"))):
         tag = etag(server.url + path, dict(zip(extra[::2], extra[1::2], strict=True)))
-        full = measure(f"GET {path} ({label}): 200", server, path, mode, connections,
-                       script="headers.lua", args=extra)
-        not_modified = measure(f"GET {path} ({label}) + If-None-Match: 304", server, path, mode, connections,
-                               script="headers.lua", args=(*extra, "If-None-Match", tag))
+        variants = {f"GET {path} ({label}): 200": extra,
+                    f"GET {path} ({label}) + If-None-Match: 304": (*extra, "If-None-Match", tag)}
+        for args in variants.values():
+            wrk(server, server.url + path, mode.warmup, connections, "headers.lua", args)
+        runs: dict[str, list[dict]] = {name: [] for name in variants}
+        for _ in range(mode.rounds):
+            for name, args in variants.items():
+                runs[name].append(wrk(server, server.url + path, mode.duration, connections, "headers.lua", args))
+        full, not_modified = (summarise(name, found) for name, found in runs.items())
         pairs.append(Pair(label, full, not_modified))
     return pairs
 
@@ -68,7 +76,8 @@ def render_rows(pairs: list[Pair], mark: Callable[[bool], str], baseline: tuple[
         "The first page of `GET /api/posts?limit=20`, and the same request with `If-None-Match` naming "
         "its current ETag (a 304 without a body). A page's tag is the content version its rows were read at, "
         "with the URL (app/api/conditional.py): the 304 reads that version alone, not the page. "
-        "CPU counts the gunicorn workers and their PostgreSQL backends.",
+        "CPU counts the gunicorn workers and their PostgreSQL backends, summed over rounds that alternate "
+        "the 200 and the 304.",
         "",
         "| Request | Requests/s | p50 (ms) | CPU ms/request | 304 CPU / 200 CPU |",
         "| --- | ---: | ---: | ---: | ---: |",

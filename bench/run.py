@@ -805,7 +805,7 @@ def main() -> None:
         stop(unmetered)
         baseline = ((options.baseline, trio[f"{first_label} at {options.baseline}"], first)
                     if options.baseline else None)
-        conditional_pairs = conditional.measure_pairs(measure, app, f"/api/posts?limit={PAGE}", mode, c)
+        conditional_pairs = conditional.measure_pairs(wrk, summarise, app, f"/api/posts?limit={PAGE}", mode, c)
         post = measure(
             "GET /api/posts/<random id>",
             app,
