@@ -46,6 +46,31 @@ class ValidationFailed(DomainError):
     default_detail = "The request contains invalid fields."
 
 
+class InvalidInput(ValidationFailed):
+    """One input broke a rule: the class names the rule, `FIELD_OF` the request field that
+    carried the input, and `message` is what is said about that field."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.message = message
+
+
+class CurrentPasswordRequired(InvalidInput):
+    """Changing a password or an email needs the account's current password."""
+
+
+class WrongCurrentPassword(InvalidInput):
+    pass
+
+
+class InvalidRefreshToken(InvalidInput):
+    """Not a refresh token, or not one of the caller's."""
+
+
+class SelfFollow(InvalidInput):
+    pass
+
+
 class AuthenticationFailed(DomainError):
     default_detail = "Invalid credentials."
 
@@ -196,12 +221,24 @@ STATUS: dict[type[DomainError], int] = {
 }
 
 
+# The request field each input rule reports on, in problem JSON's `errors`.
+FIELD_OF: dict[type[InvalidInput], str] = {
+    CurrentPasswordRequired: "current_password",
+    WrongCurrentPassword: "current_password",
+    InvalidRefreshToken: "refresh_token",
+    SelfFollow: "user_id",
+}
+
+
 def status_of(error: DomainError) -> int:
     return next((STATUS[kind] for kind in type(error).__mro__ if kind in STATUS), 400)
 
 
 def handle_domain_error(error: DomainError) -> Response:
-    return _render(status_of(error), error.detail, errors=error.errors, headers=error.headers)
+    errors = error.errors
+    if errors is None and isinstance(error, InvalidInput):
+        errors = {FIELD_OF[type(error)]: [error.message]}
+    return _render(status_of(error), error.detail, errors=errors, headers=error.headers)
 
 
 QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE when statement_timeout stops a statement

@@ -126,3 +126,18 @@ def test_ids_beyond_any_row_are_404_not_500(client, admin, method, path, big):
         path.format(big=big), method=method, json={} if method == "PATCH" else None, headers=admin.headers
     )
     assert_problem(response, 404)
+
+
+def test_every_input_rule_names_the_request_field_it_reports_on():
+    """Services raise rules, not fields; `FIELD_OF` in app/errors.py is where a rule meets its field."""
+    from app.errors import FIELD_OF, InvalidInput
+
+    rules = InvalidInput.__subclasses__()
+    assert rules and set(rules) == set(FIELD_OF)
+
+
+def test_a_broken_input_rule_is_422_naming_its_field(client, user):
+    response = client.put(f"/api/users/{user.id}/follow", headers=user.headers)
+    body = assert_problem(response, 422)
+    assert body["errors"] == {"user_id": ["You cannot follow yourself."]}
+    assert body["detail"] == "You cannot follow yourself."

@@ -12,7 +12,7 @@ from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import NotFound, SelfFollow
 from app.extensions import db
 from app.models import Follow, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
@@ -26,7 +26,7 @@ def follow(actor: User, user_id: int) -> None:
     """Idempotent: following again changes nothing. Only active users may be followed."""
     target = _active_user(user_id)
     if target.id == actor.id:
-        raise ValidationFailed("You cannot follow yourself.", errors={"user_id": ["You cannot follow yourself."]})
+        raise SelfFollow("You cannot follow yourself.", "You cannot follow yourself.")
     insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(Follow)
     try:
         db.session.execute(insert.values(follower_id=actor.id, followed_id=target.id).on_conflict_do_nothing())

@@ -18,7 +18,7 @@ from jwt import PyJWTError
 from sqlalchemy import update
 
 from app.database import note_reader
-from app.errors import AuthenticationFailed, ValidationFailed
+from app.errors import AuthenticationFailed, InvalidRefreshToken
 from app.extensions import db
 from app.models import AuthSession, SessionKind, User
 from app.services import sessions
@@ -92,12 +92,12 @@ def logout(access_claims: Claims, user: User, refresh_token: str | None = None) 
 
 
 def decode_refresh_token(token: str, owner: User) -> Claims:
-    """Claims of a refresh token that belongs to `owner`, or a 422 naming `refresh_token`."""
+    """Claims of a refresh token that belongs to `owner`, else `InvalidRefreshToken`."""
     try:
         claims = decode_token(token)
     except (JWTExtendedException, PyJWTError, ValueError):
         claims = None
     if (not claims or claims.get("type") != "refresh" or claims.get("sub") != str(owner.id)
             or not isinstance(claims.get(SESSION_CLAIM), str)):
-        raise ValidationFailed(errors={"refresh_token": ["Not a valid refresh token for this user."]})
+        raise InvalidRefreshToken("Not a valid refresh token for this user.")
     return claims

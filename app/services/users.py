@@ -9,7 +9,15 @@ from flask import current_app
 from sqlalchemy import bindparam, or_, select
 
 from app.emails import normalise_email
-from app.errors import AuthenticationFailed, Conflict, MailUnavailable, NotFound, PermissionDenied, ValidationFailed
+from app.errors import (
+    AuthenticationFailed,
+    Conflict,
+    CurrentPasswordRequired,
+    MailUnavailable,
+    NotFound,
+    PermissionDenied,
+    WrongCurrentPassword,
+)
 from app.extensions import db, reads
 from app.models import Role, User, detached_user, is_possible_id
 from app.pagination import Page, PageRequest, page_of
@@ -60,14 +68,14 @@ def authenticate(email: str, password: str, client: Client) -> User:
 
 
 def check_current_password(user: User, password: str | None, client: Client | None, what: str = "password") -> None:
-    """A `current_password` is a password guess like a login: the same budgets, counted alike."""
+    """The current password is a password guess like a login: the same budgets, counted alike."""
     if password is None:
-        raise ValidationFailed(errors={"current_password": [f"Required to change the {what}."]})
+        raise CurrentPasswordRequired(f"Required to change the {what}.")
     spent = throttle.budgets(user.email, user, client or Client(ip="unknown"))
     throttle.check(spent)
     if not verify_password(password, user.password_hash):
         throttle.fail(spent)
-        raise ValidationFailed(errors={"current_password": ["Incorrect password."]})
+        raise WrongCurrentPassword("Incorrect password.")
 
 
 def find_by_email(email: str) -> User | None:
