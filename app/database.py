@@ -14,15 +14,16 @@ import logging
 import math
 import os
 import time
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import flask_sqlalchemy.session
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import URL, Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import URL, Connection, Engine, Executable, create_engine, event, text
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from config import ConfigurationError
@@ -209,6 +210,70 @@ class ReadEngine:
             log.warning("database connection lost before a read; retrying on a new one")
         with engine.connect() as connection:
             return work(connection)
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainStatement:
+    """A statement as its driver takes it: the SQL, the values of its constant parameters,
+    a named tuple for its rows, and the conversion (if any) of each column's values."""
+
+    sql: str
+    constants: dict[str, Any]
+    row: type
+    converters: tuple[Callable[[Any], Any] | None, ...] | None
+
+    def rows(self, cursor: Any, parameters: dict[str, Any]) -> list:
+        cursor.execute(self.sql, {**self.constants, **parameters})
+        make = self.row._make
+        if self.converters is None:
+            return [make(values) for values in cursor.fetchall()]
+        converters = self.converters
+        return [make([value if convert is None or value is None else convert(value)
+                      for convert, value in zip(converters, values, strict=True)]) for values in cursor.fetchall()]
+
+
+@lru_cache(maxsize=256)
+def _plain(statement: Executable, dialect: Dialect) -> _PlainStatement | None:
+    """`statement` compiled once for `dialect`, or None when only SQLAlchemy can run it
+    (a parameter to convert on the way in, or a parameter it renders per execution)."""
+    compiled = statement.compile(dialect=dialect)
+    if "POSTCOMPILE" in compiled.string or dialect.paramstyle != "pyformat":
+        return None
+    binds = compiled.binds.values()
+    if any(bind.callable or bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds):
+        return None
+    columns = getattr(statement, "selected_columns", None)
+    if columns is None:
+        return None
+    try:
+        row = namedtuple("Row", columns.keys())
+    except ValueError:  # two columns of one name
+        return None
+    converters = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    constants = {name: value for name, value in compiled.params.items() if not compiled.binds[name].required}
+    return _PlainStatement(compiled.string, constants, row, converters if any(converters) else None)
+
+
+def fetch_all(connection: Connection, statement: Executable, parameters: dict[str, Any]) -> list:
+    """`connection.execute(statement, parameters).all()`, on the driver's cursor itself when
+    nothing listens to statements (the tests' statement counter does): for the
+    single-statement reads every request makes, SQLAlchemy's execution context and result
+    cost more than the round trip (bench/where-the-time-goes.md). On any driver error
+    the statement runs again through SQLAlchemy, which raises (and replaces a dead
+    connection) exactly as for every other statement."""
+    engine = connection.engine
+    plain = None
+    if not (engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute):
+        plain = _plain(statement, connection.dialect)
+    if plain is not None:
+        cursor = connection.connection.cursor()
+        try:
+            return plain.rows(cursor, parameters)
+        except connection.dialect.loaded_dbapi.Error:
+            pass
+        finally:
+            cursor.close()
+    return connection.execute(statement, parameters).all()
 
 
 def _value_of(sql: str, connection: Connection) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -28,7 +29,7 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
 
 from app.extensions import db
@@ -54,6 +55,13 @@ class UTCDateTime(TypeDecorator):
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        return super().bind_processor(dialect) if dialect.name == "sqlite" else None
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """None on PostgreSQL, whose driver already gives aware datetimes: no call per value."""
+        return super().result_processor(dialect, coltype) if dialect.name == "sqlite" else None
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
         if value is not None and dialect.name == "sqlite":

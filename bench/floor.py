@@ -39,7 +39,7 @@ ME_SQL = (
     "sessions.ended_at IS NULL AND sessions.expires_at > %(at)s::TIMESTAMP WITH TIME ZONE AS alive, "
     "users.followers_count, users.following_count "
     "FROM users LEFT OUTER JOIN sessions ON sessions.id = %(session_id)s::VARCHAR AND sessions.user_id = users.id "
-    "WHERE users.id IN (%(user_id)s, %(other_id)s)"
+    "WHERE users.id = %(user_id)s"
 )
 _connection = None
 
@@ -90,8 +90,7 @@ def me(environ, start_response):
     if claims is None:
         return _respond(start_response, "401 Unauthorized", {"status": 401})
     user_id = int(claims["sub"])
-    parameters = {"kind": "api", "at": datetime.now(UTC), "session_id": claims.get("sid"), "user_id": user_id,
-                  "other_id": user_id}
+    parameters = {"kind": "api", "at": datetime.now(UTC), "session_id": claims.get("sid"), "user_id": user_id}
     try:
         cursor = _cursor()
         cursor.execute(ME_SQL, parameters)

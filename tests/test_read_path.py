@@ -5,12 +5,18 @@ connection that died meanwhile is only found when a read uses it; `reads.run` th
 retries once on a new connection.
 """
 
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import text
+from flask_jwt_extended import decode_token
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app import create_app
+from app.database import _plain, fetch_all
 from app.extensions import db, reads
+from app.services import posts, sessions
+from app.services.tokens import SESSION_CLAIM
 from tests.helpers import assert_problem
 
 
@@ -106,3 +112,42 @@ def test_reads_are_503_problem_json_while_the_server_is_down():
         response = client.get(path)
         assert_problem(response, 503)
         assert response.headers["Retry-After"] == "5"
+
+
+def _read_statements(user_id: int, post_id: int, session_id: str) -> list[tuple[str, object, dict]]:
+    token = {"session_id": session_id, "kind": "api", "at": datetime.now(UTC), "user_id": user_id}
+    return [
+        ("first page", posts._page_statement(False, False, False), {"limit": 21}),
+        ("an author's page after a cursor", posts._page_statement(True, True, False),
+         {"limit": 21, "author_id": user_id, "after_at": datetime.now(UTC), "after_id": 2**31}),
+        ("one post", posts._ONE_POST, {"post_id": post_id}),
+        ("the token's user", sessions._TOKEN_USER, token),
+        ("the token's user and another", sessions._TOKEN_USERS, {**token, "other_id": user_id}),
+    ]
+
+
+def test_fetch_all_gives_the_rows_sqlalchemy_gives(app, client, user):
+    """The read path's rows come from the driver's cursor on PostgreSQL (`fetch_all`): the same
+    values, of the same types (an enum, aware datetimes), under the same names."""
+    post = client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers).get_json()
+    with app.app_context():
+        session_id = decode_token(user.headers["Authorization"].split()[1])[SESSION_CLAIM]
+        for name, statement, parameters in _read_statements(user.id, post["id"], session_id):
+            with reads.engine.connect() as connection:
+                fetched = fetch_all(connection, statement, parameters)
+                expected = connection.execute(statement, parameters).all()
+            assert fetched, name
+            assert [tuple(row) for row in fetched] == [tuple(row) for row in expected], name
+            assert [type(value) for value in fetched[0]] == [type(value) for value in expected[0]], name
+            assert fetched[0]._fields == tuple(expected[0]._fields), name
+            on_the_driver = _plain(statement, reads.engine.dialect) is not None
+            assert on_the_driver == (reads.engine.dialect.name == "postgresql"), name
+
+
+def test_a_statement_the_driver_refuses_raises_as_sqlalchemy_would(app):
+    refused = select(func.no_such_function(bindparam("n")).label("value"))
+    with app.app_context():
+        with pytest.raises(DBAPIError) as raised, reads.engine.connect() as connection:
+            fetch_all(connection, refused, {"n": 1})
+        assert not raised.value.connection_invalidated
+        assert reads.engine.pool.checkedout() == 0

@@ -27,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from app.database import fetch_all
 from app.errors import NotFound, PermissionDenied
 from app.extensions import db, reads
 from app.models import Follow, Post, User, is_possible_id
@@ -130,7 +131,7 @@ def delete_post(actor: User, post: Post, precondition: Precondition = no_precond
 # ---- reads --------------------------------------------------------------------------
 # One Core statement per shape of request, built once with bound parameters (`limit`,
 # `author_id`, `reader_id`, `after_at`, `after_id`, `skip`, `search`, `window`), run on the
-# read pool's autocommit connection (`reads.run`): see bench/where-the-time-goes.md.
+# read pool's autocommit connection (`reads.run`, `fetch_all`): see bench/where-the-time-goes.md.
 
 _posts, _users, _follows = Post.__table__.c, User.__table__.c, Follow.__table__.c
 _followed, _inactive = User.__table__.alias("followed"), User.__table__.alias("inactive")
@@ -262,12 +263,12 @@ def _best_walked(search: SearchQuery) -> bool:
 
 
 def read_post(post_id: int) -> PostView:
-    row = None
+    rows = []
     if is_possible_id(post_id):
-        row = reads.run(lambda connection: connection.execute(_ONE_POST, {"post_id": post_id}).first())
-    if row is None:
+        rows = reads.run(lambda connection: fetch_all(connection, _ONE_POST, {"post_id": post_id}))
+    if not rows:
         raise NotFound("Post not found.")
-    return PostView.of_row(row)
+    return PostView.of_row(rows[0])
 
 
 def list_posts(
@@ -294,13 +295,13 @@ def list_posts(
     def read(connection: Connection) -> Sequence[Row]:
         if search is None:
             if feed and dialect == "postgresql" and not skip:
-                return connection.execute(_feed_statement(after), {**parameters, "feed_window": FEED_WINDOW}).all()
-            return connection.execute(_page_statement(by_author, after, skip, feed), parameters).all()
+                return fetch_all(connection, _feed_statement(after), {**parameters, "feed_window": FEED_WINDOW})
+            return fetch_all(connection, _page_statement(by_author, after, skip, feed), parameters)
         if dialect == "postgresql" and not skip:
-            rows = connection.execute(_search_in_newest(dialect, by_author, after, feed), parameters).all()
+            rows = fetch_all(connection, _search_in_newest(dialect, by_author, after, feed), parameters)
             if len(rows) > page.limit or walk_all:
                 return rows
-        return connection.execute(_search_everywhere(dialect, by_author, after, skip, feed), parameters).all()
+        return fetch_all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
 
     rows = reads.run(read)
     views = [PostView.of_row(row) for row in rows]

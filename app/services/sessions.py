@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, exists, false, or_, select, update
 
+from app.database import fetch_all
 from app.extensions import db, reads
 from app.models import AuthSession, Follow, SessionKind, User, detached_user
 
@@ -54,14 +55,18 @@ _ALIVE = and_(
     _sessions.kind == bindparam("kind"), _sessions.ended_at.is_(None),
     _sessions.expires_at > bindparam("at", type_=_sessions.expires_at.type),
 ).label("alive")
-# A token names its user and its session: that user (and one more a read asks for, such as
-# the profile it shows), each with whether the session is theirs and alive, and whether the
-# token's user follows them.
+# A token names its user and its session: that user, with whether the session is theirs and
+# alive; and for a read of another user (the profile it shows), that user in the same
+# statement, each with whether the token's user follows them.
 _FOLLOWED = exists().where(Follow.follower_id == bindparam("user_id"), Follow.followed_id == _users.id)
+_WITH_SESSION = User.__table__.outerjoin(
+    AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id))
+_TOKEN_USER = (
+    select(*_users, _ALIVE, false().label("followed")).select_from(_WITH_SESSION)
+    .where(_users.id == bindparam("user_id"))
+)
 _TOKEN_USERS = (
-    select(*_users, _ALIVE, _FOLLOWED.label("followed"))
-    .select_from(User.__table__.outerjoin(
-        AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id)))
+    select(*_users, _ALIVE, _FOLLOWED.label("followed")).select_from(_WITH_SESSION)
     .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")]))
 )
 # An admin cookie names only its session.
@@ -93,10 +98,13 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
     parameters = {"session_id": session_id, "kind": kind.value, "at": now()}
     if user_id is None:
         statement = _SESSION_USER
+    elif also is None or also == user_id:
+        statement = _TOKEN_USER
+        parameters["user_id"] = user_id
     else:
         statement = _TOKEN_USERS
-        parameters.update(user_id=user_id, other_id=user_id if also is None else also)
-    rows = reads.run_on_primary(lambda connection: connection.execute(statement, parameters).all())
+        parameters.update(user_id=user_id, other_id=also)
+    rows = reads.run_on_primary(lambda connection: fetch_all(connection, statement, parameters))
     found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
     owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
     user, alive = found.get(owner_id, (None, False))
