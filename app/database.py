@@ -17,7 +17,7 @@ import time
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import flask_sqlalchemy.session
@@ -177,15 +177,6 @@ class ReadEngine:
         READS.labels("primary", choice.primary_reason).inc()
         return self._run_on(self.engine, work)
 
-    def value(self, sql: str) -> Any:
-        """The one value of a constant, one-row statement, routed as `run` routes reads and
-        read through the DBAPI cursor itself: for the smallest and most frequent read (a list
-        page's 304 reads nothing but its content version), SQLAlchemy's execution context and
-        result cost more than the round trip (bench/where-the-time-goes.md). On any driver
-        error the statement runs again through SQLAlchemy, which raises (and replaces a dead
-        connection) exactly as for every other read."""
-        return self.run(partial(_value_of, sql))
-
     def run_on_primary(self, work: Callable[[Connection], T]) -> T:
         """A read that must see the primary as it is now, replicas or not: who is signed in
         (a session ended a moment ago is refused at the very next request, whatever a
@@ -274,18 +265,6 @@ def fetch_all(connection: Connection, statement: Executable, parameters: dict[st
         finally:
             cursor.close()
     return connection.execute(statement, parameters).all()
-
-
-def _value_of(sql: str, connection: Connection) -> Any:
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql)
-        return cursor.fetchone()[0]
-    except connection.dialect.loaded_dbapi.Error:
-        pass
-    finally:
-        cursor.close()
-    return connection.exec_driver_sql(sql).scalar_one()
 
 
 def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = None) -> Engine:

@@ -52,7 +52,7 @@ def test_reads_on_connections_the_server_dropped_succeed_on_a_new_connection(app
 
 @pytest.mark.usefixtures("postgresql")
 def test_a_current_pages_304_on_a_dropped_connection_is_still_304(app, client, user):
-    """The 304 reads its content version through the driver's own cursor (`reads.value`);
+    """The 304 reads its content version alone, on the driver's own cursor (`fetch_all`);
     a dead connection there is replaced as for every other read."""
     client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers)
     tag = client.get("/api/posts").headers["ETag"]
@@ -61,11 +61,6 @@ def test_a_current_pages_304_on_a_dropped_connection_is_still_304(app, client, u
     assert client.get("/api/posts", headers={"If-None-Match": tag}).status_code == 304
     with app.app_context():
         assert reads.engine.pool.checkedout() == 0
-
-
-def test_a_value_read_that_fails_raises_as_every_read_does(app):
-    with app.app_context(), pytest.raises(DBAPIError):
-        reads.value("SELECT * FROM no_such_table")
 
 
 @pytest.mark.usefixtures("postgresql")

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, cast, func, select
 
+from app.database import fetch_all
 from app.extensions import reads
 from app.models import ContentVersion
 
+_SUM = cast(func.coalesce(func.sum(ContentVersion.version), 0), BigInteger)
 # A column for list statements: evaluated once per statement (an InitPlan), in its snapshot.
-CONTENT_VERSION = select(cast(func.coalesce(func.sum(ContentVersion.version), 0), BigInteger)).scalar_subquery()
-# The same sum on its own, as plain SQL for `reads.value` (the 304's only read).
-_CURRENT = "SELECT CAST(coalesce(sum(version), 0) AS BIGINT) FROM content_versions"
+CONTENT_VERSION = select(_SUM).scalar_subquery()
+# The same sum on its own: the 304's only read.
+_CURRENT = select(_SUM.label("version"))
 
 
 def current() -> int:
     """The content version now, where a page read now would be read (replica or primary)."""
-    return reads.value(_CURRENT)
+    return reads.run(lambda connection: fetch_all(connection, _CURRENT, {}))[0].version
