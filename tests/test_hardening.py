@@ -185,7 +185,12 @@ def test_cors_entries_match_exactly_even_with_brackets(make_app):
 
 def test_without_configured_origins_nobody_gets_cors_headers(client):
     response = client.get("/api/posts", headers={"Origin": ORIGIN})
+    assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
+    preflight = client.options("/api/posts", headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Authorization"})
+    assert preflight.status_code == 200 and "POST" in preflight.headers["Allow"]
+    assert not [name for name, _ in preflight.headers if name.lower().startswith("access-control-")]
 
 
 def test_preflight_from_a_listed_origin_allows_bearer_writes(cors_client):
