@@ -249,19 +249,23 @@ def fetch_all(connection: Connection, statement: Executable, parameters: dict[st
     """`connection.execute(statement, parameters).all()`, on the driver's cursor itself when
     nothing listens to statements (the tests' statement counter does): for the
     single-statement reads every request makes, SQLAlchemy's execution context and result
-    cost more than the round trip (bench/where-the-time-goes.md). On any driver error
-    the statement runs again through SQLAlchemy, which raises (and replaces a dead
-    connection) exactly as for every other statement."""
+    cost more than the round trip (bench/where-the-time-goes.md). A driver error is raised
+    as SQLAlchemy raises it; on a lost connection the statement goes through SQLAlchemy
+    instead, which invalidates the pool and raises for `reads.run` to retry."""
     engine = connection.engine
     plain = None
     if not (engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute):
         plain = _plain(statement, connection.dialect)
     if plain is not None:
-        cursor = connection.connection.cursor()
+        dialect, dbapi_connection = connection.dialect, connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
         try:
             return plain.rows(cursor, parameters)
-        except connection.dialect.loaded_dbapi.Error:
-            pass
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, cursor):
+                # Not run again: a read that hit its statement timeout would wait for it twice.
+                raise DBAPIError.instance(plain.sql, parameters, error, dialect.loaded_dbapi.Error,
+                                          dialect=dialect) from error
         finally:
             cursor.close()
     return connection.execute(statement, parameters).all()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
-from app.database import normalise_url
+from app.database import fetch_all, normalise_url
+from app.extensions import reads
 from tests.helpers import assert_problem
 
 
@@ -44,3 +46,25 @@ def test_the_next_read_after_a_timeout_succeeds(make_app, user, database_url):
         assert client.get("/api/posts").status_code == 503
     engine.dispose()
     assert client.get("/api/posts").status_code == 200
+
+
+def test_a_read_past_its_timeout_runs_once(make_app, database_url):
+    """Its error is raised as it comes: running the statement again would make the client
+    wait for the timeout twice. A sequence counts the runs (`nextval` outlives the cancel)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statement timeouts exist on PostgreSQL only")
+    app = make_app(DB_READ_TIMEOUT_MS=200)
+    engine = create_engine(normalise_url(database_url))
+    with engine.begin() as connection:
+        connection.execute(text("DROP SEQUENCE IF EXISTS read_runs"))
+        connection.execute(text("CREATE SEQUENCE read_runs"))
+    slow = select(func.nextval("read_runs").label("run"), func.pg_sleep(2).label("slept"))
+    try:
+        with app.app_context(), pytest.raises(OperationalError, match="statement timeout"):
+            reads.run(lambda connection: fetch_all(connection, slow, {}))
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT last_value FROM read_runs")).scalar_one() == 1
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SEQUENCE read_runs"))
+        engine.dispose()
