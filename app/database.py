@@ -227,14 +227,14 @@ class _PlainStatement:
 def _plain(statement: Executable, dialect: Dialect) -> _PlainStatement | None:
     """`statement` compiled once for `dialect`, or None when only SQLAlchemy can run it
     (a parameter to convert on the way in, or a parameter it renders per execution)."""
+    columns = getattr(statement, "selected_columns", None)
+    if columns is None or dialect.paramstyle != "pyformat":
+        return None
     compiled = statement.compile(dialect=dialect)
-    if "POSTCOMPILE" in compiled.string or dialect.paramstyle != "pyformat":
+    if "POSTCOMPILE" in compiled.string:
         return None
     binds = compiled.binds.values()
     if any(bind.callable or bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds):
-        return None
-    columns = getattr(statement, "selected_columns", None)
-    if columns is None:
         return None
     try:
         row = namedtuple("Row", columns.keys())
