@@ -1,5 +1,6 @@
 """Gunicorn settings; each can be overridden from the environment."""
 
+import gc
 import multiprocessing
 import os
 
@@ -19,6 +20,11 @@ bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 # gunicorn's sync worker, with its own errors (400, 414, 431, ...) as problem JSON.
 worker_class = "app.gunicorn_worker.ProblemJsonSyncWorker"
+# The app is loaded once, in the master, and every worker is forked from it: the workers share
+# its memory instead of each importing and building it, and a replaced worker is ready at once.
+# A code change then needs a restart (a HUP reloads the configuration, not the code). Each
+# worker opens its own database connections (app/database.py forgets the inherited ones).
+preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5
@@ -43,7 +49,7 @@ control_socket_disable = True
 limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", 8190))
 
 # Metrics (app/metrics.py): every worker writes its samples to PROMETHEUS_MULTIPROC_DIR and a scrape
-# adds them up. Set before any worker imports prometheus_client; emptied at each start, since files
+# adds them up. Set before the app imports prometheus_client; emptied at each start, since files
 # left by an earlier run would be counted again.
 _own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 if _own_metrics_dir:
@@ -54,10 +60,21 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 def on_starting(server) -> None:
+    """Files of earlier runs go; the master's own stay: the preloaded app has opened them, and
+    the master counts worker restarts in them."""
     import glob
 
+    own = f"_{os.getpid()}.db"
     for path in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
-        os.remove(path)
+        if not path.endswith(own):
+            os.remove(path)
+
+
+def pre_fork(server, worker) -> None:
+    """Move everything the master holds (the loaded app) out of the collector's reach, so a
+    worker's collections neither walk nor write to the pages it shares with the master
+    (the `gc.freeze` documentation's advice for a process that forks without exec)."""
+    gc.freeze()
 
 
 def child_exit(server, worker) -> None:

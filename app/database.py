@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ class ReadEngine:
         app.extensions["read_router"] = ReplicaRouter(app, replicas) if replicas else None
         if replicas:
             app.after_request(_remember_write_position)
+        _forked_engines.update(engines(app))
 
     @property
     def engine(self) -> Engine:
@@ -488,6 +490,22 @@ def _remember_write_position(response: Response) -> Response:
         if client is not None and router is not None:
             router.remember(client)
     return response
+
+
+# Engines whose pooled connections a forked child must not use: gunicorn loads the app
+# once and forks its workers from it (`preload_app`), and a connection the parent opened
+# would then be one socket shared by two processes.
+_forked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_the_parents_connections() -> None:
+    """In a child after `fork()`: new pools, leaving the inherited connections to the parent
+    (SQLAlchemy's `dispose(close=False)`, "Using Connection Pools with Multiprocessing")."""
+    for engine in list(_forked_engines):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_connections)
 
 
 def engines(app: Flask) -> list[Engine]:

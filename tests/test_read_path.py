@@ -5,6 +5,7 @@ connection that died meanwhile is only found when a read uses it; `reads.run` th
 retries once on a new connection.
 """
 
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -48,6 +49,36 @@ def test_reads_on_connections_the_server_dropped_succeed_on_a_new_connection(app
         assert "Kept" in response.get_data(as_text=True)
     with app.app_context():
         assert reads.engine.pool.checkedout() == 0
+
+
+def _backends(app) -> tuple[int, int]:
+    """The server processes behind a pooled connection of each engine, reads' and writes'."""
+    backend = select(func.pg_backend_pid())
+    with app.app_context(), db.engine.connect() as connection:
+        return reads.run(lambda read: read.execute(backend).scalar_one()), connection.execute(backend).scalar_one()
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_forked_worker_reads_and_writes_on_connections_of_its_own(app):
+    """gunicorn forks its workers from a master that has loaded the app (`preload_app`); a
+    child that used a connection the parent had pooled would share its socket, and closing
+    it would end the parent's session."""
+    parent = _backends(app)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.write(write_end, repr(_backends(app)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        in_child = pipe.read()
+    os.waitpid(child, 0)
+    assert in_child, "the child could not read"
+    child_read, child_write = (int(pid) for pid in in_child.strip("()").split(","))
+    assert child_read not in parent and child_write not in parent
+    assert _backends(app) == parent  # the parent's connections are still open and still its own
 
 
 @pytest.mark.usefixtures("postgresql")
