@@ -34,6 +34,7 @@ def probes(other_user: int) -> list[Probe]:
 class Rows:
     me: Any
     floor: Any
+    public_post: Any  # GET /api/posts/<random id>, no token: alternated with `me`, for the CPU ratio
     user: Any
     posts: Any
     floor_check: str
@@ -53,18 +54,26 @@ def check_floor_matches(app_url: str, floor_url: str, token: str) -> str:
     return "DIFFERENT from the app's response: the ratio is not comparable"
 
 
-def measure(app, floor, token: str, user_ids: tuple[int, int], rounds: int, duration: int, warmup: int,
-            connections: int, wrk: Callable[..., dict], summarise: Callable[..., Any]) -> Rows:
-    """`me` and its floor alternated round by round (noise hits both alike); then the other rows."""
+def measure(app, floor, token: str, user_ids: tuple[int, int], post_ids: tuple[int, int], rounds: int,
+            duration: int, warmup: int, connections: int, wrk: Callable[..., dict],
+            summarise: Callable[..., Any]) -> Rows:
+    """`me`, its floor and a public read of a random post alternated round by round, so that
+    noise hits all three alike (both of `me`'s ratios compare runs of the same rounds); then
+    the other rows."""
     floor_check = check_floor_matches(app.url, floor.url, token)
-    pair = {"GET /api/users/me (bearer token)": app, "floor: psycopg2 + stdlib, same token check and SQL": floor}
-    runs: dict[str, list[dict]] = {label: [] for label in pair}
-    for server in pair.values():
-        wrk(server, server.url + ME, warmup, connections, "with_bearer.lua", (token,))
+    trio = {
+        "GET /api/users/me (bearer token)": (app, ME, "with_bearer.lua", (token,)),
+        "floor: psycopg2 + stdlib, same token check and SQL": (floor, ME, "with_bearer.lua", (token,)),
+        "GET /api/posts/<random id> (no token, alternated with me)":
+            (app, "/api/posts/1", "random_post.lua", tuple(str(n) for n in post_ids)),
+    }
+    runs: dict[str, list[dict]] = {label: [] for label in trio}
+    for server, path, script, args in trio.values():
+        wrk(server, server.url + path, warmup, connections, script, args)
     for _ in range(rounds):
-        for label, server in pair.items():
-            runs[label].append(wrk(server, server.url + ME, duration, connections, "with_bearer.lua", (token,)))
-    me, me_floor = (summarise(label, found) for label, found in runs.items())
+        for label, (server, path, script, args) in trio.items():
+            runs[label].append(wrk(server, server.url + path, duration, connections, script, args))
+    me, me_floor, public_post = (summarise(label, found) for label, found in runs.items())
 
     def once(label: str, path: str, script: str, args: tuple[str, ...]):
         wrk(app, app.url + path, warmup, connections, script, args)
@@ -73,10 +82,11 @@ def measure(app, floor, token: str, user_ids: tuple[int, int], rounds: int, dura
     user = once("GET /api/users/<random id> (bearer token)", "/api/users/1", "random_user.lua",
                 (token, str(user_ids[0]), str(user_ids[1])))
     posts = once("GET /api/posts?limit=20 (bearer token)", PAGE, "with_bearer.lua", (token,))
-    return Rows(me, me_floor, user, posts, floor_check)
+    return Rows(me, me_floor, public_post, user, posts, floor_check)
 
 
-def render(rows: Rows, counts: dict[str, Count], public_post: Any, mark: Callable[[bool], str]) -> list[str]:
+def render(rows: Rows, counts: dict[str, Count], mark: Callable[[bool], str]) -> list[str]:
+    public_post = rows.public_post
     share = rows.me.rps / rows.floor.rps if rows.floor.rps else 0.0
     cpu_ratio = rows.me.cpu_ms / public_post.cpu_ms if public_post.cpu_ms else 0.0
     lines = [
@@ -84,8 +94,9 @@ def render(rows: Rows, counts: dict[str, Count], public_post: Any, mark: Callabl
         "",
         "The bearer token of a seeded user; resolving it (session alive, account active) is one statement on "
         "the read pool's autocommit connection (no pre-ping, no BEGIN/ROLLBACK). For `GET /api/users/<id>` "
-        "the same statement also reads the other user and whether the caller follows them. `me` and its "
-        "floor are alternated round by round.",
+        "the same statement also reads the other user and whether the caller follows them. `me`, its "
+        "floor and a public `GET /api/posts/<random id>` are alternated round by round, so both ratios below "
+        "compare runs of the same rounds.",
         "",
         f"- **`me` / its floor: {share:.2f}** ({rows.me.rps:.0f} vs {rows.floor.rps:.0f} req/s); "
         f"target ≥ {FLOOR_TARGET}: {mark(share >= FLOOR_TARGET)}.",

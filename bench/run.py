@@ -845,8 +845,9 @@ def main() -> None:
         admin_search = measure("GET /admin/posts?q=kestrel", app, "/admin/posts?q=kestrel", mode, c,
                                script="with_cookie.lua", args=(cookie,))
         log("authenticated rows: me beside its floor, another user, the list")
-        auth_rows = authenticated.measure(app, floor, token, (data.min_user, data.max_user), mode.rounds,
-                                          mode.duration, mode.warmup, c, wrk, summarise)
+        auth_rows = authenticated.measure(app, floor, token, (data.min_user, data.max_user),
+                                          (data.min_post, data.max_post), mode.rounds, mode.duration,
+                                          mode.warmup, c, wrk, summarise)
         # Writes go last: every read above measures the seeded posts, not the ones wrk wrote
         # (thousands of new posts without the seeded words would change what a search or feed reads).
         create = measure(
@@ -890,7 +891,7 @@ def main() -> None:
     feed_section += [f"Deep feed page: {facts['feed_deep_check']}.", ""]
     report = render(
         mode,
-        search_section=[*authenticated.render(auth_rows, counts, post, mark), *search_section, *feed_section],
+        search_section=[*authenticated.render(auth_rows, counts, mark), *search_section, *feed_section],
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
         unmetered=trio[unmetered_label],
