@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
+import re
 import time
 import weakref
 from collections import namedtuple
@@ -205,18 +207,86 @@ class ReadEngine:
             return work(connection)
 
 
+# A statement whose plan does not depend on its values may be kept prepared on each read
+# connection: `select(...).execution_options(prepare=True)`. PostgreSQL then parses and plans it
+# once per connection instead of on every request; for the one-row reads every authenticated
+# request and every 304 makes, that was most of the server's work (bench/where-the-time-goes.md).
+# A pool may refuse (`DB_PREPARED_STATEMENTS=0`, behind a pooler that moves sessions between
+# server connections): the engine's `prepare_statements` option.
+PREPARE = "prepare"
+PREPARE_STATEMENTS = "prepare_statements"
+_PREPARED = "prepared_statements"  # the names prepared on a connection, in its pool entry's `info`
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+_NO_LONGER_PREPARED = ("26000", "0A000")  # no such prepared statement; its result type changed
+_DATA_EXCEPTION = "22"  # SQLSTATE class: a value out of its type's range, or not of its type
+_statement_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A statement as PostgreSQL keeps it: a name, its PREPARE, and the EXECUTE that runs it."""
+
+    name: str
+    prepare: str
+    execute: str
+
+    @classmethod
+    def of(cls, sql: str) -> _Prepared:
+        name = f"app_read_{next(_statement_numbers)}"
+        positions: dict[str, int] = {}
+
+        def placeholder(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return "%"  # the literal `%` that pyformat doubles
+            return f"${positions.setdefault(match.group(1), len(positions) + 1)}"
+
+        body = _PLACEHOLDER.sub(placeholder, sql)
+        arguments = ", ".join(f"%({parameter})s" for parameter in positions)
+        return cls(name, f"PREPARE {name} AS {body}", f"EXECUTE {name}({arguments})" if positions
+                   else f"EXECUTE {name}")
+
+    def run(self, cursor: Any, values: dict[str, Any], prepared_here: set[str], sql: str) -> None:
+        """Execute it on `cursor`, preparing it first if its connection has not.
+
+        Whatever a prepared run refuses, `sql` answers as it always would: a value its parameter's
+        type cannot hold (an id past the column's range, where the SQL's literal simply matches
+        nothing) runs as `sql`; a statement the server no longer holds prepared (a `DISCARD ALL`,
+        a table changed under it) runs as `sql` and is prepared afresh next time."""
+        if self.name not in prepared_here:
+            cursor.execute(self.prepare)
+            prepared_here.add(self.name)
+        try:
+            cursor.execute(self.execute, values)
+        except Exception as error:
+            code = getattr(error, "pgcode", None) or ""
+            if code in _NO_LONGER_PREPARED:
+                prepared_here.discard(self.name)
+                with contextlib.suppress(Exception):
+                    cursor.execute(f"DEALLOCATE {self.name}")
+            elif not code.startswith(_DATA_EXCEPTION):
+                raise
+            cursor.execute(sql, values)
+
+
 @dataclass(frozen=True, slots=True)
 class _PlainStatement:
     """A statement as its driver takes it: the SQL, the values of its constant parameters,
-    a named tuple for its rows, and the conversion (if any) of each column's values."""
+    a named tuple for its rows, the conversion (if any) of each column's values, and its
+    prepared form when it may be kept prepared."""
 
     sql: str
     constants: dict[str, Any]
     row: type
     converters: tuple[Callable[[Any], Any] | None, ...] | None
+    prepared: _Prepared | None = None
 
-    def rows(self, cursor: Any, parameters: dict[str, Any]) -> list:
-        cursor.execute(self.sql, {**self.constants, **parameters})
+    def rows(self, cursor: Any, parameters: dict[str, Any], prepared_here: set[str] | None = None) -> list:
+        """Its rows; `prepared_here`, the names prepared on the cursor's connection, when it may use them."""
+        values = {**self.constants, **parameters}
+        if self.prepared is not None and prepared_here is not None:
+            self.prepared.run(cursor, values, prepared_here, self.sql)
+        else:
+            cursor.execute(self.sql, values)
         make = self.row._make
         if self.converters is None:
             return [make(values) for values in cursor.fetchall()]
@@ -244,7 +314,10 @@ def _plain(statement: Executable, dialect: Dialect) -> _PlainStatement | None:
         return None
     converters = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
     constants = {name: value for name, value in compiled.params.items() if not compiled.binds[name].required}
-    return _PlainStatement(compiled.string, constants, row, converters if any(converters) else None)
+    prepared = None
+    if statement.get_execution_options().get(PREPARE) and dialect.name == "postgresql":
+        prepared = _Prepared.of(compiled.string)
+    return _PlainStatement(compiled.string, constants, row, converters if any(converters) else None, prepared)
 
 
 def fetch_all(connection: Connection, statement: Executable, parameters: dict[str, Any]) -> list:
@@ -259,10 +332,14 @@ def fetch_all(connection: Connection, statement: Executable, parameters: dict[st
     if not (engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute):
         plain = _plain(statement, connection.dialect)
     if plain is not None:
-        dialect, dbapi_connection = connection.dialect, connection.connection.dbapi_connection
+        dialect, pooled = connection.dialect, connection.connection
+        dbapi_connection = pooled.dbapi_connection
+        prepared_here = None
+        if plain.prepared is not None and engine.get_execution_options().get(PREPARE_STATEMENTS):
+            prepared_here = pooled.info.setdefault(_PREPARED, set())
         cursor = dbapi_connection.cursor()
         try:
-            return plain.rows(cursor, parameters)
+            return plain.rows(cursor, parameters, prepared_here)
         except dialect.loaded_dbapi.Error as error:
             if not dialect.is_disconnect(error, dbapi_connection, cursor):
                 # Not run again: a read that hit its statement timeout would wait for it twice.
@@ -288,6 +365,7 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
         "isolation_level": "AUTOCOMMIT",
         "pool_pre_ping": False,
         "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
+        "execution_options": {PREPARE_STATEMENTS: app.config["DB_PREPARED_STATEMENTS"]},
     })
 
 

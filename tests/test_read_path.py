@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 from flask_jwt_extended import decode_token
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Integer, bindparam, cast, func, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app import create_app
 from app.database import _plain, fetch_all
 from app.extensions import db, reads
-from app.services import posts, sessions
+from app.services import content, posts, sessions
 from app.services.tokens import SESSION_CLAIM
 from tests.helpers import assert_problem
 
@@ -157,6 +157,9 @@ def _read_statements(user_id: int, post_id: int, session_id: str) -> list[tuple[
         ("one post", posts._ONE_POST, {"post_id": post_id}),
         ("the token's user", sessions._TOKEN_USER, token),
         ("the token's user and another", sessions._TOKEN_USERS, {**token, "other_id": user_id}),
+        ("an admin cookie's user", sessions._SESSION_USER, {"session_id": session_id, "kind": "api",
+                                                             "at": datetime.now(UTC)}),
+        ("the content version", content._CURRENT, {}),
     ]
 
 
@@ -185,3 +188,81 @@ def test_a_statement_the_driver_refuses_raises_as_sqlalchemy_would(app):
             fetch_all(connection, refused, {"n": 1})
         assert not raised.value.connection_invalidated
         assert reads.engine.pool.checkedout() == 0
+
+
+# ---- statements kept prepared (app/database.py, `execution_options(prepare=True)`) ----------
+
+
+def _prepared_on_the_read_connection(app) -> list[str]:
+    """What PostgreSQL holds prepared for the read pool's connection (a new app's pool, used by
+    one request at a time, has only one)."""
+    with app.app_context():
+        return sorted(reads.run(lambda connection: connection.execute(
+            text("SELECT statement FROM pg_prepared_statements")).scalars().all()))
+
+
+def _one_row_reads(app, user) -> list:
+    """A post, the token's user (`me`) and a current page's 304: what each answered."""
+    client = app.test_client()
+    post = client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers).get_json()
+    tag = client.get("/api/posts").headers["ETag"]
+    responses = [client.get(f"/api/posts/{post['id']}"), client.get("/api/users/me", headers=user.headers),
+                 client.get("/api/posts", headers={"If-None-Match": tag})]
+    return [(response.status_code, response.get_data()) for response in responses]
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_the_one_row_reads_are_planned_once_per_connection_then_only_executed(make_app, user):
+    app = make_app()
+    first = _one_row_reads(app, user)
+    assert [status for status, _ in first] == [200, 200, 304]
+    prepared = _prepared_on_the_read_connection(app)
+    assert len(prepared) == 3, prepared
+    assert any("FROM posts JOIN users" in each and "WHERE posts.id = $1" in each for each in prepared)
+    assert any("FROM users LEFT OUTER JOIN sessions" in each for each in prepared)
+    assert any("FROM content_versions" in each for each in prepared)
+    assert _one_row_reads(app, user)[0][0] == 200
+    assert _prepared_on_the_read_connection(app) == prepared  # executed again, not prepared again
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_read_whose_prepared_statement_the_server_forgot_still_answers(make_app, user):
+    """`DISCARD ALL` or a pooler's reset drops a connection's prepared statements behind the app's
+    back: the read runs as plain SQL, and its statement is prepared afresh the next time."""
+    app = make_app()
+    statuses = [status for status, _ in _one_row_reads(app, user)]
+    with app.app_context():
+        reads.run(lambda connection: connection.exec_driver_sql("DEALLOCATE ALL"))
+    assert _prepared_on_the_read_connection(app) == []
+    assert [status for status, _ in _one_row_reads(app, user)] == statuses == [200, 200, 304]
+    assert [status for status, _ in _one_row_reads(app, user)] == statuses
+    assert len(_prepared_on_the_read_connection(app)) == 3
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_with_prepared_statements_off_no_statement_is_kept_prepared(make_app, user):
+    app = make_app(DB_PREPARED_STATEMENTS=False)
+    assert [status for status, _ in _one_row_reads(app, user)] == [200, 200, 304]
+    assert _prepared_on_the_read_connection(app) == []
+
+
+def test_a_kept_prepared_statement_gives_what_its_plain_sql_gives(app):
+    """Parameters become `$n` in order of first use, however often they appear, and the `%`
+    that pyformat doubles is one `%` again."""
+    number = cast(bindparam("n"), Integer)
+    statement = select(literal_column("'50%'").label("share"), number.label("n"), (number + 1).label("next"))
+    with app.app_context(), reads.engine.connect() as connection:
+        plain = fetch_all(connection, statement, {"n": 7})
+        for _ in range(2):  # prepared on the first run, executed on the second
+            assert fetch_all(connection, statement.execution_options(prepare=True), {"n": 7}) == plain
+    assert [tuple(row) for row in plain] == [("50%", 7, 8)]
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_value_the_prepared_parameter_cannot_hold_matches_nothing_as_in_plain_sql(app):
+    """`posts.id` is an `integer`: its prepared parameter cannot hold 2**40, which the plain SQL's
+    literal simply compares with and finds in no row."""
+    with app.app_context(), reads.engine.connect() as connection:
+        for _ in range(2):  # prepared, then executed
+            assert fetch_all(connection, posts._ONE_POST, {"post_id": 2**40}) == []
+        assert fetch_all(connection, posts._ONE_POST, {"post_id": 1}) is not None  # the connection still reads

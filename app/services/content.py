@@ -18,8 +18,8 @@ from app.models import ContentVersion
 _SUM = cast(func.coalesce(func.sum(ContentVersion.version), 0), BigInteger)
 # A column for list statements: evaluated once per statement (an InitPlan), in its snapshot.
 CONTENT_VERSION = select(_SUM).scalar_subquery()
-# The same sum on its own: the 304's only read.
-_CURRENT = select(_SUM.label("version"))
+# The same sum on its own: the 304's only read, kept prepared (app/database.py, PREPARE).
+_CURRENT = select(_SUM.label("version")).execution_options(prepare=True)
 
 
 def current() -> int:

@@ -171,7 +171,7 @@ def _paged(stmt: Select, order: Sequence[Any], skip: bool) -> Select:
     return stmt.offset(bindparam("skip")) if skip else stmt
 
 
-_ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
+_ONE_POST = _readable().where(_posts.id == bindparam("post_id")).execution_options(prepare=True)
 
 
 @cache

@@ -61,19 +61,20 @@ _ALIVE = and_(
 _FOLLOWED = exists().where(Follow.follower_id == bindparam("user_id"), Follow.followed_id == _users.id)
 _WITH_SESSION = User.__table__.outerjoin(
     AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id))
+# Every authenticated request runs one of these: kept prepared (app/database.py, PREPARE).
 _TOKEN_USER = (
     select(*_users, _ALIVE, false().label("followed")).select_from(_WITH_SESSION)
-    .where(_users.id == bindparam("user_id"))
+    .where(_users.id == bindparam("user_id")).execution_options(prepare=True)
 )
 _TOKEN_USERS = (
     select(*_users, _ALIVE, _FOLLOWED.label("followed")).select_from(_WITH_SESSION)
-    .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")]))
+    .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")])).execution_options(prepare=True)
 )
 # An admin cookie names only its session.
 _SESSION_USER = (
     select(*_users, _ALIVE, false().label("followed"))
     .join_from(User.__table__, AuthSession.__table__, _sessions.user_id == _users.id)
-    .where(_sessions.id == bindparam("session_id"))
+    .where(_sessions.id == bindparam("session_id")).execution_options(prepare=True)
 )
 
 
