@@ -209,10 +209,11 @@ class ReadEngine:
 
 # A statement whose plan does not depend on its values may be kept prepared on each read
 # connection: `select(...).execution_options(prepare=True)`. PostgreSQL then parses and plans it
-# once per connection instead of on every request; for the one-row reads every authenticated
-# request and every 304 makes, that was most of the server's work (bench/where-the-time-goes.md).
-# A pool may refuse (`DB_PREPARED_STATEMENTS=0`, behind a pooler that moves sessions between
-# server connections): the engine's `prepare_statements` option.
+# once per connection, in the round trip of its first run, instead of on every request; for the
+# one-row reads every authenticated request and every 304 make, planning was most of the
+# server's work (bench/where-the-time-goes.md). A pool may refuse (`DB_PREPARED_STATEMENTS=0`,
+# behind a pooler that moves sessions between server connections): the engine's
+# `prepare_statements` option.
 PREPARE = "prepare"
 PREPARE_STATEMENTS = "prepare_statements"
 _PREPARED = "prepared_statements"  # the names prepared on a connection, in its pool entry's `info`
@@ -224,11 +225,12 @@ _statement_numbers = itertools.count(1)
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A statement as PostgreSQL keeps it: a name, its PREPARE, and the EXECUTE that runs it."""
+    """A statement as PostgreSQL keeps it: a name, the EXECUTE that runs it, and the same
+    EXECUTE behind its PREPARE, for the first run on a connection (still one round trip)."""
 
     name: str
-    prepare: str
     execute: str
+    prepare_and_execute: str
 
     @classmethod
     def of(cls, sql: str) -> _Prepared:
@@ -237,26 +239,28 @@ class _Prepared:
 
         def placeholder(match: re.Match[str]) -> str:
             if match.group(1) is None:
-                return "%"  # the literal `%` that pyformat doubles
+                return "%%"  # a literal `%`, still for psycopg2 to undouble
             return f"${positions.setdefault(match.group(1), len(positions) + 1)}"
 
         body = _PLACEHOLDER.sub(placeholder, sql)
         arguments = ", ".join(f"%({parameter})s" for parameter in positions)
-        return cls(name, f"PREPARE {name} AS {body}", f"EXECUTE {name}({arguments})" if positions
-                   else f"EXECUTE {name}")
+        execute = f"EXECUTE {name}({arguments})" if positions else f"EXECUTE {name}"
+        return cls(name, execute, f"PREPARE {name} AS {body}; {execute}")
 
     def run(self, cursor: Any, values: dict[str, Any], prepared_here: set[str], sql: str) -> None:
-        """Execute it on `cursor`, preparing it first if its connection has not.
+        """Execute it on `cursor`, preparing it in the same round trip if its connection has not.
 
         Whatever a prepared run refuses, `sql` answers as it always would: a value its parameter's
         type cannot hold (an id past the column's range, where the SQL's literal simply matches
         nothing) runs as `sql`; a statement the server no longer holds prepared (a `DISCARD ALL`,
         a table changed under it) runs as `sql` and is prepared afresh next time."""
-        if self.name not in prepared_here:
-            cursor.execute(self.prepare)
-            prepared_here.add(self.name)
+        if self.name in prepared_here:
+            statement = self.execute
+        else:
+            prepared_here.add(self.name)  # a PREPARE stays when the EXECUTE after it fails
+            statement = self.prepare_and_execute
         try:
-            cursor.execute(self.execute, values)
+            cursor.execute(statement, values)
         except Exception as error:
             code = getattr(error, "pgcode", None) or ""
             if code in _NO_LONGER_PREPARED:

@@ -226,6 +226,27 @@ def test_the_one_row_reads_are_planned_once_per_connection_then_only_executed(ma
 
 
 @pytest.mark.usefixtures("postgresql")
+def test_a_statement_is_prepared_in_the_round_trip_of_its_first_run(make_app, client, user):
+    """The first run on a connection sends PREPARE and EXECUTE as one query; later runs EXECUTE."""
+    post = client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers).get_json()
+    app = make_app()
+    with app.app_context():
+        backend = reads.run(lambda connection: connection.execute(select(func.pg_backend_pid())).scalar_one())
+
+    def last_query() -> str:
+        with app.app_context(), db.engine.connect() as other:
+            return other.execute(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"),
+                                 {"pid": backend}).scalar_one()
+
+    reader = app.test_client()
+    assert reader.get(f"/api/posts/{post['id']}").get_json() == post
+    first = last_query()
+    assert first.startswith("PREPARE app_read_") and "; EXECUTE app_read_" in first, first
+    assert reader.get(f"/api/posts/{post['id']}").get_json() == post
+    assert last_query().startswith("EXECUTE app_read_")
+
+
+@pytest.mark.usefixtures("postgresql")
 def test_a_read_whose_prepared_statement_the_server_forgot_still_answers(make_app, user):
     """`DISCARD ALL` or a pooler's reset drops a connection's prepared statements behind the app's
     back: the read runs as plain SQL, and its statement is prepared afresh the next time."""
