@@ -41,7 +41,7 @@ from app.models import Role
 from app.services import tokens, users
 from config import ConfigurationError
 from scripts.live_server import LiveServer
-from tests.helpers import PASSWORD, REDIS_TEST_URL, ROOT, Person, RedisKeys, free_port, start_gunicorn
+from tests.helpers import PASSWORD, REDIS_TEST_URL, ROOT, Person, RedisKeys, bearer, free_port, start_gunicorn
 
 REDIS_TEST_PREFIX = os.environ.get("TEST_REDIS_KEY_PREFIX", "test")
 _counter = itertools.count(1)
@@ -218,7 +218,7 @@ def make_user(app: Flask):
                 db.session.commit()
             person = Person(user.id, user.email, password, role, pair["access_token"],
                             pair["refresh_token"])
-        person.headers = {"Authorization": f"Bearer {person.access_token}"}
+        person.headers = bearer(person.access_token)
         return person
 
     return make

@@ -24,6 +24,11 @@ PASSWORD = "Sup3rSecret"
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The `Authorization` header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 
 @dataclass
 class Person:

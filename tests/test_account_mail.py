@@ -13,7 +13,7 @@ import pytest
 
 from app.extensions import db, limiter
 from app.models import User
-from tests.helpers import PASSWORD, assert_problem, free_port
+from tests.helpers import PASSWORD, assert_problem, bearer, free_port
 
 BASE = "http://localhost"  # TestingConfig.PUBLIC_BASE_URL
 NEW_PASSWORD = "N3wPassword"
@@ -44,9 +44,6 @@ def register(client, email: str = "ann@example.com", **kwargs):
 def login(client, email: str, password: str = PASSWORD):
     return client.post("/api/auth/login", json={"email": email, "password": password})
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def signed_in(client, email: str, password: str = PASSWORD) -> dict[str, str]:

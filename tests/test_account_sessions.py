@@ -8,13 +8,10 @@ from __future__ import annotations
 import pytest
 
 from app.models import Role
-from tests.helpers import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem, bearer
 
 NEW_PASSWORD = "N3wPassword"
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def login(client, email: str, password: str = PASSWORD) -> dict:

@@ -2,15 +2,12 @@
 
 import pytest
 
-from tests.helpers import PASSWORD, assert_problem
+from tests.helpers import PASSWORD, assert_problem, bearer
 
 
 def login(client, email, password=PASSWORD):
     return client.post("/api/auth/login", json={"email": email, "password": password})
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def refresh(client, token: str):

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from tests.helpers import PASSWORD, ROOT, assert_problem
+from tests.helpers import PASSWORD, ROOT, assert_problem, bearer
 
 
 def register(client, email: str):
@@ -26,9 +26,6 @@ def register(client, email: str):
 def login(client, email: str) -> dict:
     return client.post("/api/auth/login", json={"email": email, "password": PASSWORD}).get_json()
 
-
-def bearer(token: str) -> dict:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def test_a_deleted_users_tokens_do_not_sign_in_as_the_next_new_user(client, admin):

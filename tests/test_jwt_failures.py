@@ -11,7 +11,7 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, bearer
 
 PROTECTED = [
     ("GET", "/api/users/me"),
@@ -61,9 +61,6 @@ def assert_token_refused(response) -> dict:
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     return body
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -128,6 +125,7 @@ def test_token_without_exp_is_401(app, client, user):
 
 
 def test_revoked_token_is_401(client, user):
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200  # verified once already
     assert client.post("/api/auth/logout", headers=user.headers).status_code == 204
     body = assert_token_refused(client.get("/api/users/me", headers=user.headers))
     assert "ended" in body["detail"].lower()
@@ -208,3 +206,24 @@ def test_token_in_query_string_or_cookie_is_ignored(client, user):
     assert_token_refused(client.get(f"/api/users/me?jwt={user.access_token}"))
     client.set_cookie("access_token_cookie", user.access_token)
     assert_token_refused(client.get("/api/users/me"))
+
+
+def test_a_token_accepted_before_is_refused_once_it_expires(app, client, user):
+    """A worker keeps what it verified of a token; the expiry still counts on every request."""
+    expires = int(time.time()) + 2
+    token = sign(app, claims_for(user.id, sid_of(user), exp=expires))
+    assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+    assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    body = assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    assert "expired" in body["detail"].lower()
+
+
+def test_a_token_accepted_by_one_key_is_refused_by_an_app_with_another(app, client, user, make_app):
+    token = sign(app, claims_for(user.id, sid_of(user)))
+    assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+    other = make_app(JWT_SECRET_KEY="another key, another deployment: " + uuid.uuid4().hex)
+    body = assert_token_refused(other.test_client().get("/api/users/me", headers=bearer(token)))
+    assert "signature" in body["detail"].lower()
+    assert other.test_client().get("/api/users/me", headers=bearer(sign(other, claims_for(user.id, sid_of(user))))
+                                   ).status_code == 200
