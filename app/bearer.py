@@ -88,7 +88,7 @@ class VerifiedTokens:
     revocation check asks the database on every request, cached or not.
     """
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, size: int = 4096) -> None:
         self.size = size
         self._claims: dict[tuple, dict] = {}
 
