@@ -7,6 +7,7 @@ The auth scheme is case-insensitive (RFC 9110 §11.1): login answers
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import flask_jwt_extended
@@ -101,7 +102,10 @@ class VerifiedTokens:
         claims = self._claims.get(key)
         if claims is None:
             return None
-        if claims["exp"] <= time.time() - options["leeway"]:
+        leeway = options["leeway"]
+        if isinstance(leeway, timedelta):
+            leeway = leeway.total_seconds()
+        if claims["exp"] <= time.time() - leeway:
             self._claims.pop(key, None)
             return None  # the full decode answers with the library's own expiry error
         return dict(claims)  # a copy: callers may add to theirs

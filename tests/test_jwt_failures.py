@@ -227,3 +227,13 @@ def test_a_token_accepted_by_one_key_is_refused_by_an_app_with_another(app, clie
     assert "signature" in body["detail"].lower()
     assert other.test_client().get("/api/users/me", headers=bearer(sign(other, claims_for(user.id, sid_of(user))))
                                    ).status_code == 200
+
+
+def test_the_configured_leeway_counts_for_a_token_seen_before(client, user, make_app):
+    """`JWT_DECODE_LEEWAY` may be seconds or a timedelta; either way a token expired within it
+    is still accepted, the first time and every time after."""
+    lenient = make_app(JWT_DECODE_LEEWAY=timedelta(seconds=60))
+    token = sign(lenient, claims_for(user.id, sid_of(user), exp=int(time.time()) - 10))
+    for _ in range(2):
+        assert lenient.test_client().get("/api/users/me", headers=bearer(token)).status_code == 200
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
