@@ -11,6 +11,7 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
+from app.bearer import VerifiedTokens
 from tests.helpers import assert_problem, bearer
 
 PROTECTED = [
@@ -237,3 +238,12 @@ def test_the_configured_leeway_counts_for_a_token_seen_before(client, user, make
     for _ in range(2):
         assert lenient.test_client().get("/api/users/me", headers=bearer(token)).status_code == 200
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+
+
+def test_a_worker_keeps_at_most_its_bound_of_verified_tokens_dropping_the_oldest():
+    kept = VerifiedTokens(size=2)
+    options = [{"encoded_token": f"token-{n}", "leeway": 0, "algorithms": ["HS256"]} for n in range(3)]
+    for each in options:
+        kept.add(each, {"exp": time.time() + 600, "sub": each["encoded_token"]})
+    assert kept.get(options[0]) is None
+    assert [kept.get(each)["sub"] for each in options[1:]] == ["token-1", "token-2"]
