@@ -36,7 +36,7 @@ def canonical_authorization(header: str | None) -> str | None:
 
 
 class JWTManager(flask_jwt_extended.JWTManager):
-    """flask-jwt-extended, verifying a token in one parse instead of three, and each token once.
+    """flask-jwt-extended, verifying each token once per worker, in one parse.
 
     Before its verified decode, the library parses every token twice more, unverified, to
     hand its header and claims to a `decode_key_loader`; this app has none (one HS256 key).
@@ -44,6 +44,7 @@ class JWTManager(flask_jwt_extended.JWTManager):
     8% of an authenticated request on their own, and the verified parse another 6%
     (bench/where-the-time-goes.md). So this private method is overridden with the library's
     own verified decode (`_decode_jwt`) alone, and its result is kept per token (`VerifiedTokens`).
+    The library's read of the header, after this method, still parses once per request.
     """
 
     def __init__(self, app: Flask | None = None, add_context_processor: bool = False) -> None:
