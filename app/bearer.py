@@ -6,6 +6,7 @@ The auth scheme is case-insensitive (RFC 9110 §11.1): login answers
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import timedelta
 from typing import Any
@@ -77,7 +78,7 @@ class JWTManager(flask_jwt_extended.JWTManager):
             error.jwt_data = _decode_jwt(**options, allow_expired=True)  # type: ignore[attr-defined]
             raise
         self.verified.add(options, claims)
-        return dict(claims)
+        return claims
 
 
 class VerifiedTokens:
@@ -114,9 +115,7 @@ class VerifiedTokens:
     def add(self, options: dict[str, Any], claims: dict) -> None:
         if "exp" not in claims:
             return  # tokens without an expiry are refused later; never remember one
-        while len(self._claims) >= self.size:
-            try:
-                self._claims.pop(next(iter(self._claims)))  # the oldest
-            except (KeyError, RuntimeError, StopIteration):  # another thread emptied it first
-                break
-        self._claims[self._key(options)] = dict(claims)
+        if len(self._claims) >= self.size:
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # another thread was first
+                del self._claims[next(iter(self._claims))]  # the oldest
+        self._claims[self._key(options)] = dict(claims)  # its own copy: the caller's may change
