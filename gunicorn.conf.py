@@ -1,6 +1,7 @@
 """Gunicorn settings; each can be overridden from the environment."""
 
 import gc
+import logging
 import multiprocessing
 import os
 
@@ -33,6 +34,12 @@ max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Every request writes a log line; these record fields cost their share of each line and no
+# format here shows them: the caller's file and line, the thread, the process name (the logging
+# HOWTO's "Optimization" section names these switches).
+logging._srcfile = None
+logging.logThreads = False
+logging.logMultiprocessing = False
 if os.environ.get("LOG_FORMAT") == "json":
     # gunicorn's own lines (boot, worker timeouts) as JSON too, all on stderr with the app's.
     _level = loglevel.upper()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -53,6 +55,20 @@ WORKER_RESTARTS = Counter("app_gunicorn_worker_exits", "gunicorn workers that ex
                           "max_requests reached) while the server ran; the master replaces each one.")
 
 
+class _Series(NamedTuple):
+    requests: Any
+    latency: Any
+    rate_limited: Any
+
+
+@lru_cache(maxsize=4096)
+def _series(endpoint: str, method: str, status: int) -> _Series:
+    """The time series one kind of request counts into, looked up once per worker: `labels()`
+    checks and locks on every call. Route rules and methods are few; statuses too."""
+    return _Series(REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint, method),
+                   RATE_LIMITED.labels(endpoint) if status == 429 else None)
+
+
 def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -66,14 +82,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def count_request(response: Response) -> Response:
         rule = request.url_rule
-        endpoint = rule.rule if rule is not None else UNMATCHED
-        method = request.method
-        REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+        counted = _series(rule.rule if rule is not None else UNMATCHED, request.method, response.status_code)
+        counted.requests.inc()
         started = g.get("request_started")
         if started is not None:
-            LATENCY.labels(endpoint, method).observe(time.perf_counter() - started)
-        if response.status_code == 429:
-            RATE_LIMITED.labels(endpoint).inc()
+            counted.latency.observe(time.perf_counter() - started)
+        if counted.rate_limited is not None:
+            counted.rate_limited.inc()
         return response
 
     with app.app_context():

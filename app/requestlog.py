@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import sys
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 
@@ -33,12 +33,12 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
         g.request_started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        g.request_id = incoming if _SANE_ID.match(incoming) else secrets.token_hex(16)
 
     @app.after_request
     def log_request(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
+        request_id = g.get("request_id") or secrets.token_hex(16)
         response.headers["X-Request-ID"] = request_id
         if log.isEnabledFor(logging.INFO):
             started = g.get("request_started")

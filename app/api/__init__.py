@@ -88,7 +88,7 @@ class StrictParser(FlaskParser):
 
 def no_store_for_personal_data(response: Response) -> Response:
     """Nothing authenticated, and no write's answer, may sit in a cache."""
-    if "Authorization" in request.headers or request.method not in ("GET", "HEAD"):
+    if "HTTP_AUTHORIZATION" in request.environ or request.method not in ("GET", "HEAD"):
         response.headers["Cache-Control"] = "no-store"
     return response
 
