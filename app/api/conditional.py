@@ -93,6 +93,8 @@ def _matching(header: ETags, tag: str, *, weak: bool) -> str | None:
     """The variant of `tag` the header names, if any (`*` names the plain tag)."""
     if header.star_tag:
         return tag
+    if not header:
+        return None
     contains = header.contains_weak if weak else header.contains
     for suffix in _ENCODING_SUFFIXES:
         if contains(tag + suffix):
