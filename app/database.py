@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 import weakref
 from collections import namedtuple
@@ -126,6 +127,11 @@ class ReadEngine:
     In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
     pre-ping there is no `SELECT 1`: one round trip per read instead of four
     (bench/where-the-time-goes.md). A dead connection is caught by `run` instead.
+
+    Each thread holds one connection of the primary's read pool from its first read on
+    (`held_connection`): a gunicorn sync worker serves one request at a time, and checking a
+    connection out and back in for every read cost more than the round trip of a one-row read.
+    Nothing stays open on it between reads (autocommit); `dispose` closes it.
     """
 
     def init_app(self, app: Flask) -> None:
@@ -143,6 +149,8 @@ class ReadEngine:
                 replicas.append(Replica(name, _read_engine(app, replica_uri, name, connect_timeout=2)))
                 metrics.watch_pool(replicas[-1].engine, name)
             metrics.watch_pool(engine, "reads")
+            _held_engines.add(engine)
+            event.listen(engine, "engine_disposed", release_held_connection)
         elif app.config.get("DATABASE_REPLICA_URLS"):
             raise ConfigurationError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
         app.extensions["read_engine"] = engine
@@ -197,14 +205,46 @@ class ReadEngine:
         is safe because a read changes nothing.
         """
         try:
-            with engine.connect() as connection:
-                return work(connection)
+            return _on_a_connection(engine, work)
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
             log.warning("database connection lost before a read; retrying on a new one")
-        with engine.connect() as connection:
-            return work(connection)
+            release_held_connection(engine)
+        return _on_a_connection(engine, work)
+
+
+_held_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # the primaries' read engines
+_held = threading.local()  # `connections`: this thread's held connection of each of them
+_inherited: list[Any] = []  # a parent's held connections, after fork(): kept, never used nor closed
+
+
+def held_connection(engine: Engine) -> Connection:
+    """This thread's connection of `engine`, opened at its first read and kept."""
+    held = _held.__dict__.setdefault("connections", {})
+    connection = held.get(engine)
+    if connection is None or connection.invalidated:
+        release_held_connection(engine)
+        connection = held[engine] = engine.connect()
+    return connection
+
+
+def release_held_connection(engine: Engine) -> None:
+    """Close this thread's held connection of `engine`, if any: once it has died, and when
+    its engine is disposed of (its pool is gone by then)."""
+    connection = _held.__dict__.get("connections", {}).pop(engine, None)
+    if connection is not None:
+        with contextlib.suppress(SQLAlchemyError):
+            if not connection.invalidated:
+                connection.invalidate()
+            connection.close()
+
+
+def _on_a_connection(engine: Engine, work: Callable[[Connection], T]) -> T:
+    if engine in _held_engines:
+        return work(held_connection(engine))
+    with engine.connect() as connection:
+        return work(connection)
 
 
 # A statement whose plan does not depend on its values may be kept prepared on each read
@@ -583,6 +623,7 @@ _forked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 def _forget_the_parents_connections() -> None:
     """In a child after `fork()`: new pools, leaving the inherited connections to the parent
     (SQLAlchemy's `dispose(close=False)`, "Using Connection Pools with Multiprocessing")."""
+    _inherited.append(_held.__dict__.pop("connections", None))  # the parent's sockets: not ours to close
     for engine in list(_forked_engines):
         engine.dispose(close=False)
 

@@ -6,6 +6,7 @@ retries once on a new connection.
 """
 
 import os
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -48,7 +49,7 @@ def test_reads_on_connections_the_server_dropped_succeed_on_a_new_connection(app
         assert response.status_code == 200, response.get_data(as_text=True)
         assert "Kept" in response.get_data(as_text=True)
     with app.app_context():
-        assert reads.engine.pool.checkedout() == 0
+        assert reads.engine.pool.checkedout() == 1  # this thread's held connection; none left behind
 
 
 def _backends(app) -> tuple[int, int]:
@@ -62,6 +63,28 @@ def _backends_alive(app) -> set[int]:
     with app.app_context(), db.engine.connect() as connection:
         return set(connection.execute(text(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars())
+
+
+@pytest.mark.usefixtures("postgresql")
+def test_a_thread_reads_on_one_held_connection_until_its_engine_is_disposed(make_app, user):
+    """A sync worker serves one request at a time: its reads keep one connection of the read
+    pool rather than checking one out and in per read, and disposing of the engine closes it."""
+    other = make_app()
+    client = other.test_client()
+    backend_of_each_read = set()
+    for _ in range(3):
+        assert client.get(f"/api/posts?author_id={user.id}").status_code == 200
+        assert client.get("/api/users/me", headers=user.headers).status_code == 200
+        with other.app_context():
+            backend_of_each_read.add(reads.run(lambda read: read.execute(select(func.pg_backend_pid())).scalar_one()))
+            engine = reads.engine
+    assert len(backend_of_each_read) == 1
+    assert engine.pool.checkedout() == 1
+    engine.dispose()
+    deadline = time.monotonic() + 5  # a backend exits just after its client hangs up
+    while backend_of_each_read & _backends_alive(other) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not backend_of_each_read & _backends_alive(other)
 
 
 @pytest.mark.usefixtures("postgresql")
@@ -99,7 +122,7 @@ def test_a_current_pages_304_on_a_dropped_connection_is_still_304(app, client, u
     assert _terminate_every_other_connection(app) >= 1
     assert client.get("/api/posts", headers={"If-None-Match": tag}).status_code == 304
     with app.app_context():
-        assert reads.engine.pool.checkedout() == 0
+        assert reads.engine.pool.checkedout() == 1  # this thread's held connection; none left behind
 
 
 @pytest.mark.usefixtures("postgresql")
@@ -184,10 +207,11 @@ def test_fetch_all_gives_the_rows_sqlalchemy_gives(app, client, user):
 def test_a_statement_the_driver_refuses_raises_as_sqlalchemy_would(app):
     refused = select(func.no_such_function(bindparam("n")).label("value"))
     with app.app_context():
+        checked_out = reads.engine.pool.checkedout()
         with pytest.raises(DBAPIError) as raised, reads.engine.connect() as connection:
             fetch_all(connection, refused, {"n": 1})
         assert not raised.value.connection_invalidated
-        assert reads.engine.pool.checkedout() == 0
+        assert reads.engine.pool.checkedout() == checked_out
 
 
 # ---- statements kept prepared (app/database.py, `execution_options(prepare=True)`) ----------
