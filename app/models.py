@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 
@@ -139,7 +140,9 @@ def detached_user(row: Row) -> User:
     and then detached: every attribute read, no session holds it. Reads need nothing more;
     a write that needs it in its transaction attaches it without a query
     (`db.session.merge(user, load=False)`), though most need only its id and role."""
-    user = User(**{key: row[i] for i, key in enumerate(USER_COLUMNS)})
+    user = User()
+    for i, key in enumerate(USER_COLUMNS):
+        set_committed_value(user, key, row[i])  # as loaded: no change history to build and then drop
     make_transient_to_detached(user)
     return user
 
