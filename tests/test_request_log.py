@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import string
 import time
+from urllib.parse import quote
 
 import pytest
 import requests
 
-from app.logformat import JsonFormatter, TextFormatter
+from app.logformat import JsonFormatter, TextFormatter, loggable_path
 from tests.helpers import start_gunicorn
 
 FAKE_LINE = "2031-12-01 07:00:00,000 INFO app.request POST /api/users/1 204 0.1ms id=forged"
@@ -73,3 +76,13 @@ def test_an_unknown_log_format_is_refused():
 
     with pytest.raises(ConfigurationError, match="LOG_FORMAT"):
         create_app({"APP_ENV": "testing", "LOG_FORMAT": "xml"})
+
+
+def test_a_logged_path_is_what_percent_encoding_makes_of_it():
+    """`loggable_path` skips `quote` for paths that need no quoting; it must give what `quote` gives."""
+    generator = random.Random(20261206)
+    alphabet = string.printable + "é€\u2028\x00\x7f%/"
+    paths = ["", "/", "/api/posts/1", "/api/posts%0a", "/a b", "/ünïcode", "/~user/x;y=1@z"]
+    paths += ["".join(generator.choices(alphabet, k=generator.randint(0, 16))) for _ in range(20_000)]
+    for path in paths:
+        assert loggable_path(path) == quote(path, safe="/!$&'()*+,;=:@~"), path
