@@ -16,7 +16,7 @@ import hmac
 import os
 import time
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -56,9 +56,9 @@ WORKER_RESTARTS = Counter("app_gunicorn_worker_exits", "gunicorn workers that ex
 
 
 class _Series(NamedTuple):
-    requests: Any
-    latency: Any
-    rate_limited: Any
+    requests: Counter
+    latency: Histogram
+    rate_limited: Counter | None
 
 
 @lru_cache(maxsize=4096)
