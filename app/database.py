@@ -223,9 +223,10 @@ def held_connection(engine: Engine) -> Connection:
     """This thread's connection of `engine`, opened at its first read and kept."""
     held = _held.__dict__.setdefault("connections", {})
     connection = held.get(engine)
-    if connection is None or connection.invalidated:
-        release_held_connection(engine)
-        connection = held[engine] = engine.connect()
+    if connection is not None and not connection.invalidated:
+        return connection
+    release_held_connection(engine)
+    connection = held[engine] = engine.connect()
     return connection
 
 

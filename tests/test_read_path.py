@@ -72,12 +72,13 @@ def test_a_thread_reads_on_one_held_connection_until_its_engine_is_disposed(make
     other = make_app()
     client = other.test_client()
     backend_of_each_read = set()
+    with other.app_context():
+        engine = reads.engine
     for _ in range(3):
         assert client.get(f"/api/posts?author_id={user.id}").status_code == 200
         assert client.get("/api/users/me", headers=user.headers).status_code == 200
         with other.app_context():
             backend_of_each_read.add(reads.run(lambda read: read.execute(select(func.pg_backend_pid())).scalar_one()))
-            engine = reads.engine
     assert len(backend_of_each_read) == 1
     assert engine.pool.checkedout() == 1
     engine.dispose()
