@@ -157,6 +157,8 @@ class Config:
     LOGIN_FAILURES_PER_EMAIL_IP = os.environ.get("LOGIN_FAILURES_PER_EMAIL_IP", "5 per 15 minutes")
     LOGIN_FAILURES_PER_EMAIL = os.environ.get("LOGIN_FAILURES_PER_EMAIL", "20 per hour")
     LOGIN_FAILURES_PER_DEVICE = os.environ.get("LOGIN_FAILURES_PER_DEVICE", "10 per 15 minutes")
+    # One cap over all of an account's devices: kept device tokens add no guesses beyond it.
+    LOGIN_FAILURES_PER_ACCOUNT_DEVICES = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT_DEVICES", "20 per hour")
     DEVICE_TOKEN_DAYS = _env_int("DEVICE_TOKEN_DAYS", 365)
 
     # Conditional writes: with 1, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
@@ -277,7 +279,8 @@ _ORIGIN_HOST = re.compile(r"([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(:[0-9]{1
 
 RATE_LIMITS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_WRITE", "RATELIMIT_READ",
                "RATELIMIT_READ_USER", "RATELIMIT_SEARCH", "RATELIMIT_ACCOUNT_MAIL",
-               "LOGIN_FAILURES_PER_EMAIL_IP", "LOGIN_FAILURES_PER_EMAIL", "LOGIN_FAILURES_PER_DEVICE")
+               "LOGIN_FAILURES_PER_EMAIL_IP", "LOGIN_FAILURES_PER_EMAIL", "LOGIN_FAILURES_PER_DEVICE",
+               "LOGIN_FAILURES_PER_ACCOUNT_DEVICES")
 
 
 class DevelopmentConfig(Config):

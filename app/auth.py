@@ -16,13 +16,10 @@ from flask_jwt_extended import current_user, jwt_required
 from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
-from app.models import is_possible_id
+from app.identity import bearer, well_formed
 from app.services import tokens
 from app.services.sessions import Resolution
 from app.services.tokens import Claims
-
-MAX_JTI_LENGTH = 64
-SESSION_ID_LENGTH = 32  # AuthSession.id: 16 random bytes in hex
 
 
 def register_jwt_callbacks(app: Flask) -> None:
@@ -38,9 +35,10 @@ def register_jwt_callbacks(app: Flask) -> None:
 
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: Claims, claims: Claims) -> bool:
-        if not _well_formed(claims):
+        if not well_formed(claims):
             return False  # the library checks revocation first; `has_required_claims` refuses it next
-        found = tokens.resolve(claims, also=g.pop("also_read_user", None))
+        known = bearer()  # the same header, already looked up for the rate limits
+        found = known.resolution if known is not None and known.claims == claims else tokens.resolve(claims)
         g.token_user, g.token_resolution = found.user, found
         return not found.alive
 
@@ -51,7 +49,7 @@ def register_jwt_callbacks(app: Flask) -> None:
 
     @jwt.token_verification_loader
     def has_required_claims(_header: Claims, claims: Claims) -> bool:
-        return _well_formed(claims)
+        return well_formed(claims)
 
     @jwt.unauthorized_loader
     def missing_token(reason: str) -> Response:
@@ -80,40 +78,6 @@ def register_jwt_callbacks(app: Flask) -> None:
     @jwt.needs_fresh_token_loader
     def needs_fresh(_header: Claims, _claims: Claims) -> Response:
         return unauthorized("A fresh token is required.")
-
-
-def _well_formed(claims: Claims) -> bool:
-    """The claims the services rely on: an expiry, a known type, a storable `jti`, a numeric `sub`,
-    and the session (`sid`) the token belongs to; tokens from before sessions have none."""
-    sub, jti, sid = claims.get("sub"), claims.get("jti"), claims.get(tokens.SESSION_CLAIM)
-    return (
-        "exp" in claims
-        and claims.get("type") in ("access", "refresh")
-        and isinstance(jti, str)
-        and 0 < len(jti) <= MAX_JTI_LENGTH
-        and isinstance(sub, str)
-        and sub.isascii()
-        and sub.isdigit()
-        and len(sub) <= 18
-        and isinstance(sid, str)
-        and len(sid) == SESSION_ID_LENGTH
-        and sid.isascii()
-        and sid.isalnum()
-    )
-
-
-def reads_user_with_token(view: Callable) -> Callable:
-    """Read the user of the URL's `user_id` in the statement that resolves the token, so that
-    showing a profile costs one round trip; `read_with_token()` hands it to the service."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any):
-        user_id = kwargs.get("user_id")
-        if isinstance(user_id, int) and is_possible_id(user_id):
-            g.also_read_user = user_id
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def read_with_token() -> Resolution | None:

@@ -114,6 +114,10 @@ class User(db.Model):
     followers_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     following_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
+    # Moves on when the credentials do (a new password, a reset, "log out everywhere"): device
+    # tokens and password-guessing budgets of an earlier epoch no longer count (app/services/throttle.py).
+    credentials_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     posts: Mapped[list[Post]] = relationship(

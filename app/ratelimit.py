@@ -1,8 +1,8 @@
 """Flask-Limiter, and the keys that decide whom a request counts against.
 
 Login and refresh count per client IP and per target email; writes, reads and
-searches count per user (from the bearer token, verified without touching the
-database) or, for anonymous clients, per IP.
+searches count per user (a bearer token whose session is live, `app.identity`)
+or, for anonymous clients and tokens that speak for no one, per IP.
 The client IP is `request.remote_addr`, which honours `X-Forwarded-For` only
 when `PROXY_FIX_HOPS` installs werkzeug's ProxyFix.
 
@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import flask_limiter
 from flask import Flask, Response, current_app, g, request
-from flask_jwt_extended import decode_token
 
 from app import faces
-from app.bearer import bearer_token
 from app.emails import email_key
 from app.errors import OUTAGE_RETRY_AFTER
+from app.identity import live_user_id
 from app.jsonbody import json_body
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -82,13 +81,10 @@ def write_limit_exempt() -> bool:
 
 
 def write_limit_key() -> str:
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is not None:
-        try:
-            return "user:" + decode_token(token)["sub"]
-        except Exception:  # any undecodable token is just an anonymous client
-            pass
-    return "ip:" + client_ip()
+    """A user's own budget only for a token whose session is live (`app.identity`): a spent,
+    revoked or foreign token counts against the client's address, never against its owner."""
+    user_id = live_user_id()
+    return f"user:{user_id}" if user_id is not None else "ip:" + client_ip()
 
 
 def target_email_key() -> str:

@@ -357,7 +357,7 @@ def test_redis_counters_are_shared_by_every_app_instance(limited, user, redis_ke
     second = limited(**config).test_client()
     assert_locked(login(second, user.email, user.password, ip="198.51.100.2"), 60)
     keys = redis_keys.own_keys()
-    assert any(f"password-failures/email/{user.email}" in key for key in keys), keys
+    assert any(f"account-budgets/email/{user.email}/" in key for key in keys), keys
 
 
 def test_redis_limits_expire_with_their_window(limited, user, redis_keys):

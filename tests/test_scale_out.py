@@ -82,7 +82,7 @@ def test_the_password_failure_budget_counts_failures_on_both_hosts_together(two_
         assert blocked.headers["Content-Type"] == "application/problem+json"
         assert 0 < int(blocked.headers["Retry-After"]) <= 60
         assert "failed password attempts" in blocked.json()["detail"]
-    assert any("password-failures/email/target@example.com" in key for key in redis_keys.own_keys())
+    assert any("account-budgets/email/target@example.com/" in key for key in redis_keys.own_keys())
 
 
 def test_the_write_budget_is_shared_by_both_hosts(two_hosts, make_user):

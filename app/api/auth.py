@@ -6,7 +6,7 @@ from flask_jwt_extended import current_user, get_jwt, jwt_required
 
 from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
-from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key, write_limit_key
+from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key
 from app.schemas import (
     AcceptedSchema,
     LoginResultSchema,
@@ -130,12 +130,14 @@ def verify_email(body):
 
 
 @blp.route("/verify-email/resend", methods=["POST"])
-@limiter.limit(account_mail_limit, key_func=write_limit_key, scope="verify-email-resend")
 @jwt_required()
 @blp.response(202, AcceptedSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 429, 503, d503="The mail server is unavailable; nothing was sent.")
 @blp.doc(security=BEARER, operationId="resendVerification")
 def resend_verification():
-    """Mail a new verification link to the caller's email (nothing is sent once it is verified)."""
+    """Mail a new verification link to the caller's email (nothing is sent once it is verified).
+
+    Resends and email changes share one budget per account and per address
+    (`RATELIMIT_ACCOUNT_MAIL`): beyond it, 429 with `Retry-After`."""
     accounts.resend_verification(current_user)
     return ACCEPTED_VERIFY

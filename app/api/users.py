@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
-from flask_jwt_extended import current_user, get_current_user, jwt_required
+from flask_jwt_extended import current_user, get_current_user, get_jwt, jwt_required
 
 from app.api import (
     BEARER,
@@ -21,8 +21,9 @@ from app.api import (
 )
 from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
-from app.auth import admin_required, read_with_token, reads_user_with_token
+from app.auth import admin_required, read_with_token
 from app.extensions import limiter
+from app.identity import SESSION_CLAIM, reads_user_with_token
 from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
@@ -147,8 +148,9 @@ def update_user(changes, user_id: int):
     follows the link mailed to it (503, and nothing changed, if the mail server is down).
     A new password, a new role or a deactivation ends every session of the user. When callers
     change their own password the answer carries `tokens`, the first pair of their new session."""
+    client = Client(ip=client_ip(), session=(current_user.id, get_jwt()[SESSION_CLAIM]))  # signed in: a device
     with current_tag_on_failure(lambda: _current_user_tag(user_id)):
-        user = users.update_user(current_user, users.get_user(user_id), changes, Client(ip=client_ip()),
+        user = users.update_user(current_user, users.get_user(user_id), changes, client,
                                  if_match(user_tag))
     tag = etag_header(user_tag(user))  # the user as a later read shows them, without the tokens
     if "password" in changes and user.id == current_user.id:

@@ -27,7 +27,7 @@ from app.errors import DomainError, MailUnavailable
 from app.extensions import db
 from app.models import User
 from app.security import hash_password
-from app.services import sessions
+from app.services import sessions, throttle
 from app.services.sessions import EndReason
 
 MAX_PADDING_SECONDS = 2.0
@@ -105,8 +105,10 @@ def verify_email(token: Any) -> User:
 
 
 def resend_verification(user: User) -> None:
+    """Mail a new link, within the account's and the address's mail budget; none once verified."""
     if user.email_verified:
         return
+    throttle.spend_on_mail(user.id, user.email)
     send_verification(user)
 
 
@@ -143,6 +145,7 @@ def confirm_password_reset(token: Any, password: str) -> User:
     user.password_hash = hash_password(password)
     user.email_verified = True  # the link reached this mailbox
     sessions.end_all_of(user.id, EndReason.PASSWORD)
+    throttle.forget_devices(user.id)  # device tokens end, and the guessing budgets start afresh
     db.session.commit()
     return user
 

@@ -20,12 +20,10 @@ from sqlalchemy import update
 from app.database import note_reader
 from app.errors import AuthenticationFailed, InvalidRefreshToken
 from app.extensions import db
-from app.models import AuthSession, SessionKind, User
+from app.identity import SESSION_CLAIM, Claims
+from app.models import AuthSession, SessionKind, User, is_possible_id
 from app.services import sessions
 from app.services.sessions import EndReason
-
-Claims = dict[str, Any]
-SESSION_CLAIM = "sid"
 
 
 def _refresh_lifetime():
@@ -55,8 +53,9 @@ def start_session(user: User, *, commit: bool = True) -> dict[str, Any]:
     return _pair(user, session.id, refresh_jti)
 
 
-def resolve(claims: Claims, *, also: int | None = None) -> sessions.Resolution:
+def resolve(claims: Claims, also: int | None = None) -> sessions.Resolution:
     """The token's user and whether its session is alive (and the user `also`), in one statement."""
+    also = also if also is not None and is_possible_id(also) else None
     return sessions.resolve(claims[SESSION_CLAIM], int(claims["sub"]), SessionKind.API, also=also)
 
 

@@ -55,12 +55,10 @@ def authenticate(email: str, password: str, client: Client) -> User:
     known, so raising the cost reaches every account that signs in (and known and unknown
     emails cost the same: the dummy hash uses the current cost)."""
     user = find_by_email(email)
-    spent = throttle.budgets(email, user, client)
-    throttle.check(spent)
-    ok = verify_password(password, user.password_hash if user else None)
-    if not ok or user is None or not user.is_active:
-        throttle.fail(spent)
-        raise AuthenticationFailed("Invalid email or password.")
+    with throttle.guess(throttle.budgets(email, user, client)):
+        ok = verify_password(password, user.password_hash if user else None)
+        if not ok or user is None or not user.is_active:
+            raise AuthenticationFailed("Invalid email or password.")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         db.session.commit()
@@ -68,14 +66,13 @@ def authenticate(email: str, password: str, client: Client) -> User:
 
 
 def check_current_password(user: User, password: str | None, client: Client | None, what: str = "password") -> None:
-    """The current password is a password guess like a login: the same budgets, counted alike."""
+    """The current password is a password guess like a login, counted alike; a signed-in owner's
+    session is their device (`Client.session`), so strangers' guesses do not lock them out."""
     if password is None:
         raise CurrentPasswordRequired(f"Required to change the {what}.")
-    spent = throttle.budgets(user.email, user, client or Client(ip="unknown"))
-    throttle.check(spent)
-    if not verify_password(password, user.password_hash):
-        throttle.fail(spent)
-        raise WrongCurrentPassword("Incorrect password.")
+    with throttle.guess(throttle.budgets(user.email, user, client or Client(ip="unknown"))):
+        if not verify_password(password, user.password_hash):
+            raise WrongCurrentPassword("Incorrect password.")
 
 
 def find_by_email(email: str) -> User | None:
@@ -173,11 +170,14 @@ def _apply_update(user: User, changes: Mapping[str, Any]) -> User:
     new email is unverified until its owner follows the link mailed to it."""
     end_reason = _sessions_end_reason(user, changes)
     new_email = "email" in changes and changes["email"] != user.email
+    if new_email:  # its verification message spends the same budget as a resend
+        throttle.spend_on_mail(user.id, changes["email"])
     for field in ("email", "name", "age", "role", "is_active"):
         if field in changes:
             setattr(user, field, changes[field])
     if "password" in changes:
         user.password_hash = hash_password(changes["password"])
+        throttle.forget_devices(user.id)
     if end_reason is not None:
         sessions.end_all_of(user.id, end_reason)
     if new_email:
@@ -210,6 +210,7 @@ def set_password(user: User, password: str) -> User:
     """Set a password without knowing the old one (an operator's command); ends every session."""
     user.password_hash = hash_password(password)
     sessions.end_all_of(user.id, EndReason.PASSWORD)
+    throttle.forget_devices(user.id)
     db.session.commit()
     return user
 
@@ -227,6 +228,7 @@ def end_sessions(actor: User, user: User) -> None:
     """End every session of `user`: their own "log out everywhere", or an admin's action."""
     if not can_edit(actor, user):
         raise PermissionDenied("You may only end your own sessions.")
+    throttle.forget_devices(user.id)  # device tokens end with the sessions
     sessions.end_all(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
 
 
