@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import AuthSession, Post, Role, User
+from tests.helpers import ROOT, assert_problem
 
 
 def _count(app, model) -> int:
@@ -167,3 +172,93 @@ def test_commands_report_an_unreachable_database_without_a_traceback(tmp_path):
     assert result.exit_code == 1
     assert "database error" in result.output
     assert "Traceback" not in result.output
+
+
+# ---- users list, demote, deactivate (issue 26, item 21) -----------------------------------
+
+
+def test_users_list_prints_one_aligned_row_per_account(app, make_user):
+    admin = make_user(Role.ADMIN, name="Ada Admin")
+    plain = make_user(name="Bo")
+    gone = make_user(is_active=False, name="Gone Person")
+    result = app.test_cli_runner().invoke(args=["users", "list"])
+    assert result.exit_code == 0, result.output
+    header, *rows, total = result.output.splitlines()
+    assert header.split() == ["id", "email", "name", "role", "active", "verified"]
+    assert total == "3 accounts."
+    assert [row.split()[:2] for row in rows] == [[str(p.id), p.email] for p in (admin, plain, gone)]
+    assert rows[0].split()[-3:] == ["admin", "yes", "no"] and "Ada Admin" in rows[0]
+    assert rows[2].split()[-3:] == ["user", "no", "no"]
+    assert len({row.index(" admin" if i == 0 else " user") for i, row in enumerate(rows)}) == 1  # columns line up
+
+
+def test_users_list_filters_by_role_and_by_deactivated(app, make_user):
+    admin, plain, gone = make_user(Role.ADMIN), make_user(), make_user(is_active=False)
+    runner = app.test_cli_runner()
+    admins = runner.invoke(args=["users", "list", "--role", "admin"])
+    inactive = runner.invoke(args=["users", "list", "--inactive"])
+    assert admin.email in admins.output and plain.email not in admins.output and gone.email not in admins.output
+    assert gone.email in inactive.output and admin.email not in inactive.output and "1 account." in inactive.output
+    none = runner.invoke(args=["users", "list", "--role", "admin", "--inactive"])
+    assert none.exit_code == 0 and none.output.strip() == "No accounts match."
+
+
+def test_demote_makes_an_admin_a_regular_user_and_ends_its_sessions(app, client, make_user):
+    keeper, demoted = make_user(Role.ADMIN), make_user(Role.ADMIN)
+    result = app.test_cli_runner().invoke(args=["users", "demote", demoted.email.upper()])
+    assert result.exit_code == 0, result.output
+    assert "Demoted" in result.output
+    with app.app_context():
+        assert db.session.get(User, demoted.id).role == Role.USER
+        assert db.session.get(User, keeper.id).role == Role.ADMIN
+    assert_problem(client.get("/api/users/me", headers=demoted.headers), 401)
+    assert client.get("/api/users/me", headers=keeper.headers).status_code == 200
+
+
+def test_deactivate_ends_the_sessions_and_the_account_cannot_sign_in(app, client, user):
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", user.email])
+    assert result.exit_code == 0, result.output
+    assert "Deactivated" in result.output
+    assert_problem(client.get("/api/users/me", headers=user.headers), 401)
+    login = client.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    assert_problem(login, 401)
+
+
+@pytest.mark.parametrize("command", ["demote", "deactivate"])
+def test_the_last_active_admin_is_refused_in_one_line_and_kept(app, client, make_user, command):
+    last = make_user(Role.ADMIN)
+    make_user(Role.ADMIN, is_active=False)  # a deactivated admin does not count
+    result = app.test_cli_runner().invoke(args=["users", command, last.email])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "last active admin" in result.output and "Nothing was changed" in result.output
+    with app.app_context():
+        kept = db.session.get(User, last.id)
+        assert kept.role == Role.ADMIN and kept.is_active
+    assert client.get("/api/users/me", headers=last.headers).status_code == 200
+
+
+def test_demote_and_deactivate_refuse_an_unknown_account_and_say_when_nothing_is_to_do(app, make_user):
+    runner = app.test_cli_runner()
+    for command in ("demote", "deactivate"):
+        unknown = runner.invoke(args=["users", command, "nobody@example.com"])
+        assert unknown.exit_code == 1 and "No account" in unknown.output
+    plain, gone = make_user(), make_user(is_active=False)
+    assert "not an admin" in runner.invoke(args=["users", "demote", plain.email]).output
+    assert "already deactivated" in runner.invoke(args=["users", "deactivate", gone.email]).output
+
+
+def test_the_production_refusal_prints_one_problem_per_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER")}
+    env.update(APP_ENV="production", DATABASE_URL="sqlite://", PUBLIC_BASE_URL="https://api.example.com",
+               FLASK_SKIP_DOTENV="1", FLASK_APP="wsgi.py")
+    result = subprocess.run([sys.executable, "-m", "flask", "users", "list"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].endswith("Refusing to start in production:")
+    problems = [line.strip() for line in lines[1:]]
+    assert [p.split()[1] for p in problems] == ["SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER"]
+    assert all(p.startswith("- ") and ";" not in p.split("(")[0] for p in problems)
