@@ -6,7 +6,7 @@ export FLASK_APP := wsgi.py
 # The flask command would read the first .env in any folder above this one; config.py reads ours.
 export FLASK_SKIP_DOTENV := 1
 
-.PHONY: venv run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
+.PHONY: venv run admin flask test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
 
 # Two layers: `make run` installs only what the app needs (requirements.txt); every
 # developer target adds the test, lint, fuzz and benchmark tools (requirements-dev.txt).
@@ -34,6 +34,16 @@ run: $(RUNTIME)
 	$(BIN)/flask db upgrade
 	@echo "==> starting gunicorn (gunicorn.conf.py); Ctrl-C stops it"
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# The project's own entry to the `flask` command, with FLASK_SKIP_DOTENV (exported above):
+# `make admin EMAIL=you@example.com` (the first admin), `make flask ARGS="users list"`.
+admin: $(RUNTIME)
+	@test -n "$(EMAIL)" || { echo 'usage: make admin EMAIL=you@example.com (the password is prompted)'; exit 2; }
+	$(BIN)/flask db upgrade
+	$(BIN)/flask users create-admin '$(EMAIL)'
+
+flask: $(RUNTIME)
+	$(BIN)/flask $(ARGS)
 
 test: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)

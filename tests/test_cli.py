@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -262,3 +264,54 @@ def test_the_production_refusal_prints_one_problem_per_line():
     problems = [line.strip() for line in lines[1:]]
     assert [p.split()[1] for p in problems] == ["SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER"]
     assert all(p.startswith("- ") and ";" not in p.split("(")[0] for p in problems)
+
+
+# ---- the project's own entry to `flask` reads no .env above it (issue 26, item 12) -----------
+
+
+def _project_below_a_foreign_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the project in a folder whose parent holds someone else's `.env`, with this
+    suite's virtualenv, and an environment that sets none of what that `.env` sets."""
+    if shutil.which("make") is None or not (Path(sys.prefix) / "bin" / "flask").exists():
+        pytest.skip("needs make and a virtualenv with the flask command")
+    (tmp_path / ".env").write_text("APP_ENV=set-by-a-foreign-dotenv\n")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "app", project / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "migrations", project / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("Makefile", ".flaskenv", "config.py", "wsgi.py", *(p.name for p in ROOT.glob("requirements*.txt"))):
+        shutil.copy2(ROOT / name, project / name)
+    (project / ".venv").symlink_to(sys.prefix)
+    unset = ("APP_ENV", "DATABASE_URL", "FLASK_SKIP_DOTENV", "FLASK_APP", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    return project, {k: v for k, v in os.environ.items() if k not in unset}
+
+
+def _make(project: Path, env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    # -o: the copy's requirement files are no newer than this virtualenv; never install anything here.
+    return subprocess.run(["make", "-o", ".venv/.installed-runtime", *args], cwd=project, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_make_flask_reads_no_env_file_above_the_project(tmp_path):
+    project, env = _project_below_a_foreign_env(tmp_path)
+    bare = subprocess.run([str(project / ".venv" / "bin" / "flask"), "routes"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "set-by-a-foreign-dotenv" in bare.stderr  # what the bare command does: the danger is real
+    result = _make(project, env, "flask", "ARGS=routes")
+    assert result.returncode == 0, result.stderr
+    assert "/api/users" in result.stdout and "foreign" not in result.stdout + result.stderr
+
+
+def test_the_readmes_first_admin_recipe_reads_no_env_file_above_the_project(tmp_path):
+    project, env = _project_below_a_foreign_env(tmp_path)
+    result = _make(project, env, "admin", "EMAIL=boss@example.com", stdin="Adm1nPassword\nAdm1nPassword\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Created admin boss@example.com" in result.stdout
+    assert "Adm1nPassword" not in result.stdout
+    listed = _make(project, env, "flask", "ARGS=users list --role admin")
+    assert "boss@example.com" in listed.stdout and "1 account." in listed.stdout
+
+
+def test_make_admin_without_an_email_says_how_to_call_it():
+    result = subprocess.run(["make", "-o", ".venv/.installed-runtime", "admin"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "EMAIL"})
+    assert result.returncode != 0 and "make admin EMAIL=" in result.stdout
