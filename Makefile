@@ -6,25 +6,37 @@ export FLASK_APP := wsgi.py
 # The flask command would read the first .env in any folder above this one; config.py reads ours.
 export FLASK_SKIP_DOTENV := 1
 
-.PHONY: venv run test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
+.PHONY: venv run admin flask test lint fmt migrate bench bench-quick bench-profile wrk fuzz faults clean
 
 # Two layers: `make run` installs only what the app needs (requirements.txt); every
 # developer target adds the test, lint, fuzz and benchmark tools (requirements-dev.txt).
+# `make lint` and `make fmt` need the linter alone (requirements-lint.txt, which -dev includes).
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
+LINT := $(VENV)/.installed-lint
 
-$(RUNTIME): requirements.txt
+define ensure_venv
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
 	@test -d $(VENV) || { echo "==> creating the virtualenv in $(VENV)"; $(PYTHON) -m venv $(VENV); }
+endef
+
+$(RUNTIME): requirements.txt
+	$(ensure_venv)
 	@echo "==> installing the app's dependencies (requirements.txt) into $(VENV)"
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
 
-$(DEV): $(RUNTIME) requirements-dev.txt
+$(DEV): $(RUNTIME) requirements-dev.txt requirements-lint.txt
 	@echo "==> installing the test and developer tools (requirements-dev.txt: pytest, Schemathesis, Playwright, ...);"
 	@echo "    the first time this downloads a few hundred MB"
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(LINT): requirements-lint.txt
+	$(ensure_venv)
+	@echo "==> installing the linter only (requirements-lint.txt) into $(VENV)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-lint.txt
 	@touch $@
 
 venv: $(RUNTIME)
@@ -35,13 +47,23 @@ run: $(RUNTIME)
 	@echo "==> starting gunicorn (gunicorn.conf.py); Ctrl-C stops it"
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# The project's own entry to the `flask` command, with FLASK_SKIP_DOTENV (exported above):
+# `make admin EMAIL=you@example.com` (the first admin), `make flask ARGS="users list"`.
+admin: $(RUNTIME)
+	@test -n "$(EMAIL)" || { echo 'usage: make admin EMAIL=you@example.com (the password is prompted)'; exit 2; }
+	$(BIN)/flask db upgrade
+	$(BIN)/flask users create-admin '$(EMAIL)'
+
+flask: $(RUNTIME)
+	$(BIN)/flask $(ARGS)
+
 test: $(DEV)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(DEV)
+lint: $(LINT)
 	$(BIN)/ruff check .
 
-fmt: $(DEV)
+fmt: $(LINT)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

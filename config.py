@@ -370,7 +370,8 @@ class ProductionConfig(Config):
         elif config.get("TRUSTED_HOSTS") is None:
             config["TRUSTED_HOSTS"] = [urlsplit(config["PUBLIC_BASE_URL"]).hostname]
         if problems:
-            raise ConfigurationError("Refusing to start in production: " + "; ".join(problems))
+            # One problem a line: several at once (say, both secrets and the mail server) stay readable.
+            raise ConfigurationError("Refusing to start in production:" + "".join(f"\n  - {p}" for p in problems))
 
 
 CONFIGS: dict[str, type[Config]] = {

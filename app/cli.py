@@ -22,6 +22,7 @@ from app.emails import normalise_email
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Follow, Post, Role, User
+from app.pagination import PageRequest
 from app.schemas import UserCreateSchema
 from app.security import hash_password
 from app.services import idempotency, sessions, users
@@ -31,6 +32,8 @@ tokens_cli = AppGroup("tokens", help="Session and token upkeep.")
 idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
 
 SEED_PASSWORD = "Password123"
+USER_COLUMNS = ("id", "email", "name", "role", "active", "verified")
+LIST_PAGE = 1000
 FOLLOWS_MIN, FOLLOWS_MAX = 50, 500
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
           "schema", "request", "deploy", "cache", "query", "latency", "backend", "note")
@@ -115,6 +118,69 @@ def promote(email: str, mark_verified: bool) -> None:
     users.promote(user)
     click.echo(f"Promoted {user.email} (id {user.id}) to admin. Its password was kept: whoever registered "
                f"the account signs in with it. Its sessions were ended.")
+
+
+@users_cli.command("demote")
+@click.argument("email")
+@database_errors_as_messages
+def demote(email: str) -> None:
+    """Make an admin a regular user and end its sessions. The last active admin stays one."""
+    user = _existing(email)
+    if not user.is_admin:
+        click.echo(f"{user.email} (id {user.id}) is not an admin; its role is unchanged.")
+        return
+    _refused_as_message(users.demote, user)
+    click.echo(f"Demoted {user.email} (id {user.id}) to a regular user. Its sessions were ended.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+@database_errors_as_messages
+def deactivate(email: str) -> None:
+    """Deactivate an account: it can no longer sign in, and its sessions end. The last active admin stays."""
+    user = _existing(email)
+    if not user.is_active:
+        click.echo(f"{user.email} (id {user.id}) is already deactivated.")
+        return
+    _refused_as_message(users.deactivate, user)
+    click.echo(f"Deactivated {user.email} (id {user.id}). Its sessions were ended.")
+
+
+@users_cli.command("list")
+@click.option("--role", type=click.Choice([role.value for role in Role]), help="Only accounts with this role.")
+@click.option("--inactive", is_flag=True, help="Only deactivated accounts.")
+@database_errors_as_messages
+def list_users(role: str | None, inactive: bool) -> None:
+    """Print the accounts as a table, by id: email, name, role, whether active and verified."""
+    rows = [USER_COLUMNS]
+    page = PageRequest(limit=LIST_PAGE)
+    while True:
+        found = users.list_users(page, role=Role(role) if role else None, is_active=False if inactive else None)
+        rows += [(str(user.id), user.email, user.name, user.role.value, _yes_no(user.is_active),
+                  _yes_no(user.email_verified)) for user in found.items]
+        if found.next_key is None:
+            break
+        page = PageRequest(limit=LIST_PAGE, after=found.next_key)
+    if len(rows) == 1:
+        click.echo("No accounts match." if role or inactive else "No accounts yet.")
+        return
+    widths = [max(len(row[column]) for row in rows) for column in range(len(USER_COLUMNS))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(rows) - 1} account{'s' if len(rows) != 2 else ''}.")
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _refused_as_message(action: Callable[[User], User], user: User) -> None:
+    """A rule that says no (the last active admin stays) is one line and a non-zero exit."""
+    try:
+        action(user)
+    except DomainError as error:
+        db.session.rollback()
+        _fail(f"{user.email} (id {user.id}): {error.detail} Nothing was changed.")
 
 
 @users_cli.command("set-password")

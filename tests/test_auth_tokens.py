@@ -1,6 +1,9 @@
 """Login, refresh-token rotation and logout."""
 
+from datetime import timedelta
+
 import pytest
+from flask_jwt_extended import create_refresh_token
 
 from tests.helpers import PASSWORD, assert_problem, bearer
 
@@ -177,25 +180,58 @@ def test_logout_needs_an_access_token(client, user):
     assert_problem(client.post("/api/auth/logout", headers=bearer(user.refresh_token)), 401)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "access-token", "someone-elses", "empty", "number"])
-def test_logout_with_a_bad_refresh_token_in_the_body_is_422_and_revokes_nothing(client, make_user, kind):
+def expired_refresh_token(app, person) -> str:
+    with app.app_context():
+        return create_refresh_token(identity=str(person.id), additional_claims={"sid": "gone", "jti": "spent"},
+                                    expires_delta=timedelta(seconds=-60))
+
+
+@pytest.mark.parametrize("kind", ["garbage", "access-token", "someone-elses", "expired", "empty", "number"])
+def test_logout_with_a_bad_refresh_token_ends_the_callers_session_and_says_it_ended_no_other(
+        app, client, make_user, kind):
+    """Issue 26, item 10: a logout always logs the caller out; the 422 says the token ended nothing more."""
     user, other = make_user(), make_user()
     token = {
         "garbage": "not.a.jwt",
         "access-token": user.access_token,
         "someone-elses": other.refresh_token,
+        "expired": expired_refresh_token(app, user),
         "empty": "",
         "number": 12,
     }[kind]
     response = client.post("/api/auth/logout", json={"refresh_token": token}, headers=user.headers)
     assert "refresh_token" in assert_problem(response, 422)["errors"]
-    assert me(client, user.access_token).status_code == 200
+    assert_problem(me(client, user.access_token), 401)
+    assert_problem(refresh(client, user.refresh_token), 401)
     assert refresh(client, other.refresh_token).status_code == 200
+
+
+def test_logout_with_a_bad_refresh_token_says_the_callers_session_ended(client, make_user):
+    user, other = make_user(), make_user()
+    response = client.post("/api/auth/logout", json={"refresh_token": other.refresh_token}, headers=user.headers)
+    assert "Your session has ended" in assert_problem(response, 422)["detail"]
+
+
+@pytest.mark.parametrize("body", [{"json": {"everywhere": True}}, {"data": "x", "content_type": "text/plain"},
+                                  {"data": "{", "content_type": "application/json"}])
+def test_logout_with_any_bad_body_still_ends_the_callers_session(client, user, body):
+    response = client.post("/api/auth/logout", headers=user.headers, **body)
+    assert response.status_code in (400, 415, 422)
+    assert_problem(me(client, user.access_token), 401)
 
 
 def test_logout_with_unknown_field_is_422(client, user):
     response = client.post("/api/auth/logout", json={"everywhere": True}, headers=user.headers)
     assert "everywhere" in assert_problem(response, 422)["errors"]
+
+
+def test_logout_with_another_refresh_token_of_the_caller_ends_both_sessions(client, user):
+    second = login(client, user.email).get_json()
+    response = client.post("/api/auth/logout", json={"refresh_token": second["refresh_token"]}, headers=user.headers)
+    assert response.status_code == 204
+    assert_problem(me(client, user.access_token), 401)
+    assert_problem(me(client, second["access_token"]), 401)
+    assert_problem(refresh(client, second["refresh_token"]), 401)
 
 
 def test_revocation_is_shared_through_the_database(client, user, make_app):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.models import AuthSession, Post, Role, User
+from tests.helpers import ROOT, assert_problem
 
 
 def _count(app, model) -> int:
@@ -167,3 +174,144 @@ def test_commands_report_an_unreachable_database_without_a_traceback(tmp_path):
     assert result.exit_code == 1
     assert "database error" in result.output
     assert "Traceback" not in result.output
+
+
+# ---- users list, demote, deactivate (issue 26, item 21) -----------------------------------
+
+
+def test_users_list_prints_one_aligned_row_per_account(app, make_user):
+    admin = make_user(Role.ADMIN, name="Ada Admin")
+    plain = make_user(name="Bo")
+    gone = make_user(is_active=False, name="Gone Person")
+    result = app.test_cli_runner().invoke(args=["users", "list"])
+    assert result.exit_code == 0, result.output
+    header, *rows, total = result.output.splitlines()
+    assert header.split() == ["id", "email", "name", "role", "active", "verified"]
+    assert total == "3 accounts."
+    assert [row.split()[:2] for row in rows] == [[str(p.id), p.email] for p in (admin, plain, gone)]
+    assert rows[0].split()[-3:] == ["admin", "yes", "no"] and "Ada Admin" in rows[0]
+    assert rows[2].split()[-3:] == ["user", "no", "no"]
+    assert len({row.index(" admin" if i == 0 else " user") for i, row in enumerate(rows)}) == 1  # columns line up
+
+
+def test_users_list_filters_by_role_and_by_deactivated(app, make_user):
+    admin, plain, gone = make_user(Role.ADMIN), make_user(), make_user(is_active=False)
+    runner = app.test_cli_runner()
+    admins = runner.invoke(args=["users", "list", "--role", "admin"])
+    inactive = runner.invoke(args=["users", "list", "--inactive"])
+    assert admin.email in admins.output and plain.email not in admins.output and gone.email not in admins.output
+    assert gone.email in inactive.output and admin.email not in inactive.output and "1 account." in inactive.output
+    none = runner.invoke(args=["users", "list", "--role", "admin", "--inactive"])
+    assert none.exit_code == 0 and none.output.strip() == "No accounts match."
+
+
+def test_demote_makes_an_admin_a_regular_user_and_ends_its_sessions(app, client, make_user):
+    keeper, demoted = make_user(Role.ADMIN), make_user(Role.ADMIN)
+    result = app.test_cli_runner().invoke(args=["users", "demote", demoted.email.upper()])
+    assert result.exit_code == 0, result.output
+    assert "Demoted" in result.output
+    with app.app_context():
+        assert db.session.get(User, demoted.id).role == Role.USER
+        assert db.session.get(User, keeper.id).role == Role.ADMIN
+    assert_problem(client.get("/api/users/me", headers=demoted.headers), 401)
+    assert client.get("/api/users/me", headers=keeper.headers).status_code == 200
+
+
+def test_deactivate_ends_the_sessions_and_the_account_cannot_sign_in(app, client, user):
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", user.email])
+    assert result.exit_code == 0, result.output
+    assert "Deactivated" in result.output
+    assert_problem(client.get("/api/users/me", headers=user.headers), 401)
+    login = client.post("/api/auth/login", json={"email": user.email, "password": user.password})
+    assert_problem(login, 401)
+
+
+@pytest.mark.parametrize("command", ["demote", "deactivate"])
+def test_the_last_active_admin_is_refused_in_one_line_and_kept(app, client, make_user, command):
+    last = make_user(Role.ADMIN)
+    make_user(Role.ADMIN, is_active=False)  # a deactivated admin does not count
+    result = app.test_cli_runner().invoke(args=["users", command, last.email])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "last active admin" in result.output and "Nothing was changed" in result.output
+    with app.app_context():
+        kept = db.session.get(User, last.id)
+        assert kept.role == Role.ADMIN and kept.is_active
+    assert client.get("/api/users/me", headers=last.headers).status_code == 200
+
+
+def test_demote_and_deactivate_refuse_an_unknown_account_and_say_when_nothing_is_to_do(app, make_user):
+    runner = app.test_cli_runner()
+    for command in ("demote", "deactivate"):
+        unknown = runner.invoke(args=["users", command, "nobody@example.com"])
+        assert unknown.exit_code == 1 and "No account" in unknown.output
+    plain, gone = make_user(), make_user(is_active=False)
+    assert "not an admin" in runner.invoke(args=["users", "demote", plain.email]).output
+    assert "already deactivated" in runner.invoke(args=["users", "deactivate", gone.email]).output
+
+
+def test_the_production_refusal_prints_one_problem_per_line():
+    env = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER")}
+    env.update(APP_ENV="production", DATABASE_URL="sqlite://", PUBLIC_BASE_URL="https://api.example.com",
+               FLASK_SKIP_DOTENV="1", FLASK_APP="wsgi.py")
+    result = subprocess.run([sys.executable, "-m", "flask", "users", "list"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].endswith("Refusing to start in production:")
+    problems = [line.strip() for line in lines[1:]]
+    assert [p.split()[1] for p in problems] == ["SECRET_KEY", "JWT_SECRET_KEY", "MAIL_SERVER"]
+    assert all(p.startswith("- ") and ";" not in p.split("(")[0] for p in problems)
+
+
+# ---- the project's own entry to `flask` reads no .env above it (issue 26, item 12) -----------
+
+
+def _project_below_a_foreign_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the project in a folder whose parent holds someone else's `.env`, with this
+    suite's virtualenv, and an environment that sets none of what that `.env` sets."""
+    if shutil.which("make") is None or not (Path(sys.prefix) / "bin" / "flask").exists():
+        pytest.skip("needs make and a virtualenv with the flask command")
+    (tmp_path / ".env").write_text("APP_ENV=set-by-a-foreign-dotenv\n")
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "app", project / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "migrations", project / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("Makefile", ".flaskenv", "config.py", "wsgi.py", *(p.name for p in ROOT.glob("requirements*.txt"))):
+        shutil.copy2(ROOT / name, project / name)
+    (project / ".venv").symlink_to(sys.prefix)
+    unset = ("APP_ENV", "DATABASE_URL", "FLASK_SKIP_DOTENV", "FLASK_APP", "MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    return project, {k: v for k, v in os.environ.items() if k not in unset}
+
+
+def _make(project: Path, env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    # -o: the copy's requirement files are no newer than this virtualenv; never install anything here.
+    return subprocess.run(["make", "-o", ".venv/.installed-runtime", *args], cwd=project, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_make_flask_reads_no_env_file_above_the_project(tmp_path):
+    project, env = _project_below_a_foreign_env(tmp_path)
+    bare = subprocess.run([str(project / ".venv" / "bin" / "flask"), "routes"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "set-by-a-foreign-dotenv" in bare.stderr  # what the bare command does: the danger is real
+    result = _make(project, env, "flask", "ARGS=routes")
+    assert result.returncode == 0, result.stderr
+    assert "/api/users" in result.stdout and "foreign" not in result.stdout + result.stderr
+
+
+def test_the_readmes_first_admin_recipe_reads_no_env_file_above_the_project(tmp_path):
+    project, env = _project_below_a_foreign_env(tmp_path)
+    result = _make(project, env, "admin", "EMAIL=boss@example.com", stdin="Adm1nPassword\nAdm1nPassword\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Created admin boss@example.com" in result.stdout
+    assert "Adm1nPassword" not in result.stdout
+    listed = _make(project, env, "flask", "ARGS=users list --role admin")
+    assert "boss@example.com" in listed.stdout and "1 account." in listed.stdout
+
+
+def test_make_admin_without_an_email_says_how_to_call_it():
+    result = subprocess.run(["make", "-o", ".venv/.installed-runtime", "admin"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "EMAIL"})
+    assert result.returncode != 0 and "make admin EMAIL=" in result.stdout

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from tests.helpers import ROOT
 
 DEV_TOOLS = ("pytest", "schemathesis", "playwright", "py-spy", "pyinstrument", "hypothesis", "ruff",
@@ -39,6 +41,21 @@ def test_make_test_adds_the_test_tools_and_says_so():
     commands = make_dry_run("test")
     assert "-r requirements.txt" in commands and "-r requirements-dev.txt" in commands
     assert "installing the test and developer tools" in commands
+
+
+@pytest.mark.parametrize("target", ["lint", "fmt"])
+def test_make_lint_and_fmt_install_only_the_linter(target):
+    """Issue 26, item 22: linting does not download the test toolchain (Playwright, Schemathesis ...)."""
+    commands = make_dry_run(target)
+    assert "-r requirements-lint.txt" in commands and "installing the linter only" in commands
+    assert "requirements-dev.txt" not in commands and "-r requirements.txt" not in commands
+    assert "ruff" in commands
+
+
+def test_the_linters_pin_lives_in_one_file_the_developer_requirements_include():
+    assert requirement_names("requirements-lint.txt") == {"ruff"}
+    assert "ruff" not in requirement_names("requirements-dev.txt")
+    assert "-r requirements-lint.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
 
 
 def test_the_runtime_requirements_hold_no_test_or_benchmark_tools():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 import threading
 import time
@@ -87,6 +89,46 @@ def test_registration_keys_are_scoped_to_the_client_address(app, client):
     assert register("192.0.2.2", "second@example.com").status_code == 201  # same key, another client
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(User)) == 2
+
+
+def test_a_registration_keeps_no_password_derived_fingerprint(app, client, make_app):
+    """Issue 26, item 6: the stored fingerprint is keyed by a server secret and leaves the password out."""
+    fields = {"email": "keyed@example.com", "name": "Keyed User", "password": PASSWORD}
+    raw = json.dumps(fields).encode()
+    headers = {"Idempotency-Key": "signup", "Content-Type": "application/json"}
+    first = client.post("/api/users", data=raw, headers=headers)
+    assert first.status_code == 201
+    with app.app_context():
+        stored = db.session.scalar(select(IdempotencyKey.fingerprint))
+        assert stored != hashlib.sha256(raw).hexdigest()
+        # Whatever password is guessed, the value to compare is the same: nothing to test a guess against.
+        for guess in ("Password123", "An0therGuess", ""):
+            body = json.dumps({**fields, "password": guess}).encode()
+            assert KeyedRequest.of("ip:x", "POST", "/api/users", "any", body).fingerprint == stored
+    with make_app(SECRET_KEY="another-servers-secret-key-long-enough-987654").app_context():
+        assert KeyedRequest.of("ip:x", "POST", "/api/users", "any", raw).fingerprint != stored  # keyed
+
+    # A retry whose body differs only in the password is the same request: the stored answer.
+    again = client.post("/api/users", data=json.dumps({**fields, "password": "Diff3rentPassword"}), headers=headers)
+    assert again.status_code == 201 and again.get_data() == first.get_data()
+    with app.app_context():
+        assert list(db.session.scalars(select(IdempotencyKey.fingerprint))) == [stored]
+        assert db.session.scalar(select(func.count()).select_from(User)) == 1
+    # Any other difference is still another request.
+    other = client.post("/api/users", data=json.dumps({**fields, "name": "Someone Else"}), headers=headers)
+    assert "Idempotency-Key" in assert_problem(other, 422)["detail"]
+
+
+def test_fingerprints_leave_out_every_field_named_like_a_secret_at_any_depth(app):
+    def fingerprint(document) -> str:
+        return KeyedRequest.of("scope", "POST", "/p", "k", json.dumps(document).encode()).fingerprint
+
+    with app.app_context():
+        plain = fingerprint({"title": "t", "nested": [{"body": "b"}]})
+        assert plain == fingerprint({"nested": [{"body": "b", "device_token": "x"}], "current_password": "p",
+                                     "title": "t", "refresh_token": "r", "Client_Secret": "s"})
+        assert plain != fingerprint({"title": "t", "nested": [{"body": "B"}]})
+        assert fingerprint({"a": 1}) != fingerprint({"a": "1"})
 
 
 def test_a_refused_create_does_not_use_up_the_key(client, user):

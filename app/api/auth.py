@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
 from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint
@@ -20,6 +24,7 @@ from app.schemas import (
 from app.services import accounts, throttle, tokens, users
 from app.services.throttle import Client
 
+F = TypeVar("F", bound=Callable[..., Any])
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
 ACCEPTED_RESET = {"status": "accepted",
                   "detail": "If an active account has this email, a link to reset its password is on its way."}
@@ -61,16 +66,34 @@ def refresh():
     return tokens.rotate(get_jwt(), current_user)
 
 
+def _caller_logged_out_first(view: F) -> F:
+    """End the caller's session before the body is read: no body keeps it alive."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tokens.logout(get_jwt(), current_user)
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 @blp.route("/logout", methods=["POST"])
 @jwt_required()
+@_caller_logged_out_first
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 413, 415, 429)
 @blp.doc(operationId="logout", security=BEARER)
 def logout(body):
     """End the caller's session (its access and refresh tokens) on every host; a body is optional.
-    A `refresh_token` in the body ends that token's session too."""
-    tokens.logout(get_jwt(), current_user, body.get("refresh_token"))
+
+    A logout always logs you out: your session ends first, whatever the body holds. A
+    `refresh_token` in the body ends that token's session too (another device of yours).
+    When the body is not valid (a malformed, expired or someone else's `refresh_token`, an
+    unknown field, not JSON) the answer is that problem, so that you learn no other session
+    was ended; your own session has ended all the same, and its tokens are refused from now on."""
+    if "refresh_token" in body:
+        tokens.logout_refresh_token(body["refresh_token"], current_user)
     return ""
 
 

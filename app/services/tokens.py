@@ -82,12 +82,22 @@ def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:
     return _pair(user, session_id, new_jti)
 
 
-def logout(access_claims: Claims, user: User, refresh_token: str | None = None) -> None:
-    """End the caller's session, and the session of the refresh token given (if another one)."""
-    ended = [access_claims[SESSION_CLAIM]]
-    if refresh_token is not None:
-        ended.append(decode_refresh_token(refresh_token, user)[SESSION_CLAIM])
-    sessions.end(ended, EndReason.LOGOUT, user_id=user.id)
+def logout(access_claims: Claims, user: User) -> None:
+    """End the caller's session (its access and refresh tokens), committed at once: nothing
+    that follows, such as a bad refresh token in the request, can keep it alive."""
+    sessions.end([access_claims[SESSION_CLAIM]], EndReason.LOGOUT, user_id=user.id)
+
+
+def logout_refresh_token(refresh_token: str, user: User) -> None:
+    """After `logout`: end the session of another refresh token of `user` (another device).
+    One that is not theirs, or not a valid refresh token, ends nothing more; the
+    `InvalidRefreshToken` says that the caller's own session has ended all the same."""
+    try:
+        session_id = decode_refresh_token(refresh_token, user)[SESSION_CLAIM]
+    except InvalidRefreshToken as error:
+        raise InvalidRefreshToken(error.message, "Your session has ended, but `refresh_token` is not a valid "
+                                                 "refresh token of yours: no other session was ended.") from None
+    sessions.end([session_id], EndReason.LOGOUT, user_id=user.id)
 
 
 def decode_refresh_token(token: str, owner: User) -> Claims:

@@ -224,6 +224,26 @@ def promote(user: User) -> User:
     return user
 
 
+def demote(user: User) -> User:
+    """Make an admin a regular user (an operator's command); the last active admin stays."""
+    if user.is_admin:
+        _guard_last_admin(user, "demote")
+        user.role = Role.USER
+        sessions.end_all_of(user.id, EndReason.ROLE)
+    db.session.commit()
+    return user
+
+
+def deactivate(user: User) -> User:
+    """Deactivate an account and end its sessions (an operator's command); the last active admin stays."""
+    if user.is_active:
+        _guard_last_admin(user, "deactivate")
+        user.is_active = False
+        sessions.end_all_of(user.id, EndReason.DEACTIVATED)
+    db.session.commit()
+    return user
+
+
 def end_sessions(actor: User, user: User) -> None:
     """End every session of `user`: their own "log out everywhere", or an admin's action."""
     if not can_edit(actor, user):
@@ -254,6 +274,10 @@ def _guard_admin_removal(actor: User, user: User, action: str) -> None:
     """An admin may not remove themself, and the last active admin must stay."""
     if actor.id == user.id and actor.is_admin:
         raise Conflict(f"You cannot {action} your own account.")
+    _guard_last_admin(user, action)
+
+
+def _guard_last_admin(user: User, action: str) -> None:
     if user.is_admin and user.is_active and len(_lock_active_admins()) <= 1:
         raise Conflict(f"Cannot {action} the last active admin.")
 
