@@ -118,6 +118,9 @@ class Config:
 
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
+    # Refreshing moves a session's end on by the refresh lifetime, but never past this age:
+    # a stolen refresh token kept in use is not good forever.
+    SESSION_MAX_LIFETIME = timedelta(days=_env_int("SESSION_MAX_DAYS", 90))
     JWT_TOKEN_LOCATION = ["headers"]
     JWT_COOKIE_CSRF_PROTECT = False  # bearer headers only: no cookie, no CSRF claim
     JWT_DECODE_LEEWAY = 0

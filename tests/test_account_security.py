@@ -1,15 +1,18 @@
 """Budgets that only the account's owner can spend, and that end with the credentials (issue 26,
-items 2-5 and 11): verification mail, per-user limits, the owner's own password checks,
+items 2-5, 11 and 13): verification mail, per-user limits, the owner's own password checks,
 device tokens, and guesses counted before they are judged."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
-from app.extensions import limiter
+from app.extensions import db, limiter
+from app.models import AuthSession
 from tests.helpers import PASSWORD, assert_problem, bearer
 from tests.test_account_mail import link_in, token_of
 
@@ -237,3 +240,48 @@ def test_concurrent_wrong_passwords_are_all_counted_before_any_is_judged(limited
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [401] * 5 + [429] * 3
+
+
+# ---- item 13: the small ones ----------------------------------------------------------------------
+
+
+def test_the_mailed_links_pages_share_the_apis_per_address_budget(limited, make_user):
+    client = limited(RATELIMIT_ACCOUNT_MAIL="2/hour")
+    ip = {"REMOTE_ADDR": "203.0.113.40"}
+    for _ in range(2):
+        page = client.post("/reset-password", data={"token": "bad", "password": "x", "confirm": "x"},
+                           environ_base=ip)
+        assert page.status_code in (400, 422)
+    refused = client.post("/reset-password", data={"token": "bad", "password": "x", "confirm": "x"},
+                          environ_base=ip)
+    assert refused.status_code == 429 and refused.mimetype == "text/html"
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert_problem(client.post("/api/auth/password-reset/confirm", json={"token": "bad", "password": NEW_PASSWORD},
+                               environ_base=ip), 429)
+    for _ in range(2):
+        assert client.post("/verify-email", data={"token": "bad"}, environ_base=ip).status_code == 400
+    assert client.post("/verify-email", data={"token": "bad"}, environ_base=ip).status_code == 429
+    assert client.get("/verify-email?token=bad", environ_base=ip).status_code == 200  # opening a link is free
+
+
+def test_an_unverified_account_may_fix_its_email_but_not_follow_or_rename(limited, make_user):
+    client = limited(REQUIRE_VERIFIED_EMAIL=True)
+    person, other = make_user(), make_user()
+    assert_problem(client.put(f"/api/users/{other.id}/follow", headers=person.headers), 403)
+    assert_problem(client.patch(f"/api/users/{person.id}", json={"name": "New Name"}, headers=person.headers), 403)
+    assert change_email(client, person, "typo-fixed@example.com").status_code == 200
+
+
+def test_refreshing_never_moves_a_session_past_its_maximum_lifetime(limited, make_user):
+    client = limited()
+    person = make_user()
+    pair = login(client, person.email).get_json()
+    renewed = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
+    assert renewed.status_code == 200
+    with client.application.app_context():
+        db.session.execute(update(AuthSession).where(AuthSession.user_id == person.id)
+                           .values(created_at=datetime.now(UTC) - timedelta(days=91)))
+        db.session.commit()
+    refused = client.post("/api/auth/refresh", headers=bearer(renewed.get_json()["refresh_token"]))
+    assert "maximum lifetime" in assert_problem(refused, 401)["detail"]
+    assert_problem(client.get("/api/users/me", headers=bearer(renewed.get_json()["access_token"])), 401)

@@ -67,9 +67,10 @@ def test_following_an_unknown_user_is_404(client, user, method):
     assert_problem(follow(client, user, 2**40, method), 404)
 
 
-def test_following_a_deactivated_user_is_404(app, client, make_user):
+def test_following_a_deactivated_user_is_409_while_reading_it_is_200(app, client, make_user):
     ann, gone = make_user(), make_user(is_active=False)
-    assert_problem(follow(client, ann, gone.id), 404)
+    assert client.get(f"/api/users/{gone.id}", headers=ann.headers).status_code == 200
+    assert "deactivated" in assert_problem(follow(client, ann, gone.id), 409)["detail"]
     assert follow_rows(app) == []
 
 

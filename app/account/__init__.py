@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, render_template, request
 from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
 
 from app.errors import DomainError
+from app.extensions import csrf, limiter
+from app.ratelimit import account_mail_limit, client_ip
 from app.schemas import PasswordResetConfirmSchema
 from app.services import accounts
 
@@ -33,7 +36,9 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
     return response
 
 
+# The same per-address budgets as the API's routes for the same actions (the scopes are shared).
 @bp.route(accounts.VERIFY_PATH, methods=["GET", "POST"])
+@limiter.shared_limit(account_mail_limit, "verify-email-ip", key_func=client_ip, methods=["POST"])
 def verify_email() -> Response:
     token = request.values.get("token", "")
     if request.method == "GET":
@@ -46,6 +51,7 @@ def verify_email() -> Response:
 
 
 @bp.route(accounts.RESET_PATH, methods=["GET", "POST"])
+@limiter.shared_limit(account_mail_limit, "password-reset-confirm-ip", key_func=client_ip, methods=["POST"])
 def reset_password() -> Response:
     token = request.values.get("token", "")
     if request.method == "GET":
@@ -69,8 +75,12 @@ def reset_password() -> Response:
                  message="Your new password is set. You have been signed out everywhere; sign in with it.")
 
 
-def init_app(app: Flask) -> None:
-    from app.extensions import csrf
+@bp.errorhandler(429)
+def too_many(error: HTTPException) -> Response:
+    return _page("done.html", 429, title="Too many attempts",
+                 message="Too many attempts from your address. Wait a while, then open the link again.")
 
+
+def init_app(app: Flask) -> None:
     csrf.exempt(bp)
     app.register_blueprint(bp)

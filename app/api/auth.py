@@ -129,7 +129,7 @@ def request_password_reset(body):
 
 
 @blp.route("/password-reset/confirm", methods=["POST"])
-@limiter.limit(account_mail_limit, key_func=client_ip, scope="password-reset-confirm-ip")
+@limiter.shared_limit(account_mail_limit, "password-reset-confirm-ip", key_func=client_ip)
 @blp.arguments(PasswordResetConfirmSchema)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid, expired or already used.")
@@ -141,7 +141,7 @@ def confirm_password_reset(body):
 
 
 @blp.route("/verify-email", methods=["POST"])
-@limiter.limit(account_mail_limit, key_func=client_ip, scope="verify-email-ip")
+@limiter.shared_limit(account_mail_limit, "verify-email-ip", key_func=client_ip)
 @blp.arguments(VerifyEmailSchema)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid or expired.")

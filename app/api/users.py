@@ -198,7 +198,8 @@ def list_user_posts(args, user_id: int):
 @blp.route("/<int:user_id>/follow", methods=["PUT"])
 @jwt_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
-@blp.problems(401, 404, 422, 429, d404="No such user, or the user is deactivated.",
+@blp.problems(401, 403, 404, 409, 422, 429, d409="The user is deactivated: reading them works, following does not.",
+              d403="`REQUIRE_VERIFIED_EMAIL` is on and the caller's email is not verified.",
               d422="You cannot follow yourself.")
 @blp.doc(operationId="followUser", security=BEARER)
 def follow_user(user_id: int):

@@ -12,19 +12,23 @@ from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import NotFound, SelfFollow
+from app.errors import Conflict, NotFound, SelfFollow
 from app.extensions import db
 from app.models import Follow, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.services.sessions import Resolution
-from app.services.users import get_user
+from app.services.users import get_user, require_verified
 
 SORT_KEY = (datetime, int)  # (followed at, user id), newest follow first
 
 
 def follow(actor: User, user_id: int) -> None:
-    """Idempotent: following again changes nothing. Only active users may be followed."""
-    target = _active_user(user_id)
+    """Idempotent: following again changes nothing. Only active users may be followed: a
+    deactivated one still exists (reading it is 200), so following it is a conflict, not a 404."""
+    require_verified(actor)
+    target = get_user(user_id)
+    if not target.is_active:
+        raise Conflict("This account is deactivated: it cannot be followed.")
     if target.id == actor.id:
         raise SelfFollow("You cannot follow yourself.", "You cannot follow yourself.")
     insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(Follow)
@@ -65,13 +69,6 @@ def _listed(user_id: int, page: PageRequest, *, them, side) -> Page[User]:
     rows = db.session.execute(stmt).all()
     keyed = page_of(rows, page.limit, lambda row: (row[1], row[0].id))
     return Page([row[0] for row in keyed.items], keyed.next_key)
-
-
-def _active_user(user_id: int) -> User:
-    user = get_user(user_id)
-    if not user.is_active:
-        raise NotFound("User not found.")
-    return user
 
 
 def is_following(follower_id: int, followed_id: int) -> bool:

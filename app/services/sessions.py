@@ -26,6 +26,7 @@ class EndReason:
     DEACTIVATED = "deactivated"
     ROLE = "role-changed"
     REFRESH_REUSE = "refresh-reuse"
+    MAX_LIFETIME = "max-lifetime"
     ADMIN = "ended-by-admin"
 
 

@@ -15,7 +15,7 @@ from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from app.database import note_reader
 from app.errors import AuthenticationFailed, InvalidRefreshToken
@@ -67,15 +67,23 @@ def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:
     """
     session_id = refresh_claims[SESSION_CLAIM]
     new_jti = str(uuid.uuid4())
+    now = sessions.now()
+    started_after = now - current_app.config["SESSION_MAX_LIFETIME"]
     result = db.session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.user_id == user.id,
-               AuthSession.refresh_jti == refresh_claims["jti"], AuthSession.ended_at.is_(None))
-        .values(refresh_jti=new_jti, expires_at=sessions.now() + _refresh_lifetime())
+               AuthSession.refresh_jti == refresh_claims["jti"], AuthSession.ended_at.is_(None),
+               AuthSession.created_at > started_after)
+        .values(refresh_jti=new_jti, expires_at=now + _refresh_lifetime())
     )
     if result.rowcount != 1:
         db.session.rollback()
-        sessions.end([session_id], EndReason.REFRESH_REUSE, user_id=user.id)
+        too_old = db.session.scalar(select(AuthSession.created_at <= started_after)
+                                    .where(AuthSession.id == session_id))
+        sessions.end([session_id], EndReason.MAX_LIFETIME if too_old else EndReason.REFRESH_REUSE, user_id=user.id)
+        if too_old:
+            raise AuthenticationFailed("This session reached its maximum lifetime (`SESSION_MAX_DAYS`). "
+                                       "Sign in again.")
         raise AuthenticationFailed("This refresh token was already used: its session has been ended. "
                                    "Sign in again.")
     db.session.commit()

@@ -27,6 +27,9 @@ from app.services.sessions import EndReason
 from app.services.throttle import Client
 
 ADMIN_ONLY_FIELDS = frozenset({"role", "is_active"})
+# What an unverified account may still change of its own with REQUIRE_VERIFIED_EMAIL: a mistyped
+# address is fixed only by changing it (its mail is budgeted), and a password must stay changeable.
+ACCOUNT_REPAIR_FIELDS = frozenset({"email", "password", "current_password"})
 SORT_KEY = (int,)  # id, ascending
 
 
@@ -119,8 +122,9 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
 
 
 def require_verified(actor: User) -> None:
-    """With `REQUIRE_VERIFIED_EMAIL`, accounts write only once their email is verified. Their own
-    account stays theirs to fix (email, password), and verifying needs no write permission."""
+    """With `REQUIRE_VERIFIED_EMAIL`, accounts write only once their email is verified (posts,
+    follows, their name). Their own email and password stay theirs to fix, and verifying needs
+    no write permission."""
     if current_app.config.get("REQUIRE_VERIFIED_EMAIL") and not actor.email_verified:
         raise PermissionDenied("Verify your email address first: follow the link we mailed you, "
                                "or ask for a new one (POST /api/auth/verify-email/resend).")
@@ -148,7 +152,7 @@ def check_update(actor: User, user: User, changes: Mapping[str, Any], client: Cl
     if not can_edit(actor, user):
         raise PermissionDenied("You may only change your own account.")
     precondition(user)
-    if actor.id != user.id:
+    if actor.id != user.id or changes.keys() - ACCOUNT_REPAIR_FIELDS:
         require_verified(actor)
     forbidden = sorted(ADMIN_ONLY_FIELDS & changes.keys())
     if forbidden and not actor.is_admin:
