@@ -71,6 +71,10 @@ class SelfFollow(InvalidInput):
     pass
 
 
+class UnreadableSearch(InvalidInput):
+    """The database could not read a search as its query syntax (whatever the parser let through)."""
+
+
 class AuthenticationFailed(DomainError):
     default_detail = "Invalid credentials."
 
@@ -227,6 +231,7 @@ FIELD_OF: dict[type[InvalidInput], str] = {
     WrongCurrentPassword: "current_password",
     InvalidRefreshToken: "refresh_token",
     SelfFollow: "user_id",
+    UnreadableSearch: "q",
 }
 
 

@@ -36,6 +36,10 @@ from app.bearer import bearer_token
 
 disable_created_metrics()  # no `_created` twin of every series: half the output, nothing lost
 UNMATCHED = "<unmatched>"  # no route rule: the raw path would let clients invent label values
+# Any token is a valid HTTP method, so a client could mint a new series per request with made-up
+# ones: only the standard methods keep their name, every other one counts as OTHER.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+OTHER_METHOD = "OTHER"
 
 REQUESTS = Counter("app_http_requests", "HTTP requests answered, by route rule, method and status.",
                    ["endpoint", "method", "status"])
@@ -64,9 +68,15 @@ class _Series(NamedTuple):
 @lru_cache(maxsize=4096)
 def _series(endpoint: str, method: str, status: int) -> _Series:
     """The time series one kind of request counts into, looked up once per worker: `labels()`
-    checks and locks on every call. Route rules and methods are few; statuses too."""
+    checks and locks on every call. Its keys are bounded: route rules (or `UNMATCHED`), the
+    methods of `method_label` and the statuses the app answers with, never a raw request value."""
     return _Series(REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint, method),
                    RATE_LIMITED.labels(endpoint) if status == 429 else None)
+
+
+def method_label(method: str) -> str:
+    """The `method` label of a request: its method when standard, else `OTHER`."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def multiprocess_mode() -> bool:
@@ -82,7 +92,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def count_request(response: Response) -> Response:
         rule = request.url_rule
-        counted = _series(rule.rule if rule is not None else UNMATCHED, request.method, response.status_code)
+        counted = _series(rule.rule if rule is not None else UNMATCHED, method_label(request.method),
+                          response.status_code)
         counted.requests.inc()
         started = g.get("request_started")
         if started is not None:

@@ -23,6 +23,12 @@ from app.errors import ValidationFailed
 T = TypeVar("T")
 SortKey = tuple[Any, ...]
 
+# The deepest offset a list takes: the database reads and drops every skipped row, so a deep
+# `skip` costs as much as reading the whole list up to there; a cursor starts where it points.
+MAX_SKIP = 10_000
+SKIP_TOO_DEEP = (f"skip goes up to {MAX_SKIP}. Page deeper with the cursor of each page's "
+                 '`Link: rel="next"` header (its `cursor` parameter), which costs the same at any depth.')
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
@@ -83,8 +89,12 @@ def decode_cursor(cursor: str, kinds: Sequence[type]) -> SortKey:
 
 
 def page_request(args: dict[str, Any], kinds: Sequence[type]) -> PageRequest:
+    """The page the list arguments ask for; a `skip` past `MAX_SKIP` is a 422 pointing at cursors."""
+    skip = args.get("skip")
+    if skip is not None and skip > MAX_SKIP:
+        raise ValidationFailed(SKIP_TOO_DEEP, errors={"skip": [f"Must be at most {MAX_SKIP}: use cursor instead."]})
     after = decode_cursor(args["cursor"], kinds) if "cursor" in args else None
-    return PageRequest(limit=args["limit"], after=after, skip=args.get("skip"))
+    return PageRequest(limit=args["limit"], after=after, skip=skip)
 
 
 def next_link(next_key: SortKey | None) -> dict[str, str]:

@@ -12,6 +12,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from app.emails import normalise_email
 from app.models import MAX_ID, Role
+from app.pagination import MAX_SKIP
 from app.search import InvalidSearch, SearchQuery, parse_search
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
@@ -316,7 +317,11 @@ class QueryInteger(fields.Integer):
 class PageArgsSchema(Schema):
     limit = QueryInteger(load_default=20, validate=validate.Range(min=1, max=100))
     cursor = SafeString(validate=validate.Length(min=1, max=200))
-    skip = QueryInteger(validate=validate.Range(min=0, max=1_000_000))
+    # Bounded by `page_request`, whose 422 says to page with cursors instead.
+    skip = QueryInteger(validate=validate.Range(min=0), metadata={
+        "maximum": MAX_SKIP,
+        "description": f"Items to skip (an offset), at most {MAX_SKIP:,}. Deeper pages: follow "
+                       '`Link: rel="next"` (its `cursor`), which costs the same at any depth.'})
 
     @validates_schema
     def _cursor_or_skip(self, data: dict, **kwargs: Any) -> None:

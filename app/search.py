@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, bindparam, column, func, literal_column, text
+from sqlalchemy.exc import DBAPIError
 
 MAX_TERMS = 16
 
@@ -37,6 +38,12 @@ STOP_WORDS = frozenset({
 
 _TOKEN = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
 _WORD = re.compile(r"[^\W_]+")
+# Letters that PostgreSQL's `unaccent` (which folds the query as it folded the posts) turns
+# into punctuation: an apostrophe or colon inside a quoted tsquery word ends the word early
+# and breaks the query ("flask" and U+02BC become "flask'"). The posts' words split there, so
+# these split the query's words too; NFKD has already split the rest (fractions, "⑴" ...).
+_UNACCENTED_TO_PUNCTUATION = str.maketrans(dict.fromkeys(
+    "\u02b9\u02ba\u02bb\u02bc\u02bd\u02c6\u02c8\u02cb\u02d0", " "))
 
 
 class InvalidSearch(ValueError):
@@ -71,7 +78,7 @@ def parse_search(text_: str) -> SearchQuery:
     terms: list[Term] = []
     for index, match in enumerate(matches):
         exclude, quoted, bare = match.group(1) == "-", match.group(2), match.group(3)
-        words = tuple(word.lower() for word in _WORD.findall(quoted if quoted is not None else bare))
+        words = tuple(word.lower() for word in _WORD.findall(fold(quoted if quoted is not None else bare)))
         if not words or all(word in STOP_WORDS for word in words):
             continue
         prefix = index == len(matches) - 1 and quoted is None and not exclude
@@ -128,6 +135,19 @@ def search_condition(dialect: str, *, search_vector: ColumnElement[Any], post_id
 def search_parameter(query: SearchQuery, dialect: str) -> str:
     """The value of `search` for `search_condition`: the query in that database's syntax."""
     return _tsquery(query) if dialect == "postgresql" else _fts5_match(query)
+
+
+_SYNTAX_ERROR = "42601"  # PostgreSQL's SQLSTATE for "syntax error in tsquery" (the statement itself is fixed)
+
+
+def refused_search(error: DBAPIError) -> bool:
+    """Whether the database refused the search text of a statement (`search_parameter`'s value) as
+    bad query syntax: a character that its accent folding turns into syntax, which `fold` does not
+    know of yet. That is the query's fault, never the server's."""
+    if getattr(error.orig, "pgcode", None) == _SYNTAX_ERROR:
+        return True
+    message = str(error.orig)  # FTS5's parser: a quote inside a quoted word ends it early
+    return message.startswith("fts5: syntax error") or message == "unterminated string"
 
 
 def is_search_index(name: str | None, type_: str) -> bool:
@@ -187,11 +207,14 @@ class WordStatistics:
         return share * share * self.posts >= PAGE_OF_MATCHES
 
     def _word_share(self, word: str, *, prefix: bool) -> float:
-        word = _unaccented(word)
+        word = fold(word)
         if prefix:
             return min(sum(share for listed, share in self.shares.items() if listed.startswith(word)), 1.0)
         return self.shares.get(word, 0.0)
 
 
-def _unaccented(word: str) -> str:
-    return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch))
+def fold(text_: str) -> str:
+    """`text_` without its accents, as the search indexes store words: split into words only
+    after this, so that no word changes into something else (punctuation) in the database."""
+    decomposed = unicodedata.normalize("NFKD", text_).translate(_UNACCENTED_TO_PUNCTUATION)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))

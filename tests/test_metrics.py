@@ -84,6 +84,39 @@ def test_requests_are_counted_by_route_rule_method_and_status(metrics_app, user)
     assert ("app_db_pool_checked_out_connections", (("engine", "primary"),)) in samples(after)
 
 
+def label_values(text: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The series of an exposition (name and labels), without their values."""
+    return set(samples(text))
+
+
+def test_clients_cannot_invent_label_values_with_methods_or_paths(metrics_app, user):
+    client = metrics_app.test_client()
+    post_id = client.post("/api/posts", json={"title": "T", "body": "B"}, headers=user.headers).get_json()["id"]
+
+    def made_up_requests(seed: str) -> None:
+        for n in range(30):
+            token = f"{seed}{n}"
+            client.open(f"/x{token}", method=f"X{token.upper()}")
+            client.open(f"/api/posts/{post_id}", method=f"Q{token.upper()}")
+            client.open(f"/api/posts/{n + 5000}?{token}=1", method="get")  # lowercased: still GET
+            client.get(f"/no/such/{token}/path?x={token}")
+            client.open(f"/api/users/{token}", method="PROPFIND")
+
+    scrape(client)  # the scrape's own series exist from here on
+    made_up_requests("a1b2c3")
+    before = scrape(client)
+    made_up_requests("z9y8x7")  # another batch of new methods and paths
+    after = scrape(client)
+
+    assert label_values(after) == label_values(before)  # counts grew, series did not
+    methods = {dict(labels).get("method") for _, labels in label_values(after)} - {None}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
+    assert "OTHER" in methods
+    other = {"endpoint": "<unmatched>", "method": "OTHER", "status": "404"}  # the X… and PROPFIND ones
+    assert value(after, "app_http_requests_total", **other) - value(before, "app_http_requests_total", **other) == 60
+    assert not any(seed in str(key) for key in label_values(after) for seed in ("a1b2c3", "z9y8x7", "5000"))
+
+
 def test_bcrypt_work_is_counted(metrics_app):
     client = metrics_app.test_client()
     before = scrape(client)

@@ -10,6 +10,7 @@ from sqlalchemy import update
 
 from app.extensions import db
 from app.models import Post
+from app.pagination import MAX_SKIP
 from tests.helpers import assert_problem
 
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
@@ -235,6 +236,49 @@ def test_skip_on_users(client, admin, make_user):
 @pytest.mark.parametrize("skip", ["-1", "abc", "1.5", ""])
 def test_malformed_skip_is_422(client, skip):
     assert "skip" in assert_problem(client.get(f"/api/posts?skip={skip}"), 422)["errors"]
+
+
+# Every list that takes `skip` (the OpenAPI document must list no other).
+SKIP_LISTS = ["/api/posts", "/api/posts?q=post", "/api/users", "/api/users/{user_id}/posts",
+              "/api/users/{user_id}/posts?q=post", "/api/users/{user_id}/followers",
+              "/api/users/{user_id}/following", "/api/feed", "/api/feed?q=post"]
+
+
+def with_skip(path: str, user_id: int, skip: int) -> str:
+    url = path.format(user_id=user_id)
+    return f"{url}{'&' if '?' in url else '?'}skip={skip}&limit=100"
+
+
+@pytest.mark.parametrize("path", SKIP_LISTS)
+def test_skip_past_its_bound_is_422_pointing_at_cursors(client, user, path):
+    create_posts(client, user, 2)
+    for skip in (MAX_SKIP + 1, 1_000_000):
+        response = client.get(with_skip(path, user.id, skip), headers=user.headers)
+        body = assert_problem(response, 422)
+        assert 'Link: rel="next"' in body["detail"] and "cursor" in body["detail"], body
+        assert "cursor" in body["errors"]["skip"][0]
+
+
+@pytest.mark.parametrize("path", SKIP_LISTS)
+def test_skip_up_to_its_bound_is_accepted(client, user, path):
+    create_posts(client, user, 2)
+    response = client.get(with_skip(path, user.id, MAX_SKIP), headers=user.headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == []
+
+
+def test_every_list_that_takes_skip_documents_its_bound(client):
+    spec = client.get("/openapi.json").get_json()
+    documented = {}
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if parameter["name"] == "skip":
+                    documented[path] = parameter
+    assert set(documented) == {path.split("?")[0] for path in SKIP_LISTS}
+    for parameter in documented.values():
+        assert (parameter["schema"]["minimum"], parameter["schema"]["maximum"]) == (0, MAX_SKIP)
+        assert "cursor" in parameter["description"]
 
 
 @pytest.mark.parametrize("path", LISTS)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import time
 
 import pytest
 import requests
@@ -106,6 +108,50 @@ def test_nginx_passes_only_its_own_host_to_the_app(live_server):
             assert response.status_code == 400, host
             assert response.headers["Content-Type"] == "application/problem+json"
             assert response.json()["detail"] == "Unknown host."
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs Debian's nginx)")
+def test_nginx_logs_the_mailed_links_without_their_token(live_server):
+    from scripts.faults.slow_clients import start_nginx
+
+    process, port, prefix = start_nginx(int(live_server.url.rsplit(":", 1)[1]), access_log=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        secrets = [f"secret-token-{n}-{time.time_ns()}" for n in range(6)]
+        sent = [
+            requests.get(f"{base}/reset-password?token={secrets[0]}", timeout=5),
+            requests.get(f"{base}/verify-email?token={secrets[1]}", timeout=5),
+            requests.post(f"{base}/reset-password?token={secrets[2]}", data={"password": "x", "confirm": "y"},
+                          timeout=5),
+            requests.post(f"{base}/verify-email?token={secrets[3]}&next=1", timeout=5),
+            requests.get(f"{base}/%72eset-password?token={secrets[4]}", timeout=5),  # other spellings too
+            requests.get(f"{base}//verify-email/?token={secrets[5]}", timeout=5),
+            requests.get(f"{base}/api/posts?limit=2&marker=logged", timeout=5),
+            requests.get(f"{base}/no/such/page?token=not-a-mailed-link", timeout=5),
+        ]
+        assert all(response.status_code < 500 for response in sent)
+        log = prefix / "logs" / "access.log"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(log.read_text().splitlines()) < len(sent):
+            time.sleep(0.05)  # nginx writes a line once the response is sent
+        lines = log.read_text().splitlines()
+        assert len(lines) == len(sent), lines
+        for secret in secrets:
+            assert secret not in log.read_text()
+        combined = re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "(?P<request>[^"]*)" \d{3} \d+ "[^"]*" "[^"]*"$')
+        requests_logged = [combined.match(line)["request"] for line in lines]
+        assert requests_logged == [
+            "GET /reset-password HTTP/1.1", "GET /verify-email HTTP/1.1",
+            "POST /reset-password HTTP/1.1", "POST /verify-email HTTP/1.1",
+            "GET /reset-password HTTP/1.1", "GET /verify-email/ HTTP/1.1",
+            "GET /api/posts?limit=2&marker=logged HTTP/1.1",  # any other path keeps its query
+            "GET /no/such/page?token=not-a-mailed-link HTTP/1.1",
+        ]
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -26,13 +26,21 @@ from sqlalchemy import (
     tuple_,
     union_all,
 )
+from sqlalchemy.exc import DBAPIError
 
 from app.database import fetch_all
-from app.errors import NotFound, PermissionDenied
+from app.errors import NotFound, PermissionDenied, UnreadableSearch
 from app.extensions import db, reads
 from app.models import Follow, Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
-from app.search import SEARCH_VECTOR, SearchQuery, WordStatistics, search_condition, search_parameter
+from app.search import (
+    SEARCH_VECTOR,
+    SearchQuery,
+    WordStatistics,
+    refused_search,
+    search_condition,
+    search_parameter,
+)
 from app.services import Precondition, commit, no_precondition, users
 from app.services.content import CONTENT_VERSION
 
@@ -303,7 +311,12 @@ def list_posts(
                 return rows
         return fetch_all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
 
-    rows = reads.run(read)
+    try:
+        rows = reads.run(read)
+    except DBAPIError as error:
+        if search is None or not refused_search(error):
+            raise
+        raise UnreadableSearch("The search could not be read: use words of letters and digits.") from None
     views = [PostView.of_row(row) for row in rows]
     return page_of(views, page.limit, lambda post: (post.created_at, post.id),
                    version=rows[0].content_version if rows else None)

@@ -77,15 +77,17 @@ class SlowClients:
             sock.close()
 
 
-def nginx_config(upstream_port: int, listen_port: int, prefix: Path) -> Path:
-    """deploy/nginx.conf with loopback ports and a private prefix (checked, not guessed)."""
+def nginx_config(upstream_port: int, listen_port: int, prefix: Path, *, access_log: bool = False) -> Path:
+    """deploy/nginx.conf with loopback ports and a private prefix (checked, not guessed); with
+    `access_log`, requests are logged in the shipped format to `prefix/logs/access.log`."""
     text = (ROOT / "deploy" / "nginx.conf").read_text()
     replacements = {
         "listen 80;": f"listen 127.0.0.1:{listen_port};",
         "listen 80 default_server;": f"listen 127.0.0.1:{listen_port} default_server;",
         "server_name api.example.com;": "server_name 127.0.0.1;",
         "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
-        "access_log /var/log/nginx/access.log;": "access_log off;",
+        "access_log /var/log/nginx/access.log without_tokens;":
+            f"access_log {prefix}/logs/access.log without_tokens;" if access_log else "access_log off;",
         "worker_processes auto;": "worker_processes 1;",
     }
     for old, new in replacements.items():
@@ -97,7 +99,7 @@ def nginx_config(upstream_port: int, listen_port: int, prefix: Path) -> Path:
     return path
 
 
-def start_nginx(upstream_port: int) -> tuple[subprocess.Popen, int, Path]:
+def start_nginx(upstream_port: int, *, access_log: bool = False) -> tuple[subprocess.Popen, int, Path]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         raise Failed("nginx is not installed (`make faults` installs it: apt-get install -y nginx)")
@@ -106,7 +108,7 @@ def start_nginx(upstream_port: int) -> tuple[subprocess.Popen, int, Path]:
         (prefix / sub).mkdir()
     prefix.chmod(0o755)
     port = free_port()
-    conf = nginx_config(upstream_port, port, prefix)
+    conf = nginx_config(upstream_port, port, prefix, access_log=access_log)
     globals_ = (f"daemon off; master_process on; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log; "
                 f"user {'root' if os.geteuid() == 0 else os.environ.get('USER', 'nobody')};")
     http_temp = (f"client_body_temp_path {prefix}/tmp/body; proxy_temp_path {prefix}/tmp/proxy; "
