@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 import flask_smorest
-from flask import Response
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from app import errors
 from app.errors import PROBLEM_MIMETYPE
 from app.schemas import ProblemSchema, PublicUserSchema
+from app.urls import public_base_url
+
+DOCUMENT_ENDPOINT = "api-docs.openapi_json"  # flask-smorest's route of the document (OPENAPI_JSON_PATH)
 
 
 class Api(flask_smorest.Api):
@@ -30,8 +34,10 @@ class Api(flask_smorest.Api):
             self.spec.components.response(status.name, response, lazy=True)
         self.spec.components.response("DEFAULT_ERROR", {"description": "Problem details", **problem}, lazy=True)
 
-    def init_app(self, app, *, spec_kwargs=None) -> None:  # type: ignore[override]
-        super().init_app(app, spec_kwargs=spec_kwargs)
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:  # type: ignore[override]
+        base = app.config.get("PUBLIC_BASE_URL") or app.config["LOCAL_BASE_URL"]
+        super().init_app(app, spec_kwargs={"servers": servers(base), **(spec_kwargs or {})})
+        app.after_request(servers_of_this_request)
         # Named in `anyOf` responses (app/api/users.py) rather than through a decorator.
         self.spec.components.schema("PublicUser", schema=PublicUserSchema)
         self.spec.components.security_scheme(
@@ -40,3 +46,19 @@ class Api(flask_smorest.Api):
 
 
 api = Api()
+
+
+def servers(base_url: str) -> list[dict[str, str]]:
+    """The OpenAPI `servers`: the one address its links lead to."""
+    return [{"url": base_url, "description": "This service"}]
+
+
+def servers_of_this_request(response: Response) -> Response:
+    """The served document names the address its links lead to (app/urls.py): in development,
+    the one the request came to, which the document built at start-up cannot know.
+    flask-smorest serves one document built once, so its `servers` are set here."""
+    if request.endpoint == DOCUMENT_ENDPOINT and response.status_code == 200:
+        document = response.get_json()
+        document["servers"] = servers(public_base_url())
+        response.set_data(json.dumps(document, indent=2))
+    return response
