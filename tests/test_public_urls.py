@@ -57,6 +57,12 @@ def test_a_forged_host_never_reaches_the_link_header(make_app, client, user):
         f"https://api.example.org/api/users/{user.id}/posts?")
 
 
+def test_the_openapi_servers_are_the_public_base_url_whatever_the_host(make_app):
+    public = make_app(PUBLIC_BASE_URL="https://example.org/users-api").test_client()
+    document = public.get("/openapi.json", headers={"Host": "evil.example"}).get_json()
+    assert [server["url"] for server in document["servers"]] == ["https://example.org/users-api"]
+
+
 def test_public_base_url_may_carry_a_path_prefix(make_app, client, user):
     create_posts(client, user, 2)
     public = make_app(PUBLIC_BASE_URL="https://example.org/users-api").test_client()
