@@ -97,5 +97,23 @@ fuzz: $(DEV)
 faults: $(DEV)
 	scripts/faults/run.sh
 
+# The OpenAPI document through Redocly CLI (recommended rules, warnings fail) and Spectral (spectral:oas), both
+# clean; tests/test_openapi_docs.py asserts the same facts without them. Needs Node.js (npm):
+# the linters are installed once under $(OPENAPI_LINT_DIR), never into the project.
+OPENAPI_LINT_DIR ?= $(VENV)/openapi-lint
+OPENAPI_LINTERS := @redocly/cli@2.77.0 @stoplight/spectral-cli@6.16.3
+.PHONY: openapi-lint
+openapi-lint: $(RUNTIME)
+	@command -v npm >/dev/null 2>&1 || { echo "openapi-lint needs Node.js (npm)"; exit 1; }
+	@test -x $(OPENAPI_LINT_DIR)/node_modules/.bin/spectral || { \
+		echo "==> installing $(OPENAPI_LINTERS) into $(OPENAPI_LINT_DIR)"; mkdir -p $(OPENAPI_LINT_DIR) && \
+		npm install --prefix $(OPENAPI_LINT_DIR) --no-audit --no-fund --silent $(OPENAPI_LINTERS); }
+	@printf 'extends: ["spectral:oas"]\n' > $(OPENAPI_LINT_DIR)/spectral.yaml
+	APP_ENV=testing PUBLIC_BASE_URL=https://api.example.org $(BIN)/flask openapi write --format json $(OPENAPI_LINT_DIR)/openapi.json
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		$(OPENAPI_LINT_DIR)/node_modules/.bin/redocly lint --extends recommended-strict $(OPENAPI_LINT_DIR)/openapi.json
+	$(OPENAPI_LINT_DIR)/node_modules/.bin/spectral lint --fail-severity hint \
+		--ruleset $(OPENAPI_LINT_DIR)/spectral.yaml $(OPENAPI_LINT_DIR)/openapi.json
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

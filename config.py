@@ -127,8 +127,6 @@ class Config:
     BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
 
     MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
-    # Absolute links (the `Link` header) start with this instead of the request's Host.
-    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "")
     # Flask/werkzeug refuse any other Host (400). Production defaults it to PUBLIC_BASE_URL's host.
     TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
     CORS_ORIGINS = _env_list("CORS_ORIGINS")
@@ -195,9 +193,13 @@ class Config:
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
     LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
 
-    # The service's public address: links in emails (and absolute URLs) are built from it,
-    # never from the request's Host header.
+    # The service's public address: absolute links (`Link`, mailed links, the OpenAPI `servers`)
+    # start with it, never with the request's Host header. Production requires it; unset
+    # (development), links follow the address each request came to (app/urls.py).
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
+    # Unset PUBLIC_BASE_URL, outside any request (`flask openapi write`): where `make run`
+    # serves, which is gunicorn.conf.py's default bind unless PORT says otherwise.
+    LOCAL_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
 
     # Mail (Flask-Mailman). Without MAIL_SERVER, development and tests write messages to the log.
     MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
@@ -288,7 +290,6 @@ RATE_LIMITS = ("RATELIMIT_LOGIN", "RATELIMIT_REGISTER", "RATELIMIT_WRITE", "RATE
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
-    PUBLIC_BASE_URL = Config.PUBLIC_BASE_URL or "http://127.0.0.1:8000"
 
     @classmethod
     def validate(cls, config: dict) -> None:

@@ -34,6 +34,9 @@ idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
 SEED_PASSWORD = "Password123"
 USER_COLUMNS = ("id", "email", "name", "role", "active", "verified")
 LIST_PAGE = 1000
+# Seeded accounts live at a reserved domain (RFC 2606): no mail reaches them, and the seed
+# tells them from real accounts by it, so fake posts and follows never touch a real one.
+SEED_DOMAIN = "seed.example"
 FOLLOWS_MIN, FOLLOWS_MAX = 50, 500
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
           "schema", "request", "deploy", "cache", "query", "latency", "backend", "note")
@@ -219,15 +222,22 @@ def prune_idempotency_keys() -> None:
 @click.option("--batch", type=click.IntRange(100, 1_000_000), default=20_000, show_default=True)
 @click.option("--seed", "random_seed", type=int, default=42, show_default=True)
 @click.option("--follows/--no-follows", default=True, show_default=True,
-              help=f"Each seeded user follows {FOLLOWS_MIN} to {FOLLOWS_MAX} others.")
+              help=f"Each new seeded user follows {FOLLOWS_MIN} to {FOLLOWS_MAX} other seeded users.")
 @database_errors_as_messages
 def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows: bool) -> None:
     """Fill the database with fake users, posts and follows, fast (bulk inserts).
 
-    Every seeded user's password is `Password123`. Post bodies draw from 16 common
-    words, plus `kestrel` (about 1% of posts), `quokka` (10 posts) and `Café` (0.1%).
-    Each seeded user follows 50 to 500 others (most follow few, the first seeded user
-    exactly 500), chosen with a skew towards the earliest users, as popularity is.
+    \b
+    Seeded users have emails `user<N>.<time>@seed.example` and the password
+    `Password123`: sign in as one (the command prints one such email) with
+    POST /api/auth/login {"email": ..., "password": "Password123"}.
+    Posts and follows go to seeded users only (old and new): real accounts get
+    no posts, no followers and follow no one.
+
+    Post bodies draw from 16 common words, plus `kestrel` (about 1% of posts),
+    `quokka` (10 posts) and `Café` (0.1%). Each new seeded user follows 50 to 500
+    others (most follow few, the first exactly 500), chosen with a skew towards
+    the earliest users, as popularity is.
     """
     rng = random.Random(random_seed)
     password_hash = hash_password(SEED_PASSWORD)
@@ -237,17 +247,18 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows
     with click.progressbar(length=user_count, label="users") as bar:
         for offset in range(0, user_count, batch):
             rows = [
-                {"email": f"user{start_id + i}.{stamp}@example.com", "name": f"User {start_id + i}",
+                {"email": f"user{start_id + i}.{stamp}@{SEED_DOMAIN}", "name": f"User {start_id + i}",
                  "age": rng.randint(18, 90), "password_hash": password_hash, "role": Role.USER,
-                 "is_active": True, "created_at": now, "updated_at": now}
+                 "is_active": True, "email_verified": True, "created_at": now, "updated_at": now}
                 for i in range(offset + 1, min(offset + batch, user_count) + 1)
             ]
             db.session.execute(insert(User), rows)
             db.session.commit()
             bar.update(len(rows))
-    author_ids = list(db.session.scalars(select(User.id).order_by(User.id)))
+    author_ids = list(db.session.scalars(
+        select(User.id).where(User.email.endswith(f"@{SEED_DOMAIN}", autoescape=True)).order_by(User.id)))
     if post_count and not author_ids:
-        _fail("There are no users to write posts; seed some with --users.")
+        _fail("There are no users to write posts (seeded posts go to seeded users only); seed some with --users.")
     span = timedelta(days=60)
     with click.progressbar(length=post_count, label="posts") as bar:
         for offset in range(0, post_count, batch):
@@ -264,6 +275,9 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows
     if follows and user_count:
         followers = author_ids[-user_count:]
         click.echo(f"Seeded {_seed_follows(rng, followers, author_ids, batch)} follows.")
+    if author_ids:
+        email = db.session.scalar(select(User.email).where(User.id == author_ids[-1]))
+        click.echo(f"Sign in as a seeded user, e.g. {email}, with the password {SEED_PASSWORD}.")
 
 
 def _rare_words(rng: random.Random, index: int, post_count: int) -> str:

@@ -18,6 +18,7 @@ from flask_mailman.backends.base import BaseEmailBackend
 
 from app.errors import MailUnavailable
 from app.extensions import mail
+from app.urls import public_base_url
 
 log = logging.getLogger(__name__)
 LOG_BACKEND = "app.mail.LogEmailBackend"
@@ -43,8 +44,9 @@ def init_app(app: Flask) -> None:
 
 
 def link(path: str, **query: str) -> str:
-    """An absolute link to this service built from `PUBLIC_BASE_URL`, never from the request."""
-    return f"{current_app.config['PUBLIC_BASE_URL']}{path}?{urlencode(query)}"
+    """An absolute link to this service: from `PUBLIC_BASE_URL`, never from the request,
+    unless it is unset (development: app/urls.py)."""
+    return f"{public_base_url()}{path}?{urlencode(query)}"
 
 
 def send(to: str, subject: str, template: str, **context: object) -> None:

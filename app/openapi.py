@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Any
 
 import flask_smorest
-from flask import Response
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from app import errors
 from app.errors import PROBLEM_MIMETYPE
 from app.schemas import ProblemSchema, PublicUserSchema
+from app.urls import public_base_url
+
+DOCUMENT_ENDPOINT = "api-docs.openapi_json"  # flask-smorest's route of the document (OPENAPI_JSON_PATH)
+
+DESCRIPTION = """\
+Users, their posts and whom they follow, as JSON over HTTPS.
+
+## Signing in
+
+1. Register: `POST /api/users` with `{"email": ..., "name": ..., "password": ...}` (201).
+2. Sign in: `POST /api/auth/login` with `{"email": ..., "password": ...}`. The answer holds an
+   `access_token` (short-lived: `expires_in` seconds), a `refresh_token` and a `device_token`
+   (send it with later logins to this account).
+3. Send the access token with every operation that needs one (those with a lock; the others are
+   public): `Authorization: Bearer <access_token>`.
+4. When it expires (401), `POST /api/auth/refresh` with `Authorization: Bearer <refresh_token>`
+   answers a new pair. Each refresh token works once: keep the new one. `POST /api/auth/logout`
+   ends the session.
+
+## Paging
+
+A list answers one page, newest (or lowest id) first: `limit` items (1 to 100, 20 by default).
+When more items exist, the answer has a `Link: <url>; rel="next"` header: request that URL as it
+is for the next page, and stop when an answer has no `Link`. The URL carries an opaque `cursor`;
+walking the links visits every item once, even while new items arrive.
+
+## Errors
+
+Every error is problem details (RFC 9457, `application/problem+json`): `status`, `title`, a
+`detail` saying what to change and, for invalid fields, `errors` by field. A 429 or 503 says in
+`Retry-After` how many seconds to wait.
+"""
+# The repository has no license file: MIT is assumed until its owners name another.
+LICENSE = {"name": "MIT", "url": "https://opensource.org/licenses/MIT"}
+CONTACT = {"name": "The Users & Posts API maintainers"}
+# flask-smorest registers this schema for its own page-number pagination (an `X-Pagination`
+# header), which this API does not use: it pages with cursors and `Link`.
+UNUSED_SCHEMAS = ("PaginationMetadata",)
 
 
 class Api(flask_smorest.Api):
@@ -30,8 +69,13 @@ class Api(flask_smorest.Api):
             self.spec.components.response(status.name, response, lazy=True)
         self.spec.components.response("DEFAULT_ERROR", {"description": "Problem details", **problem}, lazy=True)
 
-    def init_app(self, app, *, spec_kwargs=None) -> None:  # type: ignore[override]
-        super().init_app(app, spec_kwargs=spec_kwargs)
+    def init_app(self, app: Flask, *, spec_kwargs: dict[str, Any] | None = None) -> None:  # type: ignore[override]
+        base = app.config.get("PUBLIC_BASE_URL") or app.config["LOCAL_BASE_URL"]
+        info = {"description": DESCRIPTION, "license": LICENSE, "contact": CONTACT}
+        super().init_app(app, spec_kwargs={"servers": servers(base), "info": info, **(spec_kwargs or {})})
+        for name in UNUSED_SCHEMAS:
+            self.spec.components.schemas.pop(name, None)
+        app.after_request(servers_of_this_request)
         # Named in `anyOf` responses (app/api/users.py) rather than through a decorator.
         self.spec.components.schema("PublicUser", schema=PublicUserSchema)
         self.spec.components.security_scheme(
@@ -40,3 +84,19 @@ class Api(flask_smorest.Api):
 
 
 api = Api()
+
+
+def servers(base_url: str) -> list[dict[str, str]]:
+    """The OpenAPI `servers`: the one address its links lead to."""
+    return [{"url": base_url, "description": "This service"}]
+
+
+def servers_of_this_request(response: Response) -> Response:
+    """The served document names the address its links lead to (app/urls.py): in development,
+    the one the request came to, which the document built at start-up cannot know.
+    flask-smorest serves one document built once, so its `servers` are set here."""
+    if request.endpoint == DOCUMENT_ENDPOINT and response.status_code == 200:
+        document = response.get_json()
+        document["servers"] = servers(public_base_url())
+        response.set_data(json.dumps(document, indent=2))
+    return response

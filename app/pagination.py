@@ -19,6 +19,7 @@ from urllib.parse import quote, urlencode
 from flask import current_app, request
 
 from app.errors import ValidationFailed
+from app.urls import PATH_SAFE
 
 T = TypeVar("T")
 SortKey = tuple[Any, ...]
@@ -113,9 +114,7 @@ def base_url() -> str:
     shortcut worth its place (bench/where-the-time-goes.md)."""
     public = current_app.config.get("PUBLIC_BASE_URL")
     if public:
-        return public + quote(request.path, safe=_PATH_SAFE)
-    path = quote(f"{request.root_path.rstrip('/')}/{request.path.lstrip('/')}", safe=_PATH_SAFE)
+        return public + quote(request.path, safe=PATH_SAFE)
+    path = quote(f"{request.root_path.rstrip('/')}/{request.path.lstrip('/')}", safe=PATH_SAFE)
     return f"{request.scheme}://{request.host}{path}"
 
-
-_PATH_SAFE = "!$&'()*+,/:;=@%"

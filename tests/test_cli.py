@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import AuthSession, Post, Role, User
+from app.models import AuthSession, Follow, Post, Role, User
 from tests.helpers import ROOT, assert_problem
 
 
@@ -142,6 +143,29 @@ def test_seed_refuses_posts_without_users(app):
     assert result.exit_code != 0
     assert "no users" in result.output
     assert "Traceback" not in result.output
+
+
+def test_seed_leaves_real_accounts_alone_and_its_users_sign_in_with_the_documented_password(
+        app, client, make_user):
+    real = make_user(email="newcomer@example.org")
+    runner = app.test_cli_runner()
+    assert "Password123" in runner.invoke(args=["seed", "--help"]).output
+    result = runner.invoke(args=["seed", "--users", "60", "--posts", "300", "--batch", "100"])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(args=["seed", "--users", "0", "--posts", "50"])  # posts for the seeded users only
+    assert again.exit_code == 0, again.output
+    assert client.get(f"/api/users/{real.id}/posts").get_json() == []
+    me = client.get("/api/users/me", headers=real.headers).get_json()
+    assert (me["followers_count"], me["following_count"]) == (0, 0)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Follow).where(
+            (Follow.follower_id == real.id) | (Follow.followed_id == real.id))) == 0
+        seeded = db.session.scalar(select(func.count()).select_from(User).where(User.email.like("%@seed.example")))
+    assert seeded == 60
+    email = re.search(r"Sign in as a seeded user, e\.g\. (\S+), with the password (\S+)\.", result.output)
+    assert email and email.group(2) == "Password123", result.output
+    login = client.post("/api/auth/login", json={"email": email.group(1), "password": "Password123"})
+    assert login.status_code == 200, login.get_data(as_text=True)
 
 
 def test_seed_rejects_a_negative_count(app):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import time
 
@@ -12,6 +13,7 @@ import requests
 
 from app import create_app
 from config import ConfigurationError
+from scripts.live_server import LiveServer, free_port
 from tests.helpers import assert_problem, production_settings
 from tests.test_pagination import create_posts, next_url
 
@@ -21,6 +23,28 @@ def test_without_public_base_url_links_follow_the_request(make_app, client, user
     unset = make_app(PUBLIC_BASE_URL="").test_client()
     response = unset.get("/api/posts?limit=1", base_url="http://api.internal.test")
     assert next_url(response).startswith("http://api.internal.test/api/posts?")
+
+
+def test_in_development_links_lead_to_the_port_the_server_was_started_on(client, user, database_url):
+    """PUBLIC_BASE_URL left unset, as `PORT=... make run` leaves it: the `Link` header, the
+    OpenAPI `servers` (Swagger's try-it-out) and the mailed links name this server's port."""
+    create_posts(client, user, 2)
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if name not in ("PUBLIC_BASE_URL", "TRUSTED_HOSTS")}
+    env.update(APP_ENV="development", DATABASE_URL=database_url, WEB_CONCURRENCY="1", LOG_LEVEL="INFO",
+               SECRET_KEY=secrets.token_urlsafe(48), JWT_SECRET_KEY=secrets.token_urlsafe(48))
+    server = LiveServer.start(env=env, port=port, workers=1)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        page = requests.get(f"{base}/api/posts?limit=1", timeout=10)
+        assert page.links["next"]["url"].startswith(f"{base}/api/posts?limit=1&cursor="), page.headers["Link"]
+        document = requests.get(f"{base}/openapi.json", timeout=10).json()
+        assert [entry["url"] for entry in document["servers"]] == [base]
+        reset = requests.post(f"{base}/api/auth/password-reset", json={"email": user.email}, timeout=10)
+        assert reset.status_code == 202, reset.text
+        assert f"{base}/reset-password?token=" in server.output()
+    finally:
+        server.stop()
 
 
 def test_a_forged_host_never_reaches_the_link_header(make_app, client, user):
@@ -33,6 +57,12 @@ def test_a_forged_host_never_reaches_the_link_header(make_app, client, user):
     assert "evil" not in response.headers["Link"]
     assert next_url(public.get(f"/api/users/{user.id}/posts?limit=1")).startswith(
         f"https://api.example.org/api/users/{user.id}/posts?")
+
+
+def test_the_openapi_servers_are_the_public_base_url_whatever_the_host(make_app):
+    public = make_app(PUBLIC_BASE_URL="https://example.org/users-api").test_client()
+    document = public.get("/openapi.json", headers={"Host": "evil.example"}).get_json()
+    assert [server["url"] for server in document["servers"]] == ["https://example.org/users-api"]
 
 
 def test_public_base_url_may_carry_a_path_prefix(make_app, client, user):

@@ -27,6 +27,8 @@ def _header(description: str, kind: str = "string", required: bool = False) -> d
 # On every response to a request a limit counted: login, refresh, registration, every
 # write under /api (and reads when RATELIMIT_READ is set); never required (limits can be off).
 BEARER = [{"bearerAuth": []}]  # the OpenAPI security requirement of operations that need a token
+PUBLIC: list[dict[str, list[str]]] = []  # ... and of those that need none (a token only changes whose budget counts)
+UNTRUSTED_HOST = {"d400": "The `Host` header names no host in `TRUSTED_HOSTS`."}  # any route can answer it
 RATE_LIMIT_HEADERS = {
     "X-RateLimit-Limit": _header("Requests allowed in the current window.", "integer"),
     "X-RateLimit-Remaining": _header("Requests left in the current window.", "integer"),

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask_jwt_extended import current_user, get_jwt, jwt_required
 
-from app.api import BEARER, RATE_LIMIT_HEADERS, Blueprint
+from app.api import BEARER, PUBLIC, RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
 from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key
 from app.schemas import (
@@ -39,7 +39,7 @@ ACCEPTED_VERIFY = {"status": "accepted",
 @blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.",
               d429="Too many requests from this address, or too many failed passwords for this account "
                    "(from this address, or from anywhere without a `device_token`); wait `Retry-After` seconds.")
-@blp.doc(operationId="login")
+@blp.doc(operationId="login", security=PUBLIC)
 def login(credentials):
     """Exchange email and password for an access and a refresh token: a new session.
 
@@ -85,13 +85,13 @@ def _caller_logged_out_first(view: F) -> F:
 @blp.problems(400, 401, 413, 415, 429)
 @blp.doc(operationId="logout", security=BEARER)
 def logout(body):
-    """End the caller's session (its access and refresh tokens) on every host; a body is optional.
+    """End the caller's session; a body is optional.
 
-    A logout always logs you out: your session ends first, whatever the body holds. A
-    `refresh_token` in the body ends that token's session too (another device of yours).
-    When the body is not valid (a malformed, expired or someone else's `refresh_token`, an
-    unknown field, not JSON) the answer is that problem, so that you learn no other session
-    was ended; your own session has ended all the same, and its tokens are refused from now on."""
+    A logout always logs you out: your session ends first, whatever the body holds, and its
+    access and refresh tokens stop working on every host. A `refresh_token` in the body ends
+    that token's session too (another device of yours). When the body is not valid (a
+    malformed, expired or someone else's `refresh_token`, an unknown field, not JSON) the
+    answer is that problem, so that you learn no other session was ended."""
     if "refresh_token" in body:
         tokens.logout_refresh_token(body["refresh_token"], current_user)
     return ""
@@ -103,7 +103,9 @@ def logout(body):
 @blp.problems(401, 429)
 @blp.doc(security=BEARER, operationId="logoutAll")
 def logout_all():
-    """End every session of the caller: all their tokens and admin page sessions, on every host."""
+    """End every session of the caller.
+
+    All their tokens and admin page sessions stop working, on every host: each device signs in again."""
     users.end_sessions(current_user, current_user)
     return ""
 
@@ -117,7 +119,7 @@ def logout_all():
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, AcceptedSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 413, 415, 429, 503, d503="The mail server is unavailable; nothing was sent.")
-@blp.doc(operationId="requestPasswordReset")
+@blp.doc(operationId="requestPasswordReset", security=PUBLIC)
 def request_password_reset(body):
     """Mail a password reset link to this email if an active account has it.
 
@@ -133,9 +135,11 @@ def request_password_reset(body):
 @blp.arguments(PasswordResetConfirmSchema)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid, expired or already used.")
-@blp.doc(operationId="confirmPasswordReset")
+@blp.doc(operationId="confirmPasswordReset", security=PUBLIC)
 def confirm_password_reset(body):
-    """Set a new password with the token from the reset link. Every session of the account ends."""
+    """Set a new password with the token from the reset link.
+
+    The token works once. Every session of the account ends: sign in with the new password."""
     accounts.confirm_password_reset(body["token"], body["password"])
     return ""
 
@@ -145,9 +149,12 @@ def confirm_password_reset(body):
 @blp.arguments(VerifyEmailSchema)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 413, 415, 429, d400="Malformed JSON, or the token is invalid or expired.")
-@blp.doc(operationId="verifyEmail")
+@blp.doc(operationId="verifyEmail", security=PUBLIC)
 def verify_email(body):
-    """Confirm the email address with the token from the verification link."""
+    """Confirm the email address with the token from the verification link.
+
+    The link is mailed at registration, after an email change and on
+    `POST /api/auth/verify-email/resend`; the account's `email_verified` becomes true."""
     accounts.verify_email(body["token"])
     return ""
 
@@ -158,9 +165,9 @@ def verify_email(body):
 @blp.problems(401, 429, 503, d503="The mail server is unavailable; nothing was sent.")
 @blp.doc(security=BEARER, operationId="resendVerification")
 def resend_verification():
-    """Mail a new verification link to the caller's email (nothing is sent once it is verified).
+    """Mail a new verification link to the caller's email.
 
-    Resends and email changes share one budget per account and per address
-    (`RATELIMIT_ACCOUNT_MAIL`): beyond it, 429 with `Retry-After`."""
+    Nothing is sent once the email is verified. Resends and email changes share one budget
+    per account and per address (`RATELIMIT_ACCOUNT_MAIL`): beyond it, 429 with `Retry-After`."""
     accounts.resend_verification(current_user)
     return ACCEPTED_VERIFY

@@ -21,8 +21,10 @@ blp = Blueprint("feed", __name__, url_prefix="/api/feed", description="The calle
 @blp.problems(401, 429, 503)
 @blp.doc(operationId="getFeed", security=BEARER)
 def get_feed(args):
-    """Posts by the active users the caller follows, newest first, keyset-paginated
-    (`Link: rel="next"`); search them with `q`, as on `GET /api/posts`. An unfollow or a
-    deactivation takes that author's posts out of the next page."""
+    """Posts by the users the caller follows, newest first.
+
+    Only active authors' posts. Keyset-paginated: follow `Link: rel="next"` for the next page;
+    search them with `q`, as on `GET /api/posts`. An unfollow or a deactivation takes that
+    author's posts out of the next page."""
     page = posts.list_posts(page_request(args, posts.SORT_KEY), search=args.get("q"), feed_of=current_user.id)
     return page.items, page_headers(page)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api import Blueprint
+from app.api import PUBLIC, UNTRUSTED_HOST, Blueprint
 from app.errors import OUTAGE_RETRY_AFTER, problem
 from app.extensions import db
 from app.schemas import HealthSchema
@@ -15,18 +15,23 @@ blp = Blueprint("health", __name__, url_prefix="/health", description="Health pr
 
 @blp.route("")
 @blp.response(200, HealthSchema)
-@blp.doc(operationId="getHealth")
+@blp.problems(400, **UNTRUSTED_HOST)
+@blp.doc(operationId="getHealth", security=PUBLIC)
 def health():
-    """The process is up."""
+    """The process is up.
+
+    For liveness probes: the answer does not touch the database."""
     return {"status": "healthy"}
 
 
 @blp.route("/ready")
 @blp.response(200, HealthSchema)
-@blp.problems(503, d503="The database does not answer.")
-@blp.doc(operationId="getReadiness")
+@blp.problems(400, 503, d503="The database does not answer.", **UNTRUSTED_HOST)
+@blp.doc(operationId="getReadiness", security=PUBLIC)
 def ready():
-    """The process can reach its database."""
+    """The process can reach its database.
+
+    For readiness probes: 503, with `Retry-After`, while the database does not answer."""
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:

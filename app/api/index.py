@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, url_for
 
-from app.api import Blueprint
+from app.api import PUBLIC, UNTRUSTED_HOST, Blueprint
 from app.schemas import IndexSchema
 
 blp = Blueprint("index", __name__, url_prefix="/", description="Where to start")
@@ -12,7 +12,8 @@ blp = Blueprint("index", __name__, url_prefix="/", description="Where to start")
 
 @blp.route("")
 @blp.response(200, IndexSchema)
-@blp.doc(operationId="getIndex")
+@blp.problems(400, **UNTRUSTED_HOST)
+@blp.doc(operationId="getIndex", security=PUBLIC)
 def index():
     """The API's entry points: documentation, the OpenAPI document, probes and collections.
 

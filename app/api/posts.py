@@ -12,6 +12,7 @@ from app.api import (
     IDEMPOTENCY_PROBLEMS,
     LINK_HEADER,
     LOCATION_HEADER,
+    PUBLIC,
     RATE_LIMIT_HEADERS,
     Blueprint,
 )
@@ -42,9 +43,12 @@ def _own_user_id() -> str:
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(429, 503)
-@blp.doc(operationId="listPosts")
+@blp.doc(operationId="listPosts", security=PUBLIC)
 def list_posts(args):
-    """Newest first; filter by `author_id`, and search with `q` (see its description)."""
+    """All posts, newest first.
+
+    Filter by `author_id`, and search with `q` (see its description). Keyset-paginated:
+    follow `Link: rel="next"` for the next page."""
     page = posts.list_posts(
         page_request(args, posts.SORT_KEY), author_id=args.get("author_id"), search=args.get("q")
     )
@@ -60,7 +64,9 @@ def list_posts(args):
               d409="A request with this `Idempotency-Key` is still running; retry after `Retry-After` seconds.")
 @blp.doc(operationId="createPost", security=BEARER)
 def create_post(fields):
-    """Write a post as the caller. Send an `Idempotency-Key` to make retries safe."""
+    """Write a post as the caller.
+
+    Send an `Idempotency-Key` to make retries safe. `Location` is the new post's URL."""
     post = posts.create_post(current_user, **fields)
     return post, {"Location": url_for("posts.get_post", post_id=post.id)}
 
@@ -69,9 +75,11 @@ def create_post(fields):
 @blp.cached
 @blp.response(200, PostSchema, headers=CACHE_HEADERS)
 @blp.problems(404, 429, 503)
-@blp.doc(operationId="getPost")
+@blp.doc(operationId="getPost", security=PUBLIC)
 def get_post(post_id: int):
-    """One post with its author."""
+    """One post with its author.
+
+    Send its `ETag` in `If-None-Match` to get a 304 without a body while it is unchanged."""
     return posts.read_post(post_id)
 
 
@@ -83,8 +91,9 @@ def get_post(post_id: int):
 @blp.problems(400, 401, 403, 404, 413, 415, 429)
 @blp.doc(operationId="updatePost", security=BEARER)
 def update_post(changes, post_id: int):
-    """Change a post's title or body: its author or an admin. Send `If-Match` to change
-    only the version you read."""
+    """Change a post's title or body.
+
+    Its author or an admin may. Send `If-Match` to change only the version you read."""
     with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
         post = posts.update_post(current_user, posts.load_post(post_id), changes, if_match(post_tag))
     return post, etag_header(post_tag(post))
@@ -97,7 +106,9 @@ def update_post(changes, post_id: int):
 @blp.problems(401, 403, 404, 429)
 @blp.doc(operationId="deletePost", security=BEARER)
 def delete_post(post_id: int):
-    """Delete a post: its author or an admin. Send `If-Match` to delete only the version you read."""
+    """Delete a post.
+
+    Its author or an admin may. Send `If-Match` to delete only the version you read."""
     with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
         posts.delete_post(current_user, posts.load_post(post_id), if_match(post_tag))
     return ""

@@ -15,6 +15,7 @@ from app.api import (
     IDEMPOTENCY_PROBLEMS,
     LINK_HEADER,
     LOCATION_HEADER,
+    PUBLIC,
     RATE_LIMIT_HEADERS,
     Blueprint,
     any_of_response,
@@ -76,7 +77,7 @@ def _client_address() -> str:
               d409="An account with this email already exists, or a request with this `Idempotency-Key` "
                    "is still running (then with `Retry-After`).",
               d503="The mail server did not take the verification email; no account was created.")
-@blp.doc(operationId="register", description=f"`password`: {PASSWORD_RULES}")
+@blp.doc(operationId="register", security=PUBLIC, description=f"`password`: {PASSWORD_RULES}")
 def register(fields):
     """Create an account and mail a verification link to its email. Anyone may register;
     nobody may choose their role. Send an `Idempotency-Key` to make retries safe."""
@@ -94,8 +95,10 @@ def register(fields):
 @blp.problems(401, 429)
 @blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
-    """Users by id, keyset-paginated (`Link: rel="next"`). Only the user themself and admins
-    see `email`, `age`, `role`, `is_active` and `updated_at`."""
+    """Users by id.
+
+    Keyset-paginated: follow `Link: rel="next"` for the next page. Only the user themself and
+    admins see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
     return [dump_user(user, current_user) for user in page.items], next_link(page.next_key)
 
@@ -107,7 +110,10 @@ def list_users(args):
 @blp.problems(401, 429)
 @blp.doc(operationId="getMe", security=BEARER)
 def me():
-    """The caller's own account."""
+    """The caller's own account.
+
+    The whole account (`User`: `email`, `role`, `email_verified`...) of the user the bearer
+    token belongs to."""
     return get_current_user()  # the user itself: through the `current_user` proxy, every field read costs
 
 
@@ -121,8 +127,10 @@ def me():
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
-    """One user: the whole account for the user themself and admins, `id`, `name`,
-    `created_at` and the follow counts for everyone else; `followed_by_me` on another user."""
+    """One user.
+
+    The whole account (`User`) for the user themself and admins; `id`, `name`, `created_at`
+    and the follow counts (`PublicUser`) for everyone else; `followed_by_me` on another user."""
     user, followed_by_me = follows.user_seen_by(current_user, user_id, read_with_token())
     return dump_user(user, current_user, followed_by_me)
 
@@ -176,7 +184,10 @@ class AccountWithTokens:
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(operationId="deleteUser", security=BEARER)
 def delete_user(user_id: int):
-    """Delete a user and their posts (admins only). Send `If-Match` to delete only the version you read."""
+    """Delete a user and their posts (admins only).
+
+    Send `If-Match` to delete only the version you read. Admins cannot delete themselves,
+    and the last active admin stays."""
     with current_tag_on_failure(lambda: _current_user_tag(user_id)):
         users.delete_user(current_user, users.get_user(user_id), if_match(user_tag))
     return ""
@@ -187,9 +198,12 @@ def delete_user(user_id: int):
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
 @blp.problems(404, 429, 503)
-@blp.doc(operationId="listUserPosts")
+@blp.doc(operationId="listUserPosts", security=PUBLIC)
 def list_user_posts(args, user_id: int):
-    """One author's posts, newest first; search them with `q`."""
+    """One author's posts, newest first.
+
+    Keyset-paginated: follow `Link: rel="next"` for the next page. Search them with `q`,
+    as on `GET /api/posts`."""
     users.ensure_exists(user_id)
     page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
     return page.items, page_headers(page)
@@ -203,7 +217,9 @@ def list_user_posts(args, user_id: int):
               d422="You cannot follow yourself.")
 @blp.doc(operationId="followUser", security=BEARER)
 def follow_user(user_id: int):
-    """Follow a user; following again changes nothing. Counts against the write limit."""
+    """Follow a user.
+
+    Following again changes nothing. Counts against the write limit."""
     follows.follow(current_user, user_id)
     return ""
 
@@ -214,7 +230,9 @@ def follow_user(user_id: int):
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="unfollowUser", security=BEARER)
 def unfollow_user(user_id: int):
-    """Stop following a user; also 204 when not following them. Counts against the write limit."""
+    """Stop following a user.
+
+    Also 204 when not following them. Counts against the write limit."""
     follows.unfollow(current_user, user_id)
     return ""
 
@@ -227,7 +245,9 @@ def unfollow_user(user_id: int):
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowers", security=BEARER)
 def list_followers(args, user_id: int):
-    """Who follows the user, newest follow first, keyset-paginated (`Link: rel="next"`)."""
+    """Who follows the user.
+
+    Newest follow first, keyset-paginated: follow `Link: rel="next"` for the next page."""
     page = follows.list_followers(user_id, page_request(args, follows.SORT_KEY))
     return page.items, next_link(page.next_key)
 
@@ -240,6 +260,8 @@ def list_followers(args, user_id: int):
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowing", security=BEARER)
 def list_following(args, user_id: int):
-    """Whom the user follows, newest follow first, keyset-paginated (`Link: rel="next"`)."""
+    """Whom the user follows.
+
+    Newest follow first, keyset-paginated: follow `Link: rel="next"` for the next page."""
     page = follows.list_following(user_id, page_request(args, follows.SORT_KEY))
     return page.items, next_link(page.next_key)
