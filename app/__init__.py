@@ -39,19 +39,17 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, identity, mail, metrics, requestlog, search
+    from app import database, extensions, mail, metrics, requestlog, search
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
     from app.security import register_security_headers
-    from app.services import tokens
 
     database.configure_engine(app)
     extensions.db.init_app(app)
     extensions.reads.init_app(app)
     extensions.migrate.init_app(app, extensions.db, include_object=search.include_object)
     extensions.jwt.init_app(app)
-    identity.init_app(app, tokens.resolve)
     extensions.compress.init_app(app)
     extensions.csrf.init_app(app)
     extensions.limiter.init_app(app)

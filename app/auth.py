@@ -10,35 +10,22 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, g, request
-from flask_jwt_extended import current_user, jwt_required
+from flask import Flask, Response, g
+from flask_jwt_extended import current_user
 
-from app.bearer import canonical_authorization
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
-from app.identity import bearer, well_formed
+from app.identity import Claims, also_read, auth_required, well_formed
 from app.services import tokens
 from app.services.sessions import Resolution
-from app.services.tokens import Claims
 
 
 def register_jwt_callbacks(app: Flask) -> None:
-    @app.before_request
-    def accept_bearer_in_any_case() -> None:
-        """flask-jwt-extended compares the scheme to `JWT_HEADER_TYPE` case-sensitively;
-        hand it the header in the one case it knows (`app.bearer` reads it)."""
-        header = request.environ.get("HTTP_AUTHORIZATION")
-        if header and not header.startswith("Bearer "):
-            canonical = canonical_authorization(header)
-            if canonical is not None:
-                request.environ["HTTP_AUTHORIZATION"] = canonical
-
     @jwt.token_in_blocklist_loader
     def is_revoked(_header: Claims, claims: Claims) -> bool:
         if not well_formed(claims):
             return False  # the library checks revocation first; `has_required_claims` refuses it next
-        known = bearer()  # the same header, already looked up for the rate limits
-        found = known.resolution if known is not None and known.claims == claims else tokens.resolve(claims)
+        found = tokens.resolve(claims, also_read())  # the session, and the user the view shows, in one statement
         g.token_user, g.token_resolution = found.user, found
         return not found.alive
 
@@ -89,7 +76,7 @@ def admin_required(view: Callable) -> Callable:
     """A valid access token of an admin; others get 403."""
 
     @wraps(view)
-    @jwt_required()
+    @auth_required()
     def wrapper(*args: Any, **kwargs: Any):
         if not current_user.is_admin:
             raise PermissionDenied("Admins only.")

@@ -2,6 +2,7 @@
 
 from flask_compress import Compress
 from flask_cors import CORS
+from flask_jwt_extended import JWTManager
 from flask_limiter import ApplicationLimit, Limit
 from flask_mailman import Mail
 from flask_migrate import Migrate
@@ -9,7 +10,6 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
-from app.bearer import JWTManager
 from app.database import ReadEngine, Session
 from app.ratelimit import (
     Limiter,

@@ -1,58 +1,44 @@
 """Who a request's bearer token speaks for, decided once per request.
 
-A token speaks for its user only when it verifies, has the claims the services rely on,
-and its session is alive. Anything else (a refresh token already spent, a session that
-ended, a token of an account since deactivated) is an anonymous client: the rate limits
-count it against the client's address, never against the user the token names, so an old
-token cannot spend its owner's budgets.
+flask-jwt-extended verifies the token once (`verify_jwt_in_request`, its public function)
+the first time anything asks: the rate limiter's key, the replica choice or a view's
+`auth_required`. Its revocation callback looks up the token's session in that same pass
+(`app.auth`); the result stays on `flask.g`, so the token is decoded and its session checked
+once, whoever asks first, and `current_user` and `get_jwt()` work as the library documents.
 
-The rate limiter's keys, the replica choice and flask-jwt-extended's revocation check all
-read the one answer kept on `flask.g`: the token is decoded and its session looked up once.
-How a session is looked up is the services' business; the factory hands it in
-(`init_app(app, resolve)`), so the rate limiter, which the extensions build, can ask
-without importing the services.
+A token speaks for its user only when it verifies and its session is alive. Anything else
+(a refresh token already spent, a session that ended, a token of an account since
+deactivated) is an anonymous client: the rate limits count it against the client's address,
+never against the user the token names, so an old token cannot spend its owner's budgets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import wraps
+from typing import Any, TypeVar
 
-from flask import Flask, current_app, g, request
-from flask_jwt_extended import decode_token
+from flask import current_app, g, request
+from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import PyJWTError
 
-from app.bearer import bearer_token
+from app.bearer import canonical_authorization
 
 Claims = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Any])
 SESSION_CLAIM = "sid"
 MAX_JTI_LENGTH = 64
 SESSION_ID_LENGTH = 32  # AuthSession.id: 16 random bytes in hex
-EXTENSION_KEY = "identity"
-
-
-class Resolution(Protocol):
-    """What looking up a token's session answers (app.services.sessions.Resolution)."""
-
-    user: Any
-    alive: bool
-
-
-Resolve = Callable[[Claims, "int | None"], Resolution]
 
 
 @dataclass(frozen=True, slots=True)
 class Bearer:
-    """A verified bearer token of this request, its claims and what its session lookup found."""
+    """This request's verified bearer token: its claims and its live user."""
 
-    token: str
     claims: Claims
-    resolution: Resolution
-
-    @property
-    def live(self) -> bool:
-        user = self.resolution.user
-        return self.resolution.alive and user is not None and user.is_active
+    user: Any
 
     @property
     def user_id(self) -> int:
@@ -62,9 +48,9 @@ class Bearer:
     def session_id(self) -> str:
         return self.claims[SESSION_CLAIM]
 
-
-def init_app(app: Flask, resolve: Resolve) -> None:
-    app.extensions[EXTENSION_KEY] = resolve
+    @property
+    def kind(self) -> str:
+        return self.claims["type"]
 
 
 def well_formed(claims: Claims) -> bool:
@@ -88,41 +74,70 @@ def well_formed(claims: Claims) -> bool:
 
 
 def bearer() -> Bearer | None:
-    """This request's verified, well-formed bearer token with its session lookup, or None."""
+    """This request's bearer token if it verifies and its session is live (either token type),
+    else None. Verified on the first call of the request; later calls read the answer."""
     if "bearer" not in g:
-        g.bearer = _read_bearer()
+        g.bearer = _verify()
     return g.bearer
 
 
 def live_user_id() -> int | None:
     """The user a live session of this request's token belongs to, else None (anonymous)."""
     found = bearer()
-    return found.user_id if found is not None and found.live else None
+    return found.user_id if found is not None else None
 
 
-def reads_user_with_token(view: Callable) -> Callable:
+def auth_required(refresh: bool = False) -> Callable[[F], F]:
+    """The view needs a live access token (a refresh token with `refresh=True`).
+
+    The request's one verification decides; only when it did not find the right kind of token
+    is the library asked again, for its own error (missing, expired, revoked, wrong type), which
+    the callbacks in `app.auth` answer as problem JSON."""
+    wanted = "refresh" if refresh else "access"
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            found = bearer()
+            if found is None or found.kind != wanted:
+                verify_jwt_in_request(refresh=refresh)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def reads_user_with_token(view: F) -> F:
     """Mark a view whose URL's `user_id` is read in the statement that looks up the token's
-    session, so that showing a profile costs one round trip (`bearer().resolution.users`)."""
+    session, so that showing a profile costs one round trip (`app.auth.read_with_token`)."""
     view.reads_user_with_token = True  # type: ignore[attr-defined]
     return view
 
 
-def _read_bearer() -> Bearer | None:
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is None:
-        return None
-    try:
-        claims = decode_token(token)
-    except Exception:  # expired, forged, malformed: flask-jwt-extended says why when a view needs it
-        return None
-    if not well_formed(claims):
-        return None
-    return Bearer(token, claims, current_app.extensions[EXTENSION_KEY](claims, _also_read()))
-
-
-def _also_read() -> int | None:
+def also_read() -> int | None:
+    """The user the current view shows, when it asked to read them with the token's session."""
     view = current_app.view_functions.get(request.endpoint or "")
     user_id = (request.view_args or {}).get("user_id")
     if getattr(view, "reads_user_with_token", False) and isinstance(user_id, int):
         return user_id
     return None
+
+
+def _verify() -> Bearer | None:
+    header = request.environ.get("HTTP_AUTHORIZATION")
+    if not header:
+        return None
+    if not header.startswith("Bearer "):
+        # flask-jwt-extended compares the scheme case-sensitively (`JWT_HEADER_TYPE`); RFC 9110
+        # makes it case-insensitive, and login answers `"token_type": "bearer"`.
+        canonical = canonical_authorization(header)
+        if canonical is None:
+            return None
+        request.environ["HTTP_AUTHORIZATION"] = canonical
+    try:
+        if verify_jwt_in_request(optional=True, verify_type=False) is None:
+            return None
+    except (JWTExtendedException, PyJWTError):  # a view that needs a token asks again, for the error
+        return None
+    return Bearer(get_jwt(), get_current_user())

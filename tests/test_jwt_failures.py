@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import jwt as pyjwt
 import pytest
+from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from app.bearer import VerifiedTokens
+from app.extensions import jwt
 from tests.helpers import assert_problem, bearer
 
 PROTECTED = [
@@ -240,10 +241,15 @@ def test_the_configured_leeway_counts_for_a_token_seen_before(client, user, make
     assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
 
 
-def test_a_worker_keeps_at_most_its_bound_of_verified_tokens_dropping_the_oldest():
-    kept = VerifiedTokens(size=2)
-    options = [{"encoded_token": f"token-{n}", "leeway": 0, "algorithms": ["HS256"]} for n in range(3)]
-    for each in options:
-        kept.add(each, {"exp": time.time() + 600, "sub": each["encoded_token"]})
-    assert kept.get(options[0]) is None
-    assert [kept.get(each)["sub"] for each in options[1:]] == ["token-1", "token-2"]
+def test_a_decode_key_loader_decides_the_key_on_every_route(client, user, app):
+    """flask-jwt-extended is used through its public API only, so a `decode_key_loader` (key
+    rotation) is honoured: before, a private override verified every token with the one key."""
+    rotated = "rotated key: " + uuid.uuid4().hex
+    token = sign(app, claims_for(user.id, sid_of(user)), key=rotated)
+    assert_token_refused(client.get("/api/users/me", headers=bearer(token)))
+    jwt.decode_key_loader(lambda _header, _claims: rotated)
+    try:
+        assert client.get("/api/users/me", headers=bearer(token)).status_code == 200
+        assert client.post("/api/posts", json={"title": "t", "body": "b"}, headers=bearer(token)).status_code == 201
+    finally:
+        jwt.decode_key_loader(lambda _header, _claims: current_app.config["JWT_SECRET_KEY"])

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask_jwt_extended import current_user, get_jwt, jwt_required
+from flask_jwt_extended import current_user, get_jwt
 
 from app.api import BEARER, PUBLIC, RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
+from app.identity import auth_required
 from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key
 from app.schemas import (
     AcceptedSchema,
@@ -53,7 +54,7 @@ def login(credentials):
 @blp.route("/refresh", methods=["POST"])
 @limiter.limit(login_limit, key_func=client_ip, scope="refresh-ip")
 @limiter.limit(login_limit, key_func=target_email_key, scope="refresh-user")
-@jwt_required(refresh=True)
+@auth_required(refresh=True)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 429, d401="Missing, invalid or expired refresh token, or its session has ended. "
                              "A refresh token that was already spent ends its whole session.")
@@ -78,7 +79,7 @@ def _caller_logged_out_first(view: F) -> F:
 
 
 @blp.route("/logout", methods=["POST"])
-@jwt_required()
+@auth_required()
 @_caller_logged_out_first
 @blp.arguments(LogoutSchema, required=False)
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
@@ -98,7 +99,7 @@ def logout(body):
 
 
 @blp.route("/logout-all", methods=["POST"])
-@jwt_required()
+@auth_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 429)
 @blp.doc(security=BEARER, operationId="logoutAll")
@@ -160,7 +161,7 @@ def verify_email(body):
 
 
 @blp.route("/verify-email/resend", methods=["POST"])
-@jwt_required()
+@auth_required()
 @blp.response(202, AcceptedSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 429, 503, d503="The mail server is unavailable; nothing was sent.")
 @blp.doc(security=BEARER, operationId="resendVerification")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 
 from app.api import BEARER, CACHE_HEADERS, LINK_HEADER, Blueprint
 from app.api.conditional import page_headers
+from app.identity import auth_required
 from app.pagination import page_request
 from app.schemas import PostSchema, SearchArgsSchema
 from app.services import posts
@@ -14,7 +15,7 @@ blp = Blueprint("feed", __name__, url_prefix="/api/feed", description="The calle
 
 
 @blp.route("", methods=["GET"])
-@jwt_required()
+@auth_required()
 @blp.cached_page
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
 @blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})

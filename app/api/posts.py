@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import url_for
-from flask_jwt_extended import current_user, jwt_required
+from flask_jwt_extended import current_user
 
 from app.api import (
     BEARER,
@@ -18,6 +18,7 @@ from app.api import (
 )
 from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
+from app.identity import auth_required
 from app.models import Post
 from app.pagination import page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
@@ -56,7 +57,7 @@ def list_posts(args):
 
 
 @blp.route("", methods=["POST"])
-@jwt_required()
+@auth_required()
 @blp.arguments(PostCreateSchema)
 @idempotent(_own_user_id)
 @blp.response(201, PostSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
@@ -84,7 +85,7 @@ def get_post(post_id: int):
 
 
 @blp.route("/<int:post_id>", methods=["PATCH"])
-@jwt_required()
+@auth_required()
 @blp.arguments(PostUpdateSchema)
 @blp.response(200, PostSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
 @blp.conditional
@@ -100,7 +101,7 @@ def update_post(changes, post_id: int):
 
 
 @blp.route("/<int:post_id>", methods=["DELETE"])
-@jwt_required()
+@auth_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.conditional
 @blp.problems(401, 403, 404, 429)

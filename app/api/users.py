@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import url_for
-from flask_jwt_extended import current_user, get_current_user, get_jwt, jwt_required
+from flask_jwt_extended import current_user, get_current_user, get_jwt
 
 from app.api import (
     BEARER,
@@ -24,7 +24,7 @@ from app.api.conditional import current_tag_on_failure, etag_header, if_match, p
 from app.api.idempotency import idempotent
 from app.auth import admin_required, read_with_token
 from app.extensions import limiter
-from app.identity import SESSION_CLAIM, reads_user_with_token
+from app.identity import SESSION_CLAIM, auth_required, reads_user_with_token
 from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
@@ -86,7 +86,7 @@ def register(fields):
 
 
 @blp.route("", methods=["GET"])
-@jwt_required()
+@auth_required()
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
 @blp.cached
 @blp.doc(responses={"200": any_of_response(
@@ -104,7 +104,7 @@ def list_users(args):
 
 
 @blp.route("/me")
-@jwt_required()
+@auth_required()
 @blp.cached
 @blp.response(200, UserSchema, headers=CACHE_HEADERS)
 @blp.problems(401, 429)
@@ -119,7 +119,7 @@ def me():
 
 @blp.route("/<int:user_id>", methods=["GET"])
 @reads_user_with_token
-@jwt_required()
+@auth_required()
 @blp.cached
 @blp.doc(responses={"200": any_of_response(
     "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC,
@@ -140,7 +140,7 @@ def _current_user_tag(user_id: int) -> str:
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
-@jwt_required()
+@auth_required()
 @blp.arguments(UserUpdateSchema)
 @blp.response(200, UserSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
 @blp.conditional
@@ -210,7 +210,7 @@ def list_user_posts(args, user_id: int):
 
 
 @blp.route("/<int:user_id>/follow", methods=["PUT"])
-@jwt_required()
+@auth_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 403, 404, 409, 422, 429, d409="The user is deactivated: reading them works, following does not.",
               d403="`REQUIRE_VERIFIED_EMAIL` is on and the caller's email is not verified.",
@@ -225,7 +225,7 @@ def follow_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/follow", methods=["DELETE"])
-@jwt_required()
+@auth_required()
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="unfollowUser", security=BEARER)
@@ -238,7 +238,7 @@ def unfollow_user(user_id: int):
 
 
 @blp.route("/<int:user_id>/followers")
-@jwt_required()
+@auth_required()
 @blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
 @blp.cached
 @blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
@@ -253,7 +253,7 @@ def list_followers(args, user_id: int):
 
 
 @blp.route("/<int:user_id>/following")
-@jwt_required()
+@auth_required()
 @blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
 @blp.cached
 @blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
