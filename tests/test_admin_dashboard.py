@@ -235,7 +235,7 @@ def test_the_date_labels_are_evenly_spaced_every_five_days_up_to_the_newest(clie
     body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
     days = [date.fromisoformat(day) for day in re.findall(r'data-day="([\d-]+)"', body)]
     ticks = [(float(x), label) for x, label in re.findall(
-        r'<line class="axis" x1="([\d.]+)" x2="[\d.]+" y1="[\d.]+" y2="[\d.]+"></line>\s*'
+        r'<line class="axis tick-mark" x1="([\d.]+)" x2="[\d.]+" y1="[\d.]+" y2="[\d.]+"></line>\s*'
         r'<text class="tick x"[^>]*>([^<]+)</text>', body)]
     assert len(days) == 30
     assert [label for _, label in ticks] == [f"{day:%b} {day.day}" for day in days[::-5][::-1]]
