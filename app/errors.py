@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, json, request
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import NotFound as NoRoute
+from werkzeug.routing import Rule
 
 from app import faces
 from app.logformat import escape_controls, loggable_path
@@ -27,6 +29,7 @@ PROBLEM_MIMETYPE = "application/problem+json"
 OUTAGE_RETRY_AFTER = "5"  # seconds, on every 503
 
 FieldErrors = Mapping[str, list[str] | Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class DomainError(Exception):
@@ -197,7 +200,105 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 429:
         # Flask-Limiter adds the exact Retry-After (and X-RateLimit-*) after this.
         detail = f"Too many requests: the limit is {error.description}. Try again later."
+    if isinstance(error, RequestEntityTooLarge) and request.max_content_length is not None:
+        detail = (f"The body is larger than the limit of {binary_size(request.max_content_length)}: "
+                  "send less at a time.")
+    if request.url_rule is None and isinstance(error, NoRoute):  # no route matched the path
+        redirect = _redirect_without_trailing_slash()
+        if redirect is not None:
+            return redirect
+        detail = _no_route_detail() or detail
+    if request.url_rule is None and isinstance(error, MethodNotAllowed) and error.valid_methods:
+        detail = _wrong_method_detail(error.valid_methods)
     return _render(status, detail or HTTPStatus(status).phrase, errors=errors, headers=headers)
+
+
+def binary_size(size: int) -> str:
+    """A byte count as people write limits: `1 MiB`, `512 KiB`, `200 bytes`."""
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} bytes"
+
+
+# ---- where a client should have gone (404 and 405 of the routing) ----------------------------
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+WRONG_METHOD_HINTS = "wrong_method_hints"  # the attribute `hint_wrong_methods` sets on a view
+
+
+def hint_wrong_methods(**hints: str) -> Callable[[F], F]:
+    """Say, in a 405 of the view's URL, what to do instead of the method named (`PATCH="..."`).
+    Put it right under the route decorator."""
+
+    def decorator(view: F) -> F:
+        setattr(view, WRONG_METHOD_HINTS, hints)
+        return view
+
+    return decorator
+
+
+def _route_at(path: str, method: str) -> tuple[Rule, str] | None:
+    """The rule that answers `method` on `path`, and the URL it builds (the canonical form of
+    `path`, never the request's own text), or None when no rule does."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        rule, values = adapter.match(path, method=method, return_rule=True)
+    except HTTPException:  # NotFound, MethodNotAllowed, or a RequestRedirect to another path
+        return None
+    return rule, adapter.build(rule.endpoint, values, method=method)
+
+
+def _methods_at(path: str) -> list[str]:
+    """The methods some rule answers on `path`."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    return sorted(adapter.allowed_methods(path))
+
+
+def _redirect_without_trailing_slash() -> Response | None:
+    """A GET or HEAD of a route's URL with a trailing slash goes to the URL without it (308,
+    the query kept); a write is not redirected (`_no_route_detail` names the URL instead)."""
+    path = request.path
+    if request.method not in ("GET", "HEAD") or len(path) < 2 or not path.endswith("/"):
+        return None
+    found = _route_at(path.rstrip("/"), request.method)
+    if found is None:
+        return None
+    location = found[1]
+    if request.query_string:
+        location += "?" + request.query_string.decode("latin-1")
+    return Response(status=308, headers={"Location": location})
+
+
+def _no_route_detail() -> str | None:
+    path = request.path
+    stripped = path.rstrip("/")
+    if len(path) > 1 and stripped != path:
+        methods = _methods_at(stripped)
+        for method in methods:
+            found = _route_at(stripped, method)
+            if found is not None:
+                if request.method in methods:
+                    return f"Nothing is at this URL: use {found[1]}, without the trailing slash."
+                return (f"Nothing is at this URL: {found[1]}, without the trailing slash, is a resource, "
+                        f"and it allows {', '.join(methods)}.")
+    if faces.is_admin():
+        return None
+    return "Nothing is at this URL. The API's URLs are listed at / and documented at /docs."
+
+
+def _wrong_method_detail(allowed: list[str] | tuple[str, ...]) -> str:
+    method = request.method if request.method in STANDARD_METHODS else "This method"
+    detail = f"{method} is not allowed on this URL: it allows {', '.join(sorted(allowed))}."
+    for each in sorted(allowed):
+        found = _route_at(request.path, each)
+        view = current_app.view_functions.get(found[0].endpoint) if found else None
+        hint = getattr(view, WRONG_METHOD_HINTS, {}).get(request.method)
+        if hint:
+            return f"{detail} {hint}"
+    if request.method == "PUT" and "PATCH" in allowed:
+        return f"{detail} To change it, send PATCH with the fields to change."
+    return detail
 
 
 def _flatten_webargs_messages(messages: Any) -> FieldErrors | None:

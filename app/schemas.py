@@ -354,7 +354,10 @@ SEARCH_DESCRIPTION = (
     "excludes; the last word also matches as a prefix (`pyth` finds `Python`). Case and accents "
     "are ignored (`cafe` finds `Café`). A word is a run of letters and digits; common English "
     "words on their own (`the`, `and`) are not searched for; there is no stemming. A `q` with nothing "
-    "to search for, or with only exclusions, is a 422. Results stay newest first and page with `cursor`. "
+    "to search for, or with only exclusions, is a 422. There is no `OR`, `NOT` or `field:` syntax: a bare "
+    "`OR` or `NOT`, or a field such as `title:flask`, is a 422 saying what to write instead (all words "
+    "must match; `-word` excludes; title and body are searched alike). Results stay newest first and page "
+    "with `cursor`. "
     "PostgreSQL also folds ligatures and letters such as `ß` (→ `ss`) and `ø` (→ `o`); the embedded "
     "SQLite database keeps those as they are."
 )

@@ -72,8 +72,34 @@ class SearchQuery:
         return tuple(term for term in self.terms if term.exclude)
 
 
+# Syntax of other search engines that would otherwise quietly mean something else here: `OR`
+# and `NOT` are common words (not searched for), and `title:flask` the phrase "title flask".
+_OPERATORS = {
+    "OR": "`OR` is not supported: every word must match. To find posts with either word, search for each.",
+    "NOT": "`NOT` is not supported: put `-` before a word to exclude it (`flask -django`).",
+}
+_FIELD = re.compile(r"(title|body|author|author_id|user|name|tag|created_at|updated_at):[^\s:]", re.IGNORECASE)
+
+
+def check_syntax(text_: str) -> None:
+    """`InvalidSearch` for another engine's syntax (a bare `OR` or `NOT`, a field such as
+    `title:`), which would quietly match something else than asked for."""
+    for match in _TOKEN.finditer(text_):
+        bare = match.group(3)
+        if bare is None:
+            continue
+        if bare in _OPERATORS and not match.group(1):
+            raise InvalidSearch(_OPERATORS[bare])
+        field = _FIELD.match(bare)
+        if field:
+            raise InvalidSearch(f"`{field.group(1)}:` is not supported: words are looked for in the title and "
+                                "the body alike, and fields cannot be named. Leave the field out, or put the "
+                                "text in quotes to find it as written.")
+
+
 def parse_search(text_: str) -> SearchQuery:
     """The terms of a query, or `InvalidSearch` saying why there are none worth running."""
+    check_syntax(text_)
     matches = list(_TOKEN.finditer(text_))
     terms: list[Term] = []
     for index, match in enumerate(matches):

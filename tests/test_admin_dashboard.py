@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -219,9 +220,23 @@ def test_the_y_axis_leaves_room_for_its_widest_label_and_the_axis_title(peak):
     assert chart.axis_title_x - LARGEST_FONT * 0.6 >= 0, "the title would be clipped"
 
 
-def test_the_first_and_last_date_labels_stay_inside_the_plot(app):
-    days = [date(2025, 3, 1) + timedelta(days=i) for i in range(30)]
-    chart = bar_chart([(day, 1) for day in days])
+@pytest.mark.parametrize("days", [1, 2, 7, 30, 31])
+def test_the_first_and_last_date_labels_stay_inside_the_plot(days):
+    chart = bar_chart([(date(2025, 3, 1) + timedelta(days=i), 1) for i in range(days)])
     first, last = chart.x_ticks[0], chart.x_ticks[-1]
-    assert (first.anchor, first.position + first.label_offset) == ("start", chart.left)
     assert (last.anchor, last.position + last.label_offset) == ("end", chart.right_edge)
+    if first is not last:
+        start = first.position + first.label_offset
+        assert start - (label_width(first.label) / 2 if first.anchor == "middle" else 0) >= chart.left
+
+
+def test_the_date_labels_are_evenly_spaced_every_five_days_up_to_the_newest(client, admin):
+    """Labelled from the oldest day, 30 days left a nine-day gap before the newest (Nov 28, Dec 7)."""
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    days = [date.fromisoformat(day) for day in re.findall(r'data-day="([\d-]+)"', body)]
+    ticks = [(float(x), label) for x, label in re.findall(
+        r'<line class="axis tick-mark" x1="([\d.]+)" x2="[\d.]+" y1="[\d.]+" y2="[\d.]+"></line>\s*'
+        r'<text class="tick x"[^>]*>([^<]+)</text>', body)]
+    assert len(days) == 30
+    assert [label for _, label in ticks] == [f"{day:%b} {day.day}" for day in days[::-5][::-1]]
+    assert len({round(b[0] - a[0], 1) for a, b in itertools.pairwise(ticks)}) == 1  # tick marks evenly spaced

@@ -156,8 +156,8 @@ def test_titles_are_clipped_to_their_cell_and_author_names_kept_on_one_line(app,
     zalgo = "Z" + "\u0301" * 100
     post_id = _write(app, author, zalgo)
     body = assert_admin_html(admin_client.get("/admin/posts"), 200)
-    assert re.search(rf'<td data-label="Title" class="title"><a class="clip" href="/admin/posts/{post_id}">{zalgo}</a>',
-                     body)
+    assert re.search(rf'<td data-label="Title" class="title"><div class="title-text">'
+                     rf'<a class="clip" href="/admin/posts/{post_id}">{zalgo}</a>', body)
     assert re.search(r'<td data-label="Author" class="author"><a [^>]*title="User 1806">User 1806</a>', body)
     assert '<a class="clip"' in assert_admin_html(admin_client.get(f"/admin/users/{author.id}"), 200)
     css = admin_client.get("/admin/static/admin.css").get_data(as_text=True)
@@ -170,3 +170,25 @@ def test_filter_fields_line_up_by_their_tops_so_an_error_moves_nothing(admin_cli
     assert body.count('class="field-error"') == 1
     css = admin_client.get("/admin/static/admin.css").get_data(as_text=True)
     assert re.search(r"\.filters \{[^}]*align-items: flex-start", css)
+
+
+def test_a_search_shows_what_it_matched_in_the_body_escaped_and_marked(app, admin_client, user):
+    words = " ".join(f"filler{i}" for i in range(40))
+    _write(app, user, "Deploying", f"{words} then <b>Gunicorn</b> serves the app {words}")
+    _write(app, user, "Gunicorn in the title", "Nothing about it here.")
+    body = assert_admin_html(admin_client.get("/admin/posts?q=gunic"), 200)
+    snippets = re.findall(r'<span class="snippet">(.*?)</span>', body, re.S)
+    assert len(snippets) == 2
+    only_title, in_body = snippets
+    assert only_title == "Nothing about it here."  # the body's start when only the title matched
+    assert "&lt;b&gt;<mark>Gunicorn</mark>&lt;/b&gt; serves the app" in in_body
+    assert in_body.startswith("…") and in_body.endswith("…") and len(in_body) < 260
+    assert "filler20 " not in in_body  # cut to the words around the match, on both sides
+    plain = assert_admin_html(admin_client.get("/admin/posts"), 200)
+    assert 'class="snippet"' not in plain
+
+
+def test_a_snippet_finds_the_word_whatever_its_case_and_accents(app, admin_client, user):
+    _write(app, user, "Coffee", "We met at the CAFÉ downtown.")
+    body = assert_admin_html(admin_client.get("/admin/posts?q=cafe+coffee"), 200)
+    assert "<mark>CAFÉ</mark> downtown." in body

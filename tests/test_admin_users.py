@@ -56,8 +56,9 @@ def _bulk_users(app, count: int, **fields) -> list[int]:
 def test_users_page_lists_users_with_their_role_and_status(admin_client, make_user, admin):
     plain = make_user(name="Plain Person")
     gone = make_user(name="Gone Person", is_active=False)
+    other_admin = make_user(Role.ADMIN, name="Other Admin")
     body = assert_admin_html(admin_client.get("/admin/users"), 200)
-    assert _ids_in(body) == [admin.id, plain.id, gone.id]
+    assert _ids_in(body) == [admin.id, plain.id, gone.id, other_admin.id]
     assert plain.email in body and gone.email in body
     assert "Make admin" in body and "Make user" in body
     assert "Deactivate" in body and "Activate" in body
@@ -317,3 +318,31 @@ def test_signed_out_admin_cannot_act(app, client, admin, user):
     response = client.post(f"/admin/users/{user.id}/active", data={"active": "0", "csrf_token": token})
     assert response.status_code == 400  # the CSRF token died with the session
     assert _user(app, user.id).is_active
+
+
+def test_the_admins_own_row_and_page_offer_no_change_the_rules_refuse(admin_client, admin, make_user):
+    """Demoting, deactivating or deleting yourself always fails: no buttons for it, on the list or the page."""
+    other = make_user(name="Someone Else")
+    body = assert_admin_html(admin_client.get("/admin/users"), 200)
+    rows = dict(re.findall(r'<tr data-user-id="(\d+)">(.*?)</tr>', body, re.S))
+    own, theirs = rows[str(admin.id)], rows[str(other.id)]
+    for refused in (f"/admin/users/{admin.id}/role", f"/admin/users/{admin.id}/active",
+                    f"/admin/users/{admin.id}/delete"):
+        assert refused not in own
+    assert "None on your own account" in own
+    assert f"/admin/users/{other.id}/role" in theirs and f"/admin/users/{other.id}/delete" in theirs
+    page = assert_admin_html(admin_client.get(f"/admin/users/{admin.id}"), 200)
+    assert "Make user" not in page and "Deactivate" not in page and f"/users/{admin.id}/delete" not in page
+    assert "End all sessions" in page  # that one works on yourself
+    confirm = assert_admin_html(admin_client.get(f"/admin/users/{admin.id}/delete"), 200)
+    assert "You cannot delete your own account" in confirm and "Delete user</button>" not in confirm
+
+
+def test_a_later_page_of_users_links_back_to_the_first_keeping_the_filters(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    _bulk_users(app, 3)
+    first_page = assert_admin_html(admin_client.get("/admin/users?q=bulk"), 200)
+    assert "First page" not in first_page
+    second = assert_admin_html(admin_client.get(_next_link(first_page)), 200)
+    first = re.search(r'<a href="([^"]+)">« First page</a>', second)
+    assert first and first.group(1) == "/admin/users?q=bulk"

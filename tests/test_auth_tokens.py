@@ -68,6 +68,12 @@ def test_wrong_password_unknown_email_and_deactivated_account_get_the_same_401(c
     assert len({r.headers["WWW-Authenticate"] for r in (wrong_password, unknown_email, deactivated)}) == 1
 
 
+def test_the_login_operation_documents_that_a_deactivated_account_gets_the_wrong_password_answer(client):
+    login_operation = client.get("/openapi.json").get_json()["paths"]["/api/auth/login"]["post"]
+    assert "deactivated" in login_operation["responses"]["401"]["description"]
+    assert "deactivated account cannot sign in" in login_operation["description"]
+
+
 @pytest.mark.parametrize("size", [73, 100, 1000])
 def test_overlong_password_at_login_is_401_not_500(client, user, size):
     assert_problem(login(client, user.email, "A1" + "x" * (size - 2)), 401)

@@ -261,6 +261,32 @@ def test_if_match_is_a_strong_comparison(client, user):
     assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": weak}), 412)
 
 
+def test_a_weak_if_match_is_412_saying_a_weak_tag_never_matches(client, user):
+    _, location = new_post(client, user)
+    weak = "W/" + etag(client.get(location))
+    body = assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": weak}),
+                          412)
+    assert "weak" in body["detail"] and "never matches" in body["detail"]
+    assert "changed since you read it" not in body["detail"]
+    assert client.get(location).get_json()["title"] == "Hello"
+
+
+@pytest.mark.parametrize("header", ['"unterminated', "not-quoted", 'W/"a" "b"', ","])
+def test_a_malformed_if_match_is_412_saying_so_and_changes_nothing(client, user, header):
+    _, location = new_post(client, user)
+    body = assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": header}),
+                          412)
+    assert "malformed" in body["detail"] and "double quotes" in body["detail"]
+    assert client.get(location).get_json()["title"] == "Hello"
+
+
+def test_a_stale_if_match_still_says_the_resource_changed(client, user):
+    _, location = new_post(client, user)
+    body = assert_problem(client.patch(location, json={"title": "x"},
+                                       headers={**user.headers, "If-Match": '"stale", W/"older"'}), 412)
+    assert "changed since you read it" in body["detail"]
+
+
 def test_delete_with_a_stale_tag_is_412_and_the_post_stays(client, user):
     _, location = new_post(client, user)
     stale = etag(client.get(location))

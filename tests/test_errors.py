@@ -141,3 +141,88 @@ def test_a_broken_input_rule_is_422_naming_its_field(client, user):
     body = assert_problem(response, 422)
     assert body["errors"] == {"user_id": ["You cannot follow yourself."]}
     assert body["detail"] == "You cannot follow yourself."
+
+
+# ---- what the URL should have been (404 and 405 of the routing) -------------------------
+
+
+@pytest.mark.parametrize(("path", "location"), [
+    ("/api/users/", "/api/users"),
+    ("/api/users/me/", "/api/users/me"),
+    ("/api/posts/?limit=2&q=caf%C3%A9", "/api/posts?limit=2&q=caf%C3%A9"),
+    ("/api/users/7//", "/api/users/7"),
+])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_read_with_a_trailing_slash_is_redirected_308_to_the_url_without_it(client, user, method, path,
+                                                                               location):
+    response = client.open(path, method=method, headers=user.headers)
+    assert response.status_code == 308
+    assert response.headers["Location"] == location
+
+
+def test_following_the_trailing_slash_redirect_reaches_the_resource(client, user):
+    response = client.get("/api/users/me/", headers=user.headers, follow_redirects=True)
+    assert response.status_code == 200
+    assert response.get_json()["id"] == user.id
+
+
+@pytest.mark.parametrize(("method", "path", "url"), [
+    ("POST", "/api/users/", "/api/users"),
+    ("PATCH", "/api/posts/3/", "/api/posts/3"),
+    ("PUT", "/api/users/3/follow/", "/api/users/3/follow"),
+])
+def test_a_write_with_a_trailing_slash_is_404_naming_the_url_without_it(client, user, method, path, url):
+    body = assert_problem(client.open(path, method=method, json={}, headers=user.headers), 404)
+    assert f"use {url}, without the trailing slash" in body["detail"]
+
+
+def test_a_trailing_slash_on_a_url_that_refuses_the_method_names_the_url_and_its_methods(client, user):
+    body = assert_problem(client.delete("/api/users/me/", headers=user.headers), 404)
+    assert "/api/users/me, without the trailing slash" in body["detail"]
+    assert "GET, HEAD" in body["detail"]
+
+
+def test_an_unknown_url_without_a_near_miss_points_at_the_index_and_the_docs(client):
+    for path in ("/api/nope/", "/api/nope"):
+        body = assert_problem(client.get(path), 404)
+        assert "/docs" in body["detail"]
+
+
+def test_a_wrong_method_names_the_methods_allowed_in_the_detail_and_the_allow_header(client):
+    response = client.put("/api/posts/1")
+    body = assert_problem(response, 405)
+    assert "PUT is not allowed on this URL: it allows DELETE, GET, HEAD, OPTIONS, PATCH." in body["detail"]
+    assert "PATCH" in body["detail"].split("PATCH.", 1)[1]  # and says to use it
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH"}
+
+
+def test_patch_of_me_says_to_patch_the_users_own_id(client, user):
+    response = client.patch("/api/users/me", json={"name": "New"}, headers=user.headers)
+    body = assert_problem(response, 405)
+    assert "it allows GET, HEAD, OPTIONS" in body["detail"]
+    assert "PATCH /api/users/<id>" in body["detail"] and "GET /api/users/me" in body["detail"]
+    assert "GET" in response.headers["Allow"]
+
+
+def test_a_made_up_method_is_not_echoed_in_the_405(client):
+    body = assert_problem(client.open("/api/posts", method="XA1B2C3"), 405)
+    assert "XA1B2C3" not in body["detail"]
+    assert "it allows GET, HEAD, OPTIONS, POST" in body["detail"]
+
+
+def test_a_body_over_the_limit_names_the_limit(app, client, user):
+    response = client.post("/api/posts", data=json.dumps({"title": "Big", "body": "x" * (1 << 20)}),
+                           content_type="application/json", headers=user.headers)
+    assert app.config["MAX_CONTENT_LENGTH"] == 1 << 20
+    assert "limit of 1 MiB" in assert_problem(response, 413)["detail"]
+
+
+def test_a_configured_limit_is_named_in_its_own_unit(app, client):
+    original = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 200
+    try:
+        response = client.post("/api/users", json={"email": "big@example.com", "name": "n" * 300,
+                                                   "password": "Sup3rSecret"})
+        assert "limit of 200 bytes" in assert_problem(response, 413)["detail"]
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = original

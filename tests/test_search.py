@@ -94,6 +94,46 @@ def test_nothing_searchable_is_422_saying_why(client, library, q):
     assert body["errors"]["q"]
 
 
+@pytest.mark.parametrize(("q", "said"), [
+    ("flask OR django", "`OR` is not supported"),
+    ("OR", "`OR` is not supported"),
+    ("flask NOT django", "put `-` before a word"),
+    ("title:flask", "`title:` is not supported"),
+    ("Body:gunicorn", "`Body:` is not supported"),
+    ("flask -author:me", "`author:` is not supported"),
+])
+def test_another_engines_syntax_is_422_saying_what_is_supported(client, library, q, said):
+    for path in ("/api/posts", f"/api/users/{library.id}/posts"):
+        body = assert_problem(client.get(path, query_string={"q": q}), 422)
+        assert said in body["errors"]["q"][0]
+
+
+@pytest.mark.parametrize(("q", "found"), [
+    ("flask or tips", ["Flask tips"]),  # a lowercase `or` is a common word, as ever
+    ("10:30 flask", []),
+    ('"title:flask"', []),
+    ("Flask: tips", ["Flask tips"]),
+    ("std::vector", []),
+    ("flask:*", ["Flask tips"]),
+    ("-OR flask", ["Flask tips"]),
+])
+def test_words_with_colons_and_a_lowercase_or_are_still_searched(client, library, q, found):
+    assert search(client, q) == found
+
+
+def test_the_q_parameter_documents_what_the_syntax_supports(client):
+    spec = client.get("/openapi.json").get_json()
+    q = next(p for p in spec["paths"]["/api/posts"]["get"]["parameters"] if p["name"] == "q")
+    assert "no `OR`, `NOT` or `field:` syntax" in q["description"]
+
+
+def test_the_admin_posts_search_refuses_or_saying_why(admin, client):
+    signed_in(client, admin)
+    page = client.get("/admin/posts?q=flask+OR+django")
+    assert page.status_code == 400
+    assert "is not supported" in page.get_data(as_text=True)
+
+
 @pytest.mark.parametrize("q", ["x" * 201, "nul\u0000", ""])
 def test_bad_q_is_422(client, q):
     assert "q" in assert_problem(client.get("/api/posts", query_string={"q": q}), 422)["errors"]

@@ -13,7 +13,7 @@ from datetime import date
 WIDTH, HEIGHT = 720, 260
 RIGHT, TOP, BOTTOM = 12, 24, 56
 MIN_LEFT = 52
-LABEL_EVERY = 5  # days between date labels on the x axis
+LABEL_EVERY = 5  # days between date labels on the x axis, counted back from the newest day
 # The viewBox is scaled to the page; at phone width (about half size) the stylesheet
 # draws labels at 22 units instead of 12. Margins are sized for that, the larger case.
 LARGEST_FONT = 22
@@ -113,12 +113,17 @@ def bar_chart(series: Sequence[tuple[date, int]]) -> BarChart:
                 count=count,
             )
         )
+        # Every LABEL_EVERY days back from the newest, so the labels are evenly spaced and the
+        # newest day (the one an operator looks for) always has one; the oldest day may not.
+        if (len(series) - 1 - index) % LABEL_EVERY:
+            continue
+        label = f"{day:%b} {day.day}"
         if index == len(series) - 1:  # the newest day's label ends at the plot's edge, not past it
-            x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}", "end", round(slot / 2, 2)))
-        elif index == 0:  # the oldest starts at the y axis, clear of the "0" left of it
-            x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}", "start", round(-slot / 2, 2)))
-        elif index % LABEL_EVERY == 0 and index < len(series) - LABEL_EVERY:
-            x_ticks.append(Tick(round(x + slot / 2, 2), f"{day:%b} {day.day}"))
+            x_ticks.append(Tick(round(x + slot / 2, 2), label, "end", round(slot / 2, 2)))
+        elif x + slot / 2 - label_width(label) / 2 < left:  # too near the y axis to centre: start at it
+            x_ticks.append(Tick(round(x + slot / 2, 2), label, "start", round(left - x - slot / 2, 2)))
+        else:
+            x_ticks.append(Tick(round(x + slot / 2, 2), label))
     y_ticks = [Tick(round(baseline - plot_height * i / 4, 2), label) for i, label in enumerate(y_labels)]
     return BarChart(
         width=WIDTH,

@@ -236,16 +236,18 @@ def post_list() -> tuple[str, int] | str:
             "admin/posts.html", nav="posts", form=form, posts=[], next_url=None, author=None
         ), 400
     filters = {"q": form.q.data, "author": form.author.data}
+    search = parse_search(form.q.data) if form.q.data else None
     page = posts.list_posts(
         _page_request(form.cursor.data, posts.SORT_KEY),
         author_id=author.id if author else None,
-        search=parse_search(form.q.data) if form.q.data else None,
+        search=search,
     )
     return render_template(
         "admin/posts.html",
         nav="posts",
         form=form,
         posts=page.items,
+        search=search,
         author=author,
         next_url=_next_url("admin.post_list", filters, page.next_key),
         filtered=any(filters.values()),

@@ -56,7 +56,9 @@ PROBLEM_DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. the email is taken).",
     413: "The body is larger than the configured limit (1 MiB by default).",
     415: "The body is not JSON.",
-    412: "`If-Match` names none of the resource's current ETags: it changed since you read it. Nothing changed.",
+    412: ("`If-Match` names none of the resource's current ETags: it changed since you read it, or the header "
+          "holds only weak tags (`W/\"...\"`, which never match) or is malformed; the detail says which. "
+          "Nothing changed."),
     428: "`REQUIRE_IF_MATCH` is on and the request has no `If-Match`.",
     429: ("Rate limit reached; wait `Retry-After` seconds. Anonymous reads count per IP, signed-in reads "
           "per user, and searches (`q`) have a tighter budget of their own."),

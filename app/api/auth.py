@@ -37,7 +37,9 @@ ACCEPTED_VERIFY = {"status": "accepted",
 @limiter.limit(login_limit, key_func=client_ip, scope="login-ip")
 @blp.arguments(LoginSchema)
 @blp.response(200, LoginResultSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(400, 401, 413, 415, 429, d401="Invalid email or password.",
+@blp.problems(400, 401, 413, 415, 429,
+              d401="Invalid email or password, or a deactivated account: one answer for every case, "
+                   "so that it never tells which emails have an account or which accounts are deactivated.",
               d429="Too many requests from this address, or too many failed passwords for this account "
                    "(from this address, or from anywhere without a `device_token`); wait `Retry-After` seconds.")
 @blp.doc(operationId="login", security=PUBLIC)
@@ -45,7 +47,12 @@ def login(credentials):
     """Exchange email and password for an access and a refresh token: a new session.
 
     Keep the `device_token` and send it with later logins to this account: failed guesses
-    by others (which lock the account for clients without one) do not lock that device out."""
+    by others (which lock the account for clients without one) do not lock that device out.
+
+    A deactivated account cannot sign in, and is told so in the same words as a wrong password
+    (401 "Invalid email or password."), even with its right password: a different answer would
+    confirm to anyone holding a guessed or leaked password that the account exists and what became
+    of it. An admin who deactivated an account tells its owner by other means."""
     client = Client(ip=client_ip(), device_token=credentials.get("device_token"))
     user = users.authenticate(credentials["email"], credentials["password"], client)
     return {**tokens.start_session(user), "device_token": throttle.issue_device_token(user)}

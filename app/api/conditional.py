@@ -20,6 +20,7 @@ for If-None-Match and knows nothing of Flask-Compress's `:gzip` suffix.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cache, wraps
@@ -159,16 +160,39 @@ def if_match(tag_for: Callable[[Any], str]) -> Precondition:
     "if it exists", which the row does."""
 
     def check(row: Any) -> None:
-        header = request.if_match
-        if not header:
+        header, raw = request.if_match, request.headers.get("If-Match", "")
+        if not raw.strip():
             if current_app.config["REQUIRE_IF_MATCH"]:
                 raise PreconditionRequired()
             return
         tag = tag_for(row)
         if _matching(header, tag, weak=False) is None:
-            raise PreconditionFailed(headers={"ETag": quote_etag(tag)})
+            raise PreconditionFailed(_why_no_match(raw, header), headers={"ETag": quote_etag(tag)})
 
     return check
+
+
+# RFC 9110's `If-Match`: `*`, or a comma-separated list of entity tags, each a quoted string
+# with an optional `W/` before it.
+_ENTITY_TAG = re.compile(r'\s*(W/)?"[^"]*"\s*')
+
+
+def _why_no_match(raw: str, header: ETags) -> str | None:
+    """What to tell a client whose `If-Match` named none of the current tags, when it is not
+    simply that the resource changed (`PreconditionFailed`'s own detail): a header that is
+    no list of entity tags (werkzeug reads what it can of it, possibly nothing, and a header
+    that says nothing must not let the write through), or one of weak tags only, which the
+    strong comparison of a write never matches."""
+    tags = [part for part in raw.split(",") if part.strip()]
+    if raw.strip() != "*" and not (tags and all(_ENTITY_TAG.fullmatch(part) for part in tags)):
+        return ("The If-Match header is malformed: it must be `*` or entity tags in double quotes, "
+                "such as the ETag header of a read, sent back as it came. Nothing was changed.")
+    if header.as_set(include_weak=True) and not header.as_set():
+        return ("If-Match holds only weak entity tags (`W/\"...\"`), and a change compares tags strongly: "
+                "a weak tag never matches. Send the ETag of a read as it came (when a proxy that "
+                "compresses responses weakened it, the same quoted value without `W/` is the strong tag). "
+                "Nothing was changed.")
+    return None
 
 
 @contextmanager

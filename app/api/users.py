@@ -23,6 +23,7 @@ from app.api import (
 from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
 from app.api.idempotency import idempotent
 from app.auth import admin_required, read_with_token
+from app.errors import hint_wrong_methods
 from app.extensions import limiter
 from app.identity import SESSION_CLAIM, auth_required, reads_user_with_token
 from app.models import User
@@ -103,7 +104,14 @@ def list_users(args):
     return [dump_user(user, current_user) for user in page.items], next_link(page.next_key)
 
 
+_CHANGE_YOURSELF = ("To change your account, send PATCH /api/users/<id> with your own id "
+                    "(the `id` that GET /api/users/me answers).")
+
+
 @blp.route("/me")
+@hint_wrong_methods(PATCH=_CHANGE_YOURSELF, PUT=_CHANGE_YOURSELF, POST=_CHANGE_YOURSELF,
+                    DELETE="Accounts are deleted by an admin, with DELETE /api/users/<id>; "
+                           "nobody deletes their own.")
 @auth_required()
 @blp.cached
 @blp.response(200, UserSchema, headers=CACHE_HEADERS)

@@ -187,11 +187,16 @@ def test_logout_ends_the_session(page, admin):
     expect(page).to_have_url(re.compile(r"/admin/login"))
 
 
-def test_self_protection_message_in_the_browser(app, page, admin):
+def test_the_admins_own_page_offers_no_change_the_rules_refuse(app, page, admin):
+    """Demoting, deactivating or deleting yourself always fails (tests/test_admin_users.py
+    posts each anyway): the page offers none of them, only ending your sessions."""
     sign_in(page, admin)
     page.goto(f"/admin/users/{admin.id}")
-    page.get_by_role("button", name="Make user").click()
-    expect(page.locator(".flash-error")).to_have_text("You cannot change the role of your own account.")
+    for name in ("Make user", "Deactivate"):
+        expect(page.get_by_role("button", name=name)).to_have_count(0)
+    expect(page.get_by_role("link", name="Delete", exact=True)).to_have_count(0)
+    expect(page.locator(".own-account")).to_have_text("None on your own account")
+    expect(page.get_by_role("button", name="End all sessions")).to_be_visible()
     with app.app_context():
         assert users.get_user(admin.id).is_admin
 

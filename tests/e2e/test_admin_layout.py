@@ -7,6 +7,7 @@ are for a person to look at.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import insert
 from app.extensions import db
 from app.models import Post
 from tests.e2e.conftest import sign_in
+from tests.helpers import follow, write_post
 
 ZALGO = "Z" + "\u0301\u0316" * 50  # one letter and 100 combining marks
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
@@ -108,3 +110,109 @@ def test_an_error_under_the_author_filter_keeps_the_fields_in_line(page, crowded
         error = boxes(page, ".filters .field-error")[0]
         assert title_input["bottom"] < author_input["top"] < error["top"] < button["top"]
     page.locator("form.filters").screenshot(path=str(artifacts / f"layout-filter-error-{viewport}.png"))
+
+
+# ---- one line per row, values in line, nothing that always fails ------------------------------
+
+# The vertical spread of the centres of everything drawn in each element (its text's line boxes and
+# its children's boxes): a few pixels when it is all on one line, a line's height or more when not.
+SPREAD = """elements => elements.map(element => {
+  const range = document.createRange(); range.selectNodeContents(element);
+  const centres = [...range.getClientRects()].filter(r => r.width > 0 && r.height > 0)
+    .map(r => r.top + r.height / 2);
+  return Math.max(...centres) - Math.min(...centres);
+})"""
+# Where the content of each element starts (its leftmost box).
+CONTENT_LEFT = """elements => elements.map(element => {
+  const range = document.createRange(); range.selectNodeContents(element);
+  return Math.min(...[...range.getClientRects()].filter(r => r.width > 0).map(r => r.left));
+})"""
+ONE_LINE = 8  # px: centres of things on one line differ by less; a second line is about 20 further
+
+
+@pytest.fixture
+def crowd(app, client, make_user, admin):
+    """Users with long addresses who follow the admin and write about Flask."""
+    people = [make_user(name=f"Someone with a name {i}", email=f"someone.with.a.long.address.{i}@example.com")
+              for i in range(4)]
+    for person in people:
+        follow(client, person, admin.id)
+        write_post(app, person.id, "A post about the framework",
+                   "Lorem ipsum dolor sit amet, consectetur adipiscing elit. Flask is a microframework, sed do "
+                   "eiusmod tempor incididunt ut labore et dolore magna aliqua.")
+    return people
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_users_table_keeps_each_row_and_its_buttons_on_one_line(page, crowd, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/users")
+    # The admin's own row offers nothing the rules refuse; the others offer all three.
+    own = page.locator(f'#users-table tr[data-user-id="{admin.id}"]')
+    expect(own.locator("button, a.button")).to_have_count(0)
+    expect(own.locator(".own-account")).to_be_visible()
+    expect(page.locator(f'#users-table tr[data-user-id="{crowd[0].id}"] .actions > *')).to_have_count(3)
+    actions = page.locator("#users-table tbody td.actions-cell .actions")
+    assert max(actions.evaluate_all(SPREAD)) < ONE_LINE, f"the buttons wrap at {viewport} width"
+    wrap = page.locator(".table-wrap").evaluate("e => e.scrollWidth - e.clientWidth")
+    assert wrap <= 0, f"the table is {wrap}px wider than the page at {viewport} width"
+    if viewport == "desktop":
+        spreads = page.locator("#users-table tbody tr").evaluate_all(SPREAD)
+        assert max(spreads) < ONE_LINE, f"a row takes more than one line: {spreads}"
+    else:  # one card per row: every value starts in the same column, right of its label
+        for row in page.locator("#users-table tbody tr").all():
+            lefts = row.locator("td:not(.actions-cell)").evaluate_all(CONTENT_LEFT)
+            assert max(lefts) - min(lefts) < 1, lefts
+        assert max(page.locator("#users-table .badge").evaluate_all(SPREAD)) < ONE_LINE, "a badge wraps"
+    page.screenshot(path=str(artifacts / f"layout-users-{viewport}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_follower_counts_stay_in_line_with_the_other_values(page, crowd, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto(f"/admin/users/{admin.id}/followers")
+    rows = page.locator("#follows-table tbody tr")
+    expect(rows).to_have_count(len(crowd))
+    if viewport == "desktop":
+        assert max(rows.evaluate_all(SPREAD)) < ONE_LINE
+    else:
+        for row in rows.all():
+            lefts = row.locator("td").evaluate_all(CONTENT_LEFT)
+            assert max(lefts) - min(lefts) < 1, f"a value is pushed out of line by its label: {lefts}"
+    page.screenshot(path=str(artifacts / f"layout-followers-{viewport}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_dashboard_numbers_sit_level_and_the_date_ticks_evenly(page, crowd, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/")
+    labels = page.locator(".stat .stat-label")
+    assert max(labels.evaluate_all(SPREAD)) < ONE_LINE, "a card's label wraps"
+    cards, values = boxes(page, ".stat"), boxes(page, ".stat .stat-value")
+    rows: dict[float, list[float]] = {}
+    for card, value in zip(cards, values, strict=True):
+        rows.setdefault(round(card["top"]), []).append(value["top"])
+    assert len(rows) == (1 if viewport == "desktop" else 3)
+    for tops in rows.values():
+        assert max(tops) - min(tops) < 1, f"numbers of one row of cards at different heights: {tops}"
+    marks = [mark["left"] for mark in boxes(page, "svg.bar-chart line.tick-mark")]
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    assert len(marks) >= 5 and max(gaps) - min(gaps) < 1, f"date ticks unevenly spaced: {gaps}"
+    page.screenshot(path=str(artifacts / f"layout-dashboard-cards-{viewport}.png"), full_page=True)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_post_search_shows_the_matched_words_under_the_title(page, crowd, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/posts?q=flask")
+    snippets = page.locator("#posts-table td.title .snippet")
+    expect(snippets).to_have_count(len(crowd))
+    expect(snippets.first.locator("mark")).to_have_text("Flask")
+    title, snippet = boxes(page, "#posts-table tbody tr:first-child td.title .clip")[0], \
+        boxes(page, "#posts-table tbody tr:first-child td.title .snippet")[0]
+    assert snippet["top"] >= title["bottom"] - 0.5 and abs(snippet["left"] - title["left"]) < 1
+    page.screenshot(path=str(artifacts / f"layout-search-{viewport}.png"), full_page=True)
