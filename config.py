@@ -107,9 +107,6 @@ class Config:
     DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 3)
     DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
     DB_READ_TIMEOUT_MS = _env_int("DB_READ_TIMEOUT_MS", 2000)  # the API's reads: a slower one is a 503
-    # One-row reads kept prepared on each read connection (app/database.py); off behind a pooler
-    # in transaction mode, which would run an EXECUTE on a connection that never saw its PREPARE.
-    DB_PREPARED_STATEMENTS = _env_bool("DB_PREPARED_STATEMENTS", True)
     # Hot standbys for the reads of posts (app/database.py: ReplicaRouter); writes stay on DATABASE_URL.
     DATABASE_REPLICA_URLS = _env_list("DATABASE_REPLICA_URLS")
     REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS", 5))

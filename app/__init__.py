@@ -39,7 +39,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     config_class = _configure(app, config)
     config_class.validate(app.config)
 
-    from app import database, extensions, mail, metrics, requestlog, search
+    from app import database, extensions, mail, metrics, requestlog, search, transaction
     from app.auth import register_jwt_callbacks
     from app.errors import register_error_handlers
     from app.openapi import api
@@ -69,7 +69,8 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     register_jwt_callbacks(app)
     register_security_headers(app)
     requestlog.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app, database.named_engines(app))
+    transaction.init_app(app)  # last: its commit runs before the other hooks report
     _install_proxy_fix(app)
 
     from app.cli import register_commands

@@ -46,13 +46,17 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
-def database_errors_as_messages(command: Callable) -> Callable:
-    """A database that is down or refuses a statement is a message, not a traceback."""
+def unit_of_work(command: Callable) -> Callable:
+    """A command is one unit of work, as a request is: the services add and flush, the command
+    commits once when it finishes. A database that is down or refuses a statement is a message,
+    not a traceback, and nothing is committed."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            db.session.commit()
+            return result
         except DBAPIError as error:
             db.session.rollback()
             reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
@@ -82,7 +86,7 @@ def _existing(email: str) -> User:
 @click.option("--name", default="Admin", show_default=True, help="Display name.")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="Prompted without echo when omitted.")
-@database_errors_as_messages
+@unit_of_work
 def create_admin(email: str, name: str, password: str) -> None:
     """Create a new admin account. An existing account is never taken over: see `promote`."""
     data = _validated(email=email, name=name, password=password)
@@ -102,7 +106,7 @@ def create_admin(email: str, name: str, password: str) -> None:
 @click.argument("email")
 @click.option("--mark-verified", is_flag=True,
               help="Count the email as verified (you know its owner); otherwise it must be verified already.")
-@database_errors_as_messages
+@unit_of_work
 def promote(email: str, mark_verified: bool) -> None:
     """Make an existing, active, verified account admin. Its password stays the one its owner chose."""
     user = _existing(email)
@@ -115,7 +119,6 @@ def promote(email: str, mark_verified: bool) -> None:
     if mark_verified:
         user.email_verified = True
     if user.is_admin:
-        db.session.commit()
         click.echo(f"{user.email} (id {user.id}) is already an admin; its role is unchanged.")
         return
     users.promote(user)
@@ -125,7 +128,7 @@ def promote(email: str, mark_verified: bool) -> None:
 
 @users_cli.command("demote")
 @click.argument("email")
-@database_errors_as_messages
+@unit_of_work
 def demote(email: str) -> None:
     """Make an admin a regular user and end its sessions. The last active admin stays one."""
     user = _existing(email)
@@ -138,7 +141,7 @@ def demote(email: str) -> None:
 
 @users_cli.command("deactivate")
 @click.argument("email")
-@database_errors_as_messages
+@unit_of_work
 def deactivate(email: str) -> None:
     """Deactivate an account: it can no longer sign in, and its sessions end. The last active admin stays."""
     user = _existing(email)
@@ -152,7 +155,7 @@ def deactivate(email: str) -> None:
 @users_cli.command("list")
 @click.option("--role", type=click.Choice([role.value for role in Role]), help="Only accounts with this role.")
 @click.option("--inactive", is_flag=True, help="Only deactivated accounts.")
-@database_errors_as_messages
+@unit_of_work
 def list_users(role: str | None, inactive: bool) -> None:
     """Print the accounts as a table, by id: email, name, role, whether active and verified."""
     rows = [USER_COLUMNS]
@@ -190,7 +193,7 @@ def _refused_as_message(action: Callable[[User], User], user: User) -> None:
 @click.argument("email")
 @click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
               help="Prompted without echo when omitted.")
-@database_errors_as_messages
+@unit_of_work
 def set_password(email: str, password: str) -> None:
     """Set an account's password and end all of its sessions (API tokens and admin pages)."""
     user = _existing(email)
@@ -199,7 +202,7 @@ def set_password(email: str, password: str) -> None:
 
 
 @tokens_cli.command("prune")
-@database_errors_as_messages
+@unit_of_work
 def prune_tokens() -> None:
     """Delete sessions that have ended or expired (their tokens are refused either way)."""
     removed = sessions.prune()
@@ -207,11 +210,10 @@ def prune_tokens() -> None:
 
 
 @idempotency_cli.command("prune")
-@database_errors_as_messages
+@unit_of_work
 def prune_idempotency_keys() -> None:
     """Delete stored responses whose Idempotency-Key has expired (IDEMPOTENCY_TTL_HOURS)."""
     removed = idempotency.prune()
-    db.session.commit()
     click.echo(f"Removed {removed} expired idempotency keys.")
 
 
@@ -223,7 +225,7 @@ def prune_idempotency_keys() -> None:
 @click.option("--seed", "random_seed", type=int, default=42, show_default=True)
 @click.option("--follows/--no-follows", default=True, show_default=True,
               help=f"Each new seeded user follows {FOLLOWS_MIN} to {FOLLOWS_MAX} other seeded users.")
-@database_errors_as_messages
+@unit_of_work
 def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows: bool) -> None:
     """Fill the database with fake users, posts and follows, fast (bulk inserts).
 

@@ -1,10 +1,12 @@
-"""The database engines and their lifecycle: one place for all of them.
+"""The database engines, the request's session, and where each statement runs.
 
-- Writes (and every read inside a request that writes) use Flask-SQLAlchemy's
-  engine and request-scoped session, in transactions.
-- Single-statement reads use `reads`, their own engine: an autocommit pool on the
-  same PostgreSQL, with its own statement timeout. On SQLite, where a round trip
-  is a function call, reads use the main engine.
+Services read and write through `db.session` alone; `Session.get_bind` decides the engine:
+the main engine (writes, and every read of a request that writes, in one transaction per
+request), the read engine (an autocommit pool on the same PostgreSQL with its own statement
+timeout, for GET requests), or a replica recent enough for the caller. Every engine is
+configured by SQLAlchemy's documented options only: pre-ping for dead connections, recycling,
+`isolation_level="AUTOCOMMIT"` and no reset-on-return for the read pools, `dispose(close=False)`
+after a fork.
 """
 
 from __future__ import annotations
@@ -14,27 +16,24 @@ import itertools
 import logging
 import math
 import os
-import re
 import threading
 import time
 import weakref
-from collections import namedtuple
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import flask_sqlalchemy.session
+import redis
 from flask import Flask, Response, current_app, g, has_request_context, request
-from sqlalchemy import URL, Connection, Engine, Executable, create_engine, event, text
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import URL, Engine, Select, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
+from app.identity import live_user_id
+from app.metrics import READS, REPLICA_LAG
 from config import ConfigurationError
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 SUPPORTED_DRIVERS = ("postgresql+psycopg2", "sqlite", "sqlite+pysqlite")
 URL_EXAMPLES = "postgresql://user:password@host:5432/name or sqlite:////absolute/path/app.db"
@@ -83,23 +82,69 @@ def _session_options(timeout_ms: int) -> str:
     return f"-c statement_timeout={timeout_ms} -c jit=off"
 
 
-class Session(flask_sqlalchemy.session.Session):
-    """A request's session, which ends cleanly even if the server dropped its connection.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# `.execution_options(read_from=PRIMARY)`: a read that must see the primary as it is now,
+# replicas or not (who is signed in: a session ended a moment ago is refused at once).
+READ_FROM = "read_from"
+PRIMARY = "primary"
 
-    Ending a session rolls back; when PostgreSQL has just restarted that rollback
-    fails, and the exception would turn a request that already succeeded into a 500.
-    SQLAlchemy has invalidated the connection by then, so the pool replaces it.
+
+class Session(flask_sqlalchemy.session.Session):
+    """The request's one unit of work, which also decides where each statement runs.
+
+    `get_bind` is SQLAlchemy's documented hook for partitioning a session over engines:
+
+    - a read (SELECT) of a GET or HEAD request, before anything was written, runs on the
+      read engine: an autocommit pool on the primary with the read timeout (no BEGIN, no
+      ROLLBACK), or a replica recent enough for the caller (`ReplicaRouter`), chosen once
+      per request;
+    - everything else (writes, the reads of a request that writes, the CLI) runs on the
+      main engine, in the one transaction that the request's boundary commits (`app.transaction`).
+
+    A replica that fails under a read is skipped (log line, metric) and the read runs again
+    on the primary: the client sees no error.
     """
 
-    def commit(self) -> None:
-        """Commit, unless `one_transaction` holds the commits: then only flush, so the
-        services' work and whatever the holder adds commit (or roll back) together."""
-        if self.info.get("hold_commits"):
-            self.flush()
-            return
-        super().commit()
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any) -> Any:
+        if bind is None and clause is not None:
+            if getattr(clause, "is_dml", False):
+                self.info["wrote"] = True
+            elif self._reads_elsewhere(clause):
+                return self._read_bind(clause)
+        return super().get_bind(mapper, clause=clause, bind=bind, **kwargs)
+
+    def _reads_elsewhere(self, clause: Any) -> bool:
+        return (isinstance(clause, Select) and not self.info.get("wrote") and has_request_context()
+                and request.method in READ_METHODS and current_app.extensions.get("read_engine") is not None)
+
+    def _read_bind(self, clause: Select) -> Engine:
+        primary = current_app.extensions["read_engine"]
+        if clause.get_execution_options().get(READ_FROM) == PRIMARY:
+            return primary
+        if "replica" not in self.info:
+            router = current_app.extensions.get("read_router")
+            self.info["replica"] = router.choose() if router is not None else None
+        replica = self.info["replica"]
+        return replica.engine if replica is not None else primary
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute(statement, *args, **kwargs)
+        except DBAPIError as error:
+            replica = self.info.get("replica")
+            if replica is None or not _connection_lost(error) or self.info.get("wrote"):
+                raise
+            replica.failed(error)
+            self.rollback()  # nothing was written: this request now reads on the primary
+            self.info["replica"] = None
+            return super().execute(statement, *args, **kwargs)
 
     def close(self) -> None:
+        """End the session even if the server dropped its connection: ending rolls back, and
+        when PostgreSQL has just restarted that rollback fails, which would turn a request
+        that already succeeded into a 500. SQLAlchemy has invalidated the connection by then."""
+        self.info.pop("wrote", None)
+        self.info.pop("replica", None)
         try:
             super().close()
         except DBAPIError as error:
@@ -108,35 +153,27 @@ class Session(flask_sqlalchemy.session.Session):
             log.warning("database connection lost while ending a request; it will be replaced")
 
 
-@contextlib.contextmanager
-def one_transaction(session: Any) -> Any:
-    """Inside the block, services' commits only flush; the block's owner commits once.
-    A service that rolls back (a refusal) still rolls back everything."""
-    session.info["hold_commits"] = True
-    try:
-        yield
-    finally:
-        session.info.pop("hold_commits", None)
+@event.listens_for(Session, "after_flush")
+def _note_the_write(session: Session, _flush_context: Any) -> None:
+    """A flush wrote: the rest of the request reads on the primary, and the request commits."""
+    session.info["wrote"] = True
+
+
+def wrote(session: Any) -> bool:
+    """Whether this unit of work has written, or holds changes not yet flushed."""
+    return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
+
+
+def _connection_lost(error: DBAPIError) -> bool:
+    return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
 
 
 class ReadEngine:
-    """The engine of single-statement reads, as a Flask extension: created unbound,
-    bound to each app in `init_app`, disposed of with `dispose`; with
-    `DATABASE_REPLICA_URLS`, also the router that sends those reads to the replicas.
-
-    In autocommit psycopg2 sends no BEGIN and its ROLLBACK is a no-op, and without
-    pre-ping there is no `SELECT 1`: one round trip per read instead of four
-    (bench/where-the-time-goes.md). A dead connection is caught by `run` instead.
-
-    Each thread holds one connection of the primary's read pool from its first read on
-    (`held_connection`): a gunicorn sync worker serves one request at a time, and checking a
-    connection out and back in for every read cost more than the round trip of a one-row read.
-    Nothing stays open on it between reads (autocommit); `dispose` closes it.
-    """
+    """The read engine and the replicas, as a Flask extension: created unbound, bound to each
+    app in `init_app`. On SQLite, where a round trip is a function call, there is none and
+    every statement runs on the main engine."""
 
     def init_app(self, app: Flask) -> None:
-        from app import metrics
-
         uri = app.config["SQLALCHEMY_DATABASE_URI"]
         engine = None
         replicas: list[Replica] = []
@@ -147,258 +184,19 @@ class ReadEngine:
                 check_url(replica_uri, "DATABASE_REPLICA_URLS")
                 name = f"replica{n}"
                 replicas.append(Replica(name, _read_engine(app, replica_uri, name, connect_timeout=2)))
-                metrics.watch_pool(replicas[-1].engine, name)
-            metrics.watch_pool(engine, "reads")
-            _held_engines.add(engine)
-            event.listen(engine, "engine_disposed", release_held_connection)
         elif app.config.get("DATABASE_REPLICA_URLS"):
             raise ConfigurationError("DATABASE_REPLICA_URLS needs a PostgreSQL DATABASE_URL")
         app.extensions["read_engine"] = engine
-        app.extensions["read_router"] = ReplicaRouter(app, replicas) if replicas else None
+        app.extensions["read_router"] = ReplicaRouter(app, engine, replicas) if replicas else None
         if replicas:
             app.after_request(_remember_write_position)
         _forked_engines.update(engines(app))
 
-    @property
-    def engine(self) -> Engine:
-        return current_app.extensions["read_engine"] or current_app.extensions["sqlalchemy"].engine
-
-    def run(self, work: Callable[[Connection], T]) -> T:
-        """Run a read on a replica when one may serve it, else on the primary.
-
-        A replica that fails is skipped (log line, retried later) and the read runs
-        on the next one or the primary: the client sees no error. `work` must only read.
-        """
-        router = current_app.extensions.get("read_router")
-        if router is None:
-            return self._run_on(self.engine, work)
-        from app.metrics import READS
-
-        choice = router.choose()
-        for replica in choice.replicas:
-            try:
-                with replica.engine.connect() as connection:
-                    result = work(connection)
-            except DBAPIError as error:
-                if not (error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))):
-                    raise  # a mistake in the statement: the primary would refuse it too
-                replica.failed(error)
-                continue
-            READS.labels(replica.name, choice.reason).inc()
-            return result
-        READS.labels("primary", choice.primary_reason).inc()
-        return self._run_on(self.engine, work)
-
-    def run_on_primary(self, work: Callable[[Connection], T]) -> T:
-        """A read that must see the primary as it is now, replicas or not: who is signed in
-        (a session ended a moment ago is refused at the very next request, whatever a
-        standby has replayed). Still one round trip on the autocommit pool."""
-        return self._run_on(self.engine, work)
-
-    @staticmethod
-    def _run_on(engine: Engine, work: Callable[[Connection], T]) -> T:
-        """Run a read on a pooled connection, once more if that connection turns out to
-        be dead (PostgreSQL restarted since it was last used).
-
-        The first failure invalidates the pool, so the retry connects afresh; if the
-        server is still down, that raises the usual OperationalError (a 503). Retrying
-        is safe because a read changes nothing.
-        """
-        try:
-            return _on_a_connection(engine, work)
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            log.warning("database connection lost before a read; retrying on a new one")
-            release_held_connection(engine)
-        return _on_a_connection(engine, work)
-
-
-_held_engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # the primaries' read engines
-_held = threading.local()  # `connections`: this thread's held connection of each of them
-_inherited: list[Any] = []  # a parent's held connections, after fork(): kept, never used nor closed
-
-
-def held_connection(engine: Engine) -> Connection:
-    """This thread's connection of `engine`, opened at its first read and kept."""
-    held = _held.__dict__.setdefault("connections", {})
-    connection = held.get(engine)
-    if connection is not None and not connection.invalidated:
-        return connection
-    release_held_connection(engine)
-    connection = held[engine] = engine.connect()
-    return connection
-
-
-def release_held_connection(engine: Engine) -> None:
-    """Close this thread's held connection of `engine`, if any: once it has died, and when
-    its engine is disposed of (its pool is gone by then)."""
-    connection = _held.__dict__.get("connections", {}).pop(engine, None)
-    if connection is not None:
-        with contextlib.suppress(SQLAlchemyError):
-            if not connection.invalidated:
-                connection.invalidate()
-            connection.close()
-
-
-def _on_a_connection(engine: Engine, work: Callable[[Connection], T]) -> T:
-    if engine in _held_engines:
-        return work(held_connection(engine))
-    with engine.connect() as connection:
-        return work(connection)
-
-
-# A statement whose plan does not depend on its values may be kept prepared on each read
-# connection: `select(...).execution_options(prepare=True)`. PostgreSQL then parses and plans it
-# once per connection, in the round trip of its first run, instead of on every request; for the
-# one-row reads every authenticated request and every 304 make, planning was most of the
-# server's work (bench/where-the-time-goes.md). A pool may refuse (`DB_PREPARED_STATEMENTS=0`,
-# behind a pooler that moves sessions between server connections): the engine's
-# `prepare_statements` option.
-PREPARE = "prepare"
-PREPARE_STATEMENTS = "prepare_statements"
-_PREPARED = "prepared_statements"  # the names prepared on a connection, in its pool entry's `info`
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
-_NO_LONGER_PREPARED = ("26000", "0A000")  # no such prepared statement; its result type changed
-_DATA_EXCEPTION = "22"  # SQLSTATE class: a value out of its type's range, or not of its type
-_statement_numbers = itertools.count(1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A statement as PostgreSQL keeps it: a name, the EXECUTE that runs it, and the same
-    EXECUTE behind its PREPARE, for the first run on a connection (still one round trip)."""
-
-    name: str
-    execute: str
-    prepare_and_execute: str
-
-    @classmethod
-    def of(cls, sql: str) -> _Prepared:
-        name = f"app_read_{next(_statement_numbers)}"
-        positions: dict[str, int] = {}
-
-        def placeholder(match: re.Match[str]) -> str:
-            if match.group(1) is None:
-                return "%%"  # a literal `%`, still for psycopg2 to undouble
-            return f"${positions.setdefault(match.group(1), len(positions) + 1)}"
-
-        body = _PLACEHOLDER.sub(placeholder, sql)
-        arguments = ", ".join(f"%({parameter})s" for parameter in positions)
-        execute = f"EXECUTE {name}({arguments})" if positions else f"EXECUTE {name}"
-        return cls(name, execute, f"PREPARE {name} AS {body}; {execute}")
-
-    def run(self, cursor: Any, values: dict[str, Any], prepared_here: set[str], sql: str) -> None:
-        """Execute it on `cursor`, preparing it in the same round trip if its connection has not.
-
-        Whatever a prepared run refuses, `sql` answers as it always would: a value its parameter's
-        type cannot hold (an id past the column's range, where the SQL's literal simply matches
-        nothing) runs as `sql`; a statement the server no longer holds prepared (a `DISCARD ALL`,
-        a table changed under it) runs as `sql` and is prepared afresh next time."""
-        if self.name in prepared_here:
-            statement = self.execute
-        else:
-            prepared_here.add(self.name)  # a PREPARE stays when the EXECUTE after it fails
-            statement = self.prepare_and_execute
-        try:
-            cursor.execute(statement, values)
-        except Exception as error:
-            code = getattr(error, "pgcode", None) or ""
-            if code in _NO_LONGER_PREPARED:
-                prepared_here.discard(self.name)
-                with contextlib.suppress(Exception):
-                    cursor.execute(f"DEALLOCATE {self.name}")
-            elif not code.startswith(_DATA_EXCEPTION):
-                raise
-            cursor.execute(sql, values)
-
-
-@dataclass(frozen=True, slots=True)
-class _PlainStatement:
-    """A statement as its driver takes it: the SQL, the values of its constant parameters,
-    a named tuple for its rows, the conversion (if any) of each column's values, and its
-    prepared form when it may be kept prepared."""
-
-    sql: str
-    constants: dict[str, Any]
-    row: type
-    converters: tuple[Callable[[Any], Any] | None, ...] | None
-    prepared: _Prepared | None = None
-
-    def rows(self, cursor: Any, parameters: dict[str, Any], prepared_here: set[str] | None = None) -> list:
-        """Its rows; `prepared_here`, the names prepared on the cursor's connection, when it may use them."""
-        values = {**self.constants, **parameters}
-        if self.prepared is not None and prepared_here is not None:
-            self.prepared.run(cursor, values, prepared_here, self.sql)
-        else:
-            cursor.execute(self.sql, values)
-        make = self.row._make
-        if self.converters is None:
-            return [make(values) for values in cursor.fetchall()]
-        converters = self.converters
-        return [make([value if convert is None or value is None else convert(value)
-                      for convert, value in zip(converters, values, strict=True)]) for values in cursor.fetchall()]
-
-
-@lru_cache(maxsize=256)
-def _plain(statement: Executable, dialect: Dialect) -> _PlainStatement | None:
-    """`statement` compiled once for `dialect`, or None when only SQLAlchemy can run it
-    (a parameter to convert on the way in, or a parameter it renders per execution)."""
-    columns = getattr(statement, "selected_columns", None)
-    if columns is None or dialect.paramstyle != "pyformat":
-        return None
-    compiled = statement.compile(dialect=dialect)
-    if "POSTCOMPILE" in compiled.string:
-        return None
-    binds = compiled.binds.values()
-    if any(bind.callable or bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds):
-        return None
-    try:
-        row = namedtuple("Row", columns.keys())
-    except ValueError:  # two columns of one name
-        return None
-    converters = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-    constants = {name: value for name, value in compiled.params.items() if not compiled.binds[name].required}
-    prepared = None
-    if statement.get_execution_options().get(PREPARE) and dialect.name == "postgresql":
-        prepared = _Prepared.of(compiled.string)
-    return _PlainStatement(compiled.string, constants, row, converters if any(converters) else None, prepared)
-
-
-def fetch_all(connection: Connection, statement: Executable, parameters: dict[str, Any]) -> list:
-    """`connection.execute(statement, parameters).all()`, on the driver's cursor itself when
-    nothing listens to statements (the tests' statement counter does): for the
-    single-statement reads every request makes, SQLAlchemy's execution context and result
-    cost more than the round trip (bench/where-the-time-goes.md). A driver error is raised
-    as SQLAlchemy raises it; on a lost connection the statement goes through SQLAlchemy
-    instead, which invalidates the pool and raises for `reads.run` to retry."""
-    engine = connection.engine
-    plain = None
-    if not (engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute):
-        plain = _plain(statement, connection.dialect)
-    if plain is not None:
-        dialect, pooled = connection.dialect, connection.connection
-        dbapi_connection = pooled.dbapi_connection
-        prepared_here = None
-        if plain.prepared is not None and engine.get_execution_options().get(PREPARE_STATEMENTS):
-            prepared_here = pooled.info.setdefault(_PREPARED, set())
-        cursor = dbapi_connection.cursor()
-        try:
-            return plain.rows(cursor, parameters, prepared_here)
-        except dialect.loaded_dbapi.Error as error:
-            if not dialect.is_disconnect(error, dbapi_connection, cursor):
-                # Not run again: a read that hit its statement timeout would wait for it twice.
-                raise DBAPIError.instance(plain.sql, parameters, error, dialect.loaded_dbapi.Error,
-                                          dialect=dialect) from error
-        finally:
-            cursor.close()
-    return connection.execute(statement, parameters).all()
-
 
 def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = None) -> Engine:
-    """An autocommit pool for single-statement reads, with the read timeout; its connections
+    """An autocommit pool for the reads of GET requests, with the read timeout; its connections
     carry `application_name` so that `pg_stat_activity` tells the pools apart. A replica's
-    connect timeout is libpq's shortest (2 s): an unreachable one stalls a read no longer."""
+    connect timeout is libpq's shortest (2 s): an unreachable one stalls its health check no longer."""
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
     connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"]),
                     "application_name": f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"}
@@ -407,10 +205,8 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
     return create_engine(uri, **{
         **options,
         "connect_args": connect_args,
-        "isolation_level": "AUTOCOMMIT",
-        "pool_pre_ping": False,
-        "pool_reset_on_return": None,  # nothing to reset: no transaction is ever open
-        "execution_options": {PREPARE_STATEMENTS: app.config["DB_PREPARED_STATEMENTS"]},
+        "isolation_level": "AUTOCOMMIT",  # a single-statement read needs no transaction
+        "pool_reset_on_return": None,  # and so there is nothing to roll back when it returns
     })
 
 
@@ -453,11 +249,9 @@ class Replica:
         self.replayed = 0
         self.problem: str | None = None
 
-    def refresh(self, now: float, max_lag: float, primary_position: Callable[[], int | None]) -> None:
+    def refresh(self, max_lag: float, primary_position: Callable[[], int | None]) -> None:
         """Ask the standby how far behind it is; log when it starts or stops being skipped."""
-        from app.metrics import REPLICA_LAG
-
-        self.checked_at = now
+        self.checked_at = time.monotonic()
         try:
             with self.engine.connect() as connection:
                 lag, replayed = connection.execute(_REPLICA_STATUS).one()
@@ -493,57 +287,86 @@ class Replica:
             self.engine.dispose()
 
 
-@dataclass
-class Choice:
-    replicas: list[Replica]
-    reason: str  # why a replica (any: "lag_ok"; a writer's: "caught_up")
-    primary_reason: str  # why the primary, if no replica serves
-
-
 class ReplicaRouter:
-    """Picks the server of each read of posts: a standby that is recent enough for this client,
-    else the primary. Write positions live in Redis (`<RATELIMIT_KEY_PREFIX>:wal-position:<user id>`)
-    so that every worker and host honours them."""
+    """Picks the replica of a GET request's reads: one recent enough for this client, else none
+    (the primary). Write positions live in Redis (`<RATELIMIT_KEY_PREFIX>:wal-position:<user id>`)
+    so that every worker and host honours them.
 
-    def __init__(self, app: Flask, replicas: list[Replica]) -> None:
-        import redis
+    Each worker checks its replicas' lag and replay position on a background thread of its own,
+    every REPLICA_CHECK_SECONDS: no request ever waits for a probe, and an unreachable replica
+    holds nothing but that thread (started in the worker, after the fork: threads do not survive one).
+    """
 
+    def __init__(self, app: Flask, primary: Engine, replicas: list[Replica]) -> None:
         self.replicas = replicas
+        self.primary = primary
         self.max_lag = float(app.config["REPLICA_MAX_LAG_SECONDS"])
         self.check_every = float(app.config.get("REPLICA_CHECK_SECONDS", 1.0))
         self.redis = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=0.5)
         self.keep_max = self.redis.register_script(_KEEP_MAX)
         self.key_prefix = f"{app.config.get('RATELIMIT_KEY_PREFIX', 'users-posts')}:wal-position:"
-        self._turn = 0
+        self._turn = itertools.count()
+        self._watcher: tuple[int, threading.Thread] | None = None
+        self._checked, self._stopped = threading.Event(), threading.Event()
 
-    def choose(self) -> Choice:
-        if has_request_context() and request.method not in ("GET", "HEAD"):
-            return Choice([], "", "write_request")
+    def choose(self) -> Replica | None:
+        """The replica this request reads on, or None for the primary (counted either way)."""
+        self._watch()
         client = reader_id()
         needed = 0
         if client is not None:
-            needed = self.position_of(client)
-            if needed is None:
-                return Choice([], "", "position_unknown")
-        now = time.monotonic()
-        self._turn = (self._turn + 1) % len(self.replicas)
-        order = self.replicas[self._turn:] + self.replicas[:self._turn]
-        usable, behind_client = [], False
-        for replica in order:
-            if now - replica.checked_at >= self.check_every:
-                replica.refresh(now, self.max_lag, self.primary_position)
+            position = self.position_of(client)
+            if position is None:
+                return self._on_primary("position_unknown")
+            needed = position
+        turn = next(self._turn) % len(self.replicas)
+        behind_client = False
+        for replica in self.replicas[turn:] + self.replicas[:turn]:
             if replica.lag is None or replica.lag > self.max_lag:
                 continue
             if replica.replayed < needed:
                 behind_client = True
                 continue
-            usable.append(replica)
-        if usable:
-            return Choice(usable, "caught_up" if needed else "lag_ok", "failover")
+            READS.labels(replica.name, "caught_up" if needed else "lag_ok").inc()
+            return replica
         if behind_client:
-            return Choice([], "", "own_write")
+            return self._on_primary("own_write")
         lagging = any(replica.lag is not None for replica in self.replicas)
-        return Choice([], "", "lagging" if lagging else "unavailable")
+        return self._on_primary("lagging" if lagging else "unavailable")
+
+    @staticmethod
+    def _on_primary(reason: str) -> None:
+        READS.labels("primary", reason).inc()
+        return None
+
+    def _watch(self) -> None:
+        """Start this process's checking thread, once: until its first round, reads go to the primary."""
+        pid = os.getpid()
+        if self._watcher is None or self._watcher[0] != pid:
+            self._checked, self._stopped = threading.Event(), threading.Event()
+            thread = threading.Thread(target=self._check_until_stopped, name="replica-checks", daemon=True)
+            self._watcher = (pid, thread)
+            thread.start()
+
+    def _check_until_stopped(self) -> None:
+        while not self._stopped.is_set():
+            self.check_all()
+            self._checked.set()
+            self._stopped.wait(self.check_every)
+
+    def start_checks(self, wait: float = 0.0) -> bool:
+        """Start checking now rather than at the first read; with `wait`, wait up to that many
+        seconds for the first round (a test, or a worker that wants its replicas from the start)."""
+        self._watch()
+        return self._checked.wait(wait) if wait else self._checked.is_set()
+
+    def stop_checks(self) -> None:
+        if self._watcher is not None:
+            self._stopped.set()
+
+    def check_all(self) -> None:
+        for replica in self.replicas:
+            replica.refresh(self.max_lag, self.primary_position)
 
     def position_of(self, client: int) -> int | None:
         """The WAL position the client's reads must see (0: none kept); None when Redis does not answer."""
@@ -555,11 +378,10 @@ class ReplicaRouter:
             return None
         return int(value or 0)
 
-    @staticmethod
-    def primary_position() -> int | None:
+    def primary_position(self) -> int | None:
         """How far the primary has written (None if it does not answer)."""
         try:
-            with current_app.extensions["read_engine"].connect() as connection:
+            with self.primary.connect() as connection:
                 return int(connection.scalar(_PRIMARY_POSITION))
         except SQLAlchemyError:
             return None
@@ -580,13 +402,8 @@ def reader_id() -> int | None:
     """The signed-in user a request reads for (bearer token, admin session or a login being answered)."""
     if not has_request_context():
         return None
-    if "reader_id" in g:
-        return g.reader_id
-    from app.ratelimit import write_limit_key
-
-    key = write_limit_key()
-    found = key.removeprefix("user:") if key.startswith("user:") else None
-    g.reader_id = int(found) if found is not None and found.isdigit() else None
+    if "reader_id" not in g:
+        g.reader_id = live_user_id()
     return g.reader_id
 
 
@@ -624,7 +441,6 @@ _forked_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 def _forget_the_parents_connections() -> None:
     """In a child after `fork()`: new pools, leaving the inherited connections to the parent
     (SQLAlchemy's `dispose(close=False)`, "Using Connection Pools with Multiprocessing")."""
-    _inherited.append(_held.__dict__.pop("connections", None))  # the parent's sockets: not ours to close
     for engine in list(_forked_engines):
         engine.dispose(close=False)
 
@@ -632,14 +448,21 @@ def _forget_the_parents_connections() -> None:
 os.register_at_fork(after_in_child=_forget_the_parents_connections)
 
 
-def engines(app: Flask) -> list[Engine]:
-    """Every engine of the app: the main one, and the read engine where there is one."""
+def named_engines(app: Flask) -> dict[str, Engine]:
+    """Every engine of the app by name: `primary`, and `reads` and `replica<n>` where there are."""
     with app.app_context():
-        main = list(current_app.extensions["sqlalchemy"].engines.values())
-    read = app.extensions.get("read_engine")
+        found = {"primary": current_app.extensions["sqlalchemy"].engine}
+    if app.extensions.get("read_engine") is not None:
+        found["reads"] = app.extensions["read_engine"]
     router = app.extensions.get("read_router")
-    replicas = [replica.engine for replica in router.replicas] if router is not None else []
-    return [*main, *([read] if read is not None else []), *replicas]
+    for replica in router.replicas if router is not None else []:
+        found[replica.name] = replica.engine
+    return found
+
+
+def engines(app: Flask) -> list[Engine]:
+    """Every engine of the app: the main one, the read engine and the replicas where there are."""
+    return list(named_engines(app).values())
 
 
 def check_url(uri: str, variable: str = "DATABASE_URL") -> URL:

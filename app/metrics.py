@@ -51,7 +51,7 @@ BCRYPT = Counter("app_bcrypt_operations", "bcrypt computations (hash: a new pass
                  ["operation"])
 POOL_CHECKED_OUT = Gauge("app_db_pool_checked_out_connections", "Database connections in use, by engine.",
                          ["engine"], multiprocess_mode="livesum")
-READS = Counter("app_db_reads", "Reads of posts, by the server that answered and why it was chosen.",
+READS = Counter("app_db_reads", "GET requests, by the server that answered their reads and why it was chosen.",
                 ["server", "reason"])
 REPLICA_LAG = Gauge("app_db_replica_lag_seconds", "Replay lag of each replica at its last check "
                     "(-1: it did not answer).", ["replica"], multiprocess_mode="livemostrecent")
@@ -83,8 +83,9 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def init_app(app: Flask) -> None:
-    """Count every request, and serve /metrics when a token is set. `METRICS_ENABLED=0` leaves
+def init_app(app: Flask, engines: dict[str, Engine]) -> None:
+    """Count every request and the connections in use of each engine (by name), and serve
+    /metrics when a token is set. `METRICS_ENABLED=0` leaves
     requests and pools uncounted (the benchmark's baseline for the metrics' cost)."""
     if not app.config.get("METRICS_ENABLED", True):
         return
@@ -102,10 +103,8 @@ def init_app(app: Flask) -> None:
             counted.rate_limited.inc()
         return response
 
-    with app.app_context():
-        from app.extensions import db
-
-        watch_pool(db.engine, "primary")
+    for name, engine in engines.items():
+        watch_pool(engine, name)
     if app.config.get("METRICS_TOKEN"):
         app.add_url_rule("/metrics", "metrics", serve_metrics, methods=["GET"])
 

@@ -6,8 +6,8 @@ throwaway SQLite file. The schema is built by the Alembic migrations, once per
 session; every test starts from empty tables (they are emptied after each test).
 
 - `app`, `client`: the Flask app and its test client (the real HTTP layer, in process).
-- `sql_statements`: the SQL statements run during a test (for query counts).
-- `off_the_read_path`: checkouts of the main pool and pre-pings during a test.
+- `sql_statements`: the SQL statements run during a test (for query counts), seen through
+  SQLAlchemy's cursor events: the path production runs.
 - `make_app`: another app on the same database, with config overrides.
 - `make_user`: creates a user through the service; returns a `Person` with
   `id`, `email`, `password` and ready `headers` (a bearer access token).
@@ -169,39 +169,6 @@ def sql_statements(app: Flask) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def off_the_read_path(app: Flask) -> Iterator[list[str]]:
-    """What a request did beyond the read path's one round trip per statement: checkouts of the
-    main pool (whose connections open transactions) and pool pre-pings (a `SELECT 1` that
-    bypasses the statement events, so counted as bench/sqlcheck.py does, on `do_ping`).
-    On SQLite the reads share the main engine, so only the pings tell there."""
-    seen: list[str] = []
-    engines = database.engines(app)
-    with app.app_context():
-        main = db.engine
-
-    def checkout(*_args) -> None:
-        seen.append("checkout of the main pool")
-
-    pings = [each.dialect.do_ping for each in engines]
-
-    def counting(original):
-        def ping(dbapi_connection):
-            seen.append("pre-ping")
-            return original(dbapi_connection)
-        return ping
-
-    if database.engines(app)[-1] is not main:
-        event.listen(main, "checkout", checkout)
-    for each, original in zip(engines, pings, strict=True):
-        each.dialect.do_ping = counting(original)
-    yield seen
-    if event.contains(main, "checkout", checkout):
-        event.remove(main, "checkout", checkout)
-    for each, original in zip(engines, pings, strict=True):
-        each.dialect.do_ping = original
-
-
-@pytest.fixture
 def make_user(app: Flask):
     """Create a user (through the service) and sign them in."""
 
@@ -213,9 +180,8 @@ def make_user(app: Flask):
             user = users.register(email=email, name=name or f"Person {n}", password=password,
                                   age=age, role=role)
             pair = tokens.start_session(user)
-            if not is_active:
-                user.is_active = False
-                db.session.commit()
+            user.is_active = is_active
+            db.session.commit()  # the services flush; a test's set-up is its own unit of work
             person = Person(user.id, user.email, password, role, pair["access_token"],
                             pair["refresh_token"])
         person.headers = bearer(person.access_token)

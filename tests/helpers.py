@@ -98,7 +98,7 @@ def write_post(app: Flask, author_id: int, title: str, body: str = "Body", *, at
         post_id = posts.create_post(users.get_user(author_id), title=title, body=body).id
         if at is not None:
             db.session.execute(update(Post).where(Post.id == post_id).values(created_at=at, updated_at=at))
-            db.session.commit()
+        db.session.commit()  # the services flush; the set-up commits as a request would
     return post_id
 
 

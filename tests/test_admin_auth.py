@@ -10,7 +10,7 @@ import pytest
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import TimestampSigner
 
-from app.extensions import limiter
+from app.extensions import db, limiter
 from app.models import Role
 from app.services import posts, users
 from tests.admin_support import (
@@ -32,7 +32,9 @@ ADMIN_PAGES = ["/admin", "/admin/", "/admin/users", "/admin/users/{user}", "/adm
 @pytest.fixture
 def some_post(app, user):
     with app.app_context():
-        return posts.create_post(users.get_user(user.id), title="A post", body="Body").id
+        post_id = posts.create_post(users.get_user(user.id), title="A post", body="Body").id
+        db.session.commit()
+        return post_id
 
 
 def _session_cookie(client):
@@ -185,6 +187,7 @@ def test_admin_who_loses_the_role_is_signed_out_at_the_next_click(app, client, m
             users.set_role(actor, target, Role.USER)
         else:
             users.delete_user(actor, target)
+        db.session.commit()
     assert_redirects_to_login(client.get("/admin/users"))
     assert "Your admin session has ended" in text_of(client.get("/admin/login"))
     assert_redirects_to_login(client.get("/admin/users"))

@@ -119,6 +119,7 @@ def _all_admin_pages(app, admin) -> list[str]:
     with app.app_context():
         author = users.get_user(admin.id)
         post_id = posts.create_post(author, title="A title", body="A body").id
+        db.session.commit()
     return [
         "/admin/", "/admin/users", f"/admin/users/{admin.id}", f"/admin/users/{admin.id}/delete",
         "/admin/posts", f"/admin/posts/{post_id}", f"/admin/posts/{post_id}/delete",

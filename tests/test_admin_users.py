@@ -50,6 +50,7 @@ def _bulk_users(app, count: int, **fields) -> list[int]:
     with app.app_context():
         created = [users.register(email=f"bulk{i}.{fields.get('tag', 'x')}@example.com", name=f"Bulk {i}",
                                   password=PASSWORD) for i in range(count)]
+        db.session.commit()
         return [u.id for u in created]
 
 
@@ -267,6 +268,7 @@ def test_changes_without_a_valid_csrf_token_are_refused(app, admin_client, make_
 def test_delete_asks_for_confirmation_first(app, admin_client, user):
     with app.app_context():
         posts.create_post(users.get_user(user.id), title="One", body="x")
+        db.session.commit()
     body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}/delete"), 200)
     assert "Delete this user?" in body and user.email in body and "1 post" in body
     assert f'action="/admin/users/{user.id}/delete"' in body
@@ -276,6 +278,7 @@ def test_delete_asks_for_confirmation_first(app, admin_client, user):
 def test_delete_removes_the_user_and_their_posts(app, admin_client, user):
     with app.app_context():
         posts.create_post(users.get_user(user.id), title="One", body="x")
+        db.session.commit()
     response = submit(admin_client, f"/admin/users/{user.id}/delete")
     assert response.status_code == 302 and response.headers["Location"] == "/admin/users"
     assert f"User {user.email} and their posts were deleted." in text_of(admin_client.get("/admin/users"))
@@ -294,6 +297,7 @@ def test_user_detail_shows_details_and_recent_posts(app, admin_client, user):
         author = users.get_user(user.id)
         for i in range(12):
             posts.create_post(author, title=f"Post number {i}", body="x")
+        db.session.commit()
     body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}"), 200)
     assert user.email in body
     assert "Post number 11" in body and "Post number 2" in body and "Post number 1<" not in body

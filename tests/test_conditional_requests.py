@@ -346,6 +346,7 @@ def test_two_writers_that_read_the_same_version_cannot_both_write(app, user):
             second = post_service.load_post(post_id)
             actor = second.author
             post_service.update_post(actor, second, {"title": "Second"})
+            db.session.commit()  # that request's boundary
         with pytest.raises(PreconditionFailed):
             post_service.update_post(first.author, first, {"title": "First"})
         db.session.remove()

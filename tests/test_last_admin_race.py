@@ -27,6 +27,7 @@ def test_concurrent_mutual_deactivation_leaves_one_active_admin(app, make_user):
             barrier.wait()
             try:
                 users.set_active(actor, target, False)
+                db.session.commit()
                 outcomes.append("done")
             except Conflict:
                 outcomes.append("refused")

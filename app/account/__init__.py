@@ -17,7 +17,7 @@ from app.errors import DomainError
 from app.extensions import csrf, limiter
 from app.ratelimit import account_mail_limit, client_ip
 from app.schemas import PasswordResetConfirmSchema
-from app.services import accounts
+from app.services import accounts, links
 
 bp = Blueprint("account", __name__, template_folder="templates")
 
@@ -37,7 +37,7 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
 
 
 # The same per-address budgets as the API's routes for the same actions (the scopes are shared).
-@bp.route(accounts.VERIFY_PATH, methods=["GET", "POST"])
+@bp.route(links.VERIFY_PATH, methods=["GET", "POST"])
 @limiter.shared_limit(account_mail_limit, "verify-email-ip", key_func=client_ip, methods=["POST"])
 def verify_email() -> Response:
     token = request.values.get("token", "")
@@ -50,7 +50,7 @@ def verify_email() -> Response:
     return _page("done.html", title="Email confirmed", message="Thank you: your email address is confirmed.")
 
 
-@bp.route(accounts.RESET_PATH, methods=["GET", "POST"])
+@bp.route(links.RESET_PATH, methods=["GET", "POST"])
 @limiter.shared_limit(account_mail_limit, "password-reset-confirm-ip", key_func=client_ip, methods=["POST"])
 def reset_password() -> Response:
     token = request.values.get("token", "")

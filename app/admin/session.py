@@ -17,9 +17,8 @@ from urllib.parse import urlsplit
 from flask import current_app, session
 
 from app.database import note_reader
-from app.extensions import db
 from app.models import SessionKind, User
-from app.services import sessions
+from app.services import flush, sessions
 from app.services.sessions import EndReason
 
 SESSION_KEY = "admin_session_id"
@@ -30,7 +29,7 @@ def sign_in(user: User) -> None:
     """Start a fresh session (a new CSRF token too), so no pre-login value survives."""
     lifetime = timedelta(hours=current_app.config["ADMIN_SESSION_MAX_HOURS"])
     row = sessions.start(user, SessionKind.ADMIN, lifetime)
-    db.session.commit()
+    flush()  # its id goes into the cookie; the request commits it
     session.clear()
     session[SESSION_KEY] = row.id
     session.permanent = True

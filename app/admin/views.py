@@ -19,7 +19,7 @@ from app.admin.forms import ActionForm, ActiveForm, LoginForm, PostFilterForm, R
 from app.admin.session import SESSION_KEY, safe_next, sign_in, sign_out, signed_in_admin
 from app.database import read_for
 from app.errors import AuthenticationFailed, DomainError, ValidationFailed
-from app.extensions import limiter
+from app.extensions import db, limiter
 from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
@@ -317,6 +317,7 @@ def _apply(change: Callable[[], Any], success: str) -> bool:
     try:
         change()
     except DomainError as error:
+        db.session.rollback()  # the page answers 302: nothing of the refused change may commit
         flash(error.detail, "error")
         return False
     flash(success, "success")

@@ -1,7 +1,7 @@
 """`Idempotency-Key` on creates (IETF draft "The Idempotency-Key HTTP Header Field").
 
-The view runs inside one transaction with the key's row (app/services/idempotency.py):
-its service's commit only flushes, the response is stored, then both commit together.
+The view runs in the request's one transaction with the key's row (app/services/idempotency.py):
+the create and its stored response commit together, at the request's boundary, or not at all.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from flask import Response, current_app, g, request
 from sqlalchemy.exc import IntegrityError
 
 from app.api import IDEMPOTENCY_KEY, document_header
-from app.database import one_transaction
 from app.errors import RequestInProgress
 from app.extensions import db
 from app.services import idempotency
@@ -40,15 +39,13 @@ def idempotent(scope: Callable[[], str]) -> Callable[[F], F]:
             keyed = KeyedRequest.of(scope(), request.method, request.path, key, request.get_data(cache=True))
             with _busy_means_retry_after():
                 response: Response | None = None
-                with one_transaction(db.session):
-                    stored = idempotency.claim(keyed)
-                    if stored is None:
-                        response = view(*args, **kwargs)
-                        stored = _storable(response)
-                        idempotency.record(keyed, stored,
-                                           timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]))
-                try:  # the create and its key; or, for a replay, the keys pruned in passing
-                    db.session.commit()
+                stored = idempotency.claim(keyed)
+                if stored is None:
+                    response = view(*args, **kwargs)
+                    stored = _storable(response)
+                    idempotency.record(keyed, stored, timedelta(hours=current_app.config["IDEMPOTENCY_TTL_HOURS"]))
+                try:  # the create and its key go to the database together, and commit with the request
+                    db.session.flush()
                 except IntegrityError:  # SQLite: a concurrent first run committed the key before us
                     db.session.rollback()
                     raise RequestInProgress(headers={"Retry-After": idempotency.RETRY_AFTER}) from None

@@ -1,7 +1,8 @@
 """The business rules, shared by the API and the admin pages.
 
-Services know the database, not HTTP: they take plain values, commit their
-own transactions and raise `app.errors.DomainError`s.
+Services know the database, not HTTP: they take plain values, add and flush their
+changes (never commit: the request or CLI command does, once, at its boundary) and raise
+`app.errors.DomainError`s.
 """
 
 from __future__ import annotations
@@ -42,22 +43,15 @@ def is_unique_violation(error: IntegrityError) -> bool:
 
 
 def flush(conflict: str | None = None) -> None:
-    """Send a write to the database without ending its transaction (something else must
-    succeed before it commits), with the same errors as `commit`."""
-    _write(db.session.flush, conflict)
+    """Send the unit of work's changes to the database, inside the request's transaction (the
+    request, or the CLI command, commits once at its boundary: `app.transaction`).
 
-
-def commit(conflict: str | None = None) -> None:
-    """Commit a write. A row whose version moved since it was read (the `WHERE version = :v`
-    of the UPDATE or DELETE matched nothing) is a PreconditionFailed: the check and the
-    write are one statement, so two writers can never both pass. With `conflict`, a
-    unique violation is a Conflict (the constraint is what makes races safe)."""
-    _write(db.session.commit, conflict)
-
-
-def _write(send: Callable[[], None], conflict: str | None) -> None:
+    A row whose version moved since it was read (the `WHERE version = :v` of the UPDATE or
+    DELETE matched nothing) is a PreconditionFailed: the check and the write are one statement,
+    so two writers can never both pass. With `conflict`, a unique violation is a Conflict (the
+    constraint is what makes races safe). Either way the transaction is rolled back."""
     try:
-        send()
+        db.session.flush()
     except StaleDataError:
         db.session.rollback()
         raise PreconditionFailed(STALE_WRITE) from None

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, cast, func, select
 
-from app.database import fetch_all
-from app.extensions import reads
+from app.extensions import db
 from app.models import ContentVersion
 
 _SUM = cast(func.coalesce(func.sum(ContentVersion.version), 0), BigInteger)
 # A column for list statements: evaluated once per statement (an InitPlan), in its snapshot.
 CONTENT_VERSION = select(_SUM).scalar_subquery()
-# The same sum on its own: the 304's only read, kept prepared (app/database.py, PREPARE).
-_CURRENT = select(_SUM.label("version")).execution_options(prepare=True)
+# The same sum on its own: the 304's only read.
+_CURRENT = select(_SUM.label("version"))
 
 
 def current() -> int:
     """The content version now, where a page read now would be read (replica or primary)."""
-    return reads.run(lambda connection: fetch_all(connection, _CURRENT, {}))[0].version
+    return db.session.execute(_CURRENT).one().version

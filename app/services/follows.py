@@ -34,7 +34,6 @@ def follow(actor: User, user_id: int) -> None:
     insert = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(Follow)
     try:
         db.session.execute(insert.values(follower_id=actor.id, followed_id=target.id).on_conflict_do_nothing())
-        db.session.commit()
     except IntegrityError:  # the user was deleted meanwhile
         db.session.rollback()
         raise NotFound("User not found.") from None
@@ -45,7 +44,6 @@ def unfollow(actor: User, user_id: int) -> None:
     user too, so a follow can always be taken back."""
     get_user(user_id)
     db.session.execute(delete(Follow).where(Follow.follower_id == actor.id, Follow.followed_id == user_id))
-    db.session.commit()
 
 
 def list_followers(user_id: int, page: PageRequest) -> Page[User]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     CompoundSelect,
-    Connection,
+    Executable,
     Row,
     Select,
     bindparam,
@@ -27,10 +27,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from app.database import fetch_all
 from app.errors import NotFound, PermissionDenied, UnreadableSearch
-from app.extensions import db, reads
+from app.extensions import db
 from app.models import Follow, Post, User, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.search import (
@@ -41,7 +41,7 @@ from app.search import (
     search_condition,
     search_parameter,
 )
-from app.services import Precondition, commit, no_precondition, users
+from app.services import Precondition, flush, no_precondition, users
 from app.services.content import CONTENT_VERSION
 
 EDITABLE_FIELDS = ("title", "body")
@@ -96,7 +96,7 @@ def create_post(author: User, *, title: str, body: str) -> PostView:
     # By id: the author (the caller, read with their token) needs no place in this transaction.
     post = Post(author_id=author.id, title=title, body=body)
     db.session.add(post)
-    commit()
+    flush()
     return PostView(post.id, post.title, post.body, post.created_at, post.updated_at,
                     AuthorView(author.id, author.name), post.version)
 
@@ -123,7 +123,7 @@ def update_post(actor: User, post: Post, changes: Mapping[str, Any],
     for field in EDITABLE_FIELDS:
         if field in changes:
             setattr(post, field, changes[field])
-    commit()
+    flush()
     return PostView.of_post(post)
 
 
@@ -133,13 +133,13 @@ def delete_post(actor: User, post: Post, precondition: Precondition = no_precond
     users.require_verified(actor)
     precondition(post)
     db.session.delete(post)
-    commit()
+    flush()
 
 
 # ---- reads --------------------------------------------------------------------------
 # One Core statement per shape of request, built once with bound parameters (`limit`,
-# `author_id`, `reader_id`, `after_at`, `after_id`, `skip`, `search`, `window`), run on the
-# read pool's autocommit connection (`reads.run`, `fetch_all`): see bench/where-the-time-goes.md.
+# `author_id`, `reader_id`, `after_at`, `after_id`, `skip`, `search`, `window`), so that
+# SQLAlchemy compiles each shape once (its compiled cache) and the database sees few distinct statements.
 
 _posts, _users, _follows = Post.__table__.c, User.__table__.c, Follow.__table__.c
 _followed, _inactive = User.__table__.alias("followed"), User.__table__.alias("inactive")
@@ -179,7 +179,7 @@ def _paged(stmt: Select, order: Sequence[Any], skip: bool) -> Select:
     return stmt.offset(bindparam("skip")) if skip else stmt
 
 
-_ONE_POST = _readable().where(_posts.id == bindparam("post_id")).execution_options(prepare=True)
+_ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
 
 
 @cache
@@ -265,7 +265,7 @@ def _best_walked(search: SearchQuery) -> bool:
     key, now = str(db.engine.url), time.monotonic()
     read_at, statistics = _word_statistics.get(key, (float("-inf"), None))
     if now - read_at > WORD_STATISTICS_SECONDS:
-        statistics = reads.run(WordStatistics.read)
+        statistics = WordStatistics.read(db.session)
         _word_statistics[key] = (now, statistics)
     return statistics is not None and statistics.best_walked(search)
 
@@ -273,7 +273,7 @@ def _best_walked(search: SearchQuery) -> bool:
 def read_post(post_id: int) -> PostView:
     rows = []
     if is_possible_id(post_id):
-        rows = reads.run(lambda connection: fetch_all(connection, _ONE_POST, {"post_id": post_id}))
+        rows = db.session.execute(_ONE_POST, {"post_id": post_id}).all()
     if not rows:
         raise NotFound("Post not found.")
     return PostView.of_row(rows[0])
@@ -300,19 +300,19 @@ def list_posts(
         walk_all = dialect == "postgresql" and not skip and not feed and _best_walked(search)
         parameters.update(search=search_parameter(search, dialect), window=WALK_ALL if walk_all else SEARCH_WINDOW)
 
-    def read(connection: Connection) -> Sequence[Row]:
+    def read(connection: Session) -> Sequence[Row]:
         if search is None:
             if feed and dialect == "postgresql" and not skip:
-                return fetch_all(connection, _feed_statement(after), {**parameters, "feed_window": FEED_WINDOW})
-            return fetch_all(connection, _page_statement(by_author, after, skip, feed), parameters)
+                return _all(connection, _feed_statement(after), {**parameters, "feed_window": FEED_WINDOW})
+            return _all(connection, _page_statement(by_author, after, skip, feed), parameters)
         if dialect == "postgresql" and not skip:
-            rows = fetch_all(connection, _search_in_newest(dialect, by_author, after, feed), parameters)
+            rows = _all(connection, _search_in_newest(dialect, by_author, after, feed), parameters)
             if len(rows) > page.limit or walk_all:
                 return rows
-        return fetch_all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
+        return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
 
     try:
-        rows = reads.run(read)
+        rows = read(db.session)
     except DBAPIError as error:
         if search is None or not refused_search(error):
             raise
@@ -320,3 +320,7 @@ def list_posts(
     views = [PostView.of_row(row) for row in rows]
     return page_of(views, page.limit, lambda post: (post.created_at, post.id),
                    version=rows[0].content_version if rows else None)
+
+
+def _all(session: Session, statement: Executable, parameters: dict[str, Any]) -> Sequence[Row]:
+    return session.execute(statement, parameters).all()

@@ -2,8 +2,8 @@
 
 A session is alive while its row has no `ended_at` and its `expires_at` lies ahead.
 Resolving a token or an admin cookie is one SELECT joining the user and the
-session, on the read path (autocommit, one round trip); ending sessions is one
-UPDATE. Both live in the database, so every worker and host agrees at the next request.
+session, on the primary; ending sessions is one UPDATE. Both live in the database,
+so every worker and host agrees at the next request.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, exists, false, or_, select, update
+from sqlalchemy import Update, and_, bindparam, delete, exists, false, or_, select, update
 
-from app.database import fetch_all
-from app.extensions import db, reads
+from app.database import PRIMARY
+from app.extensions import db
 from app.models import AuthSession, Follow, SessionKind, User, detached_user
 
 
@@ -46,10 +46,9 @@ def start(user: User, kind: SessionKind, lifetime: timedelta, *, refresh_jti: st
     return session
 
 
-# ---- resolving a token or an admin cookie: one statement on the read path ----------------
-# Built once with bound parameters and run on the read engine's autocommit connection
-# (`reads.run_on_primary`, never a standby that may lag behind an ended session): no pre-ping,
-# no BEGIN, no ROLLBACK; one round trip per authenticated request.
+# ---- resolving a token or an admin cookie: one statement --------------------------------
+# Built once with bound parameters, and read from the primary (`read_from=PRIMARY`), never a
+# standby that may lag behind an ended session.
 
 _users, _sessions = User.__table__.c, AuthSession.__table__.c
 _ALIVE = and_(
@@ -62,20 +61,19 @@ _ALIVE = and_(
 _FOLLOWED = exists().where(Follow.follower_id == bindparam("user_id"), Follow.followed_id == _users.id)
 _WITH_SESSION = User.__table__.outerjoin(
     AuthSession.__table__, and_(_sessions.id == bindparam("session_id"), _sessions.user_id == _users.id))
-# Every authenticated request runs one of these: kept prepared (app/database.py, PREPARE).
 _TOKEN_USER = (
     select(*_users, _ALIVE, false().label("followed")).select_from(_WITH_SESSION)
-    .where(_users.id == bindparam("user_id")).execution_options(prepare=True)
+    .where(_users.id == bindparam("user_id")).execution_options(read_from=PRIMARY)
 )
 _TOKEN_USERS = (
     select(*_users, _ALIVE, _FOLLOWED.label("followed")).select_from(_WITH_SESSION)
-    .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")])).execution_options(prepare=True)
+    .where(_users.id.in_([bindparam("user_id"), bindparam("other_id")])).execution_options(read_from=PRIMARY)
 )
 # An admin cookie names only its session.
 _SESSION_USER = (
     select(*_users, _ALIVE, false().label("followed"))
     .join_from(User.__table__, AuthSession.__table__, _sessions.user_id == _users.id)
-    .where(_sessions.id == bindparam("session_id")).execution_options(prepare=True)
+    .where(_sessions.id == bindparam("session_id")).execution_options(read_from=PRIMARY)
 )
 
 
@@ -92,7 +90,7 @@ class Resolution:
 
 
 def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: int | None = None) -> Resolution:
-    """The session's user and whether the session is alive, in one statement on the read path.
+    """The session's user and whether the session is alive, in one statement on the primary.
 
     With `user_id` (a token's subject), the user must own the session; `also` names one more
     user to read in the same statement. No such session (or someone else's): `alive` is False.
@@ -106,7 +104,7 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
     else:
         statement = _TOKEN_USERS
         parameters.update(user_id=user_id, other_id=also)
-    rows = reads.run_on_primary(lambda connection: fetch_all(connection, statement, parameters))
+    rows = db.session.execute(statement, parameters).all()
     found = {row.id: (detached_user(row), bool(row.alive)) for row in rows}
     owner_id = user_id if user_id is not None else (rows[0].id if rows else None)
     user, alive = found.get(owner_id, (None, False))
@@ -115,31 +113,36 @@ def resolve(session_id: str, user_id: int | None, kind: SessionKind, *, also: in
 
 
 def end(session_ids: list[str], reason: str, *, user_id: int | None = None) -> int:
-    """End these sessions (of this user, when given); ending one twice is harmless. Commits."""
+    """End these sessions (of this user, when given), in the request's transaction; ending one
+    twice is harmless."""
     if not session_ids:
         return 0
+    return db.session.execute(_ending(session_ids, reason, user_id)).rowcount or 0
+
+
+def end_whatever_follows(session_ids: list[str], reason: str, *, user_id: int | None = None) -> None:
+    """End these sessions in a transaction of their own, committed now: for an ending that must
+    hold whatever the request answers (a refresh token replayed: the request is refused; a logout
+    whose body is then refused)."""
+    with db.engine.begin() as connection:
+        connection.execute(_ending(session_ids, reason, user_id))
+
+
+def _ending(session_ids: list[str], reason: str, user_id: int | None) -> Update:
     stmt = update(AuthSession).where(AuthSession.id.in_(session_ids), AuthSession.ended_at.is_(None))
     if user_id is not None:
         stmt = stmt.where(AuthSession.user_id == user_id)
-    count = db.session.execute(stmt.values(ended_at=now(), end_reason=reason)).rowcount or 0
-    db.session.commit()
-    return count
+    return stmt.values(ended_at=now(), end_reason=reason)
 
 
 def end_all_of(user_id: int, reason: str) -> None:
-    """End every session of a user as part of the caller's transaction (which commits it):
-    a password change and the end of the sessions it implies land together or not at all."""
+    """End every session of a user in the request's transaction: a password change and the
+    end of the sessions it implies land together or not at all."""
     db.session.execute(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
         .values(ended_at=now(), end_reason=reason)
     )
-
-
-def end_all(user_id: int, reason: str) -> None:
-    """End every session of a user now: logout-all, the admin's "End all sessions"."""
-    end_all_of(user_id, reason)
-    db.session.commit()
 
 
 def count_alive(user_id: int) -> int:
@@ -156,5 +159,4 @@ def prune(at: datetime | None = None) -> int:
     result = db.session.execute(
         delete(AuthSession).where(or_(AuthSession.expires_at < at, AuthSession.ended_at.is_not(None)))
     )
-    db.session.commit()
     return result.rowcount or 0

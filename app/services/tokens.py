@@ -44,12 +44,11 @@ def _pair(user: User, session_id: str, refresh_jti: str) -> dict[str, Any]:
     }
 
 
-def start_session(user: User, *, commit: bool = True) -> dict[str, Any]:
-    """Start a new session for `user` and return its first token pair."""
+def start_session(user: User) -> dict[str, Any]:
+    """Start a new session for `user` (added to the request's unit of work) and return its first
+    token pair."""
     refresh_jti = str(uuid.uuid4())
     session = sessions.start(user, SessionKind.API, _refresh_lifetime(), refresh_jti=refresh_jti)
-    if commit:
-        db.session.commit()
     return _pair(user, session.id, refresh_jti)
 
 
@@ -80,20 +79,20 @@ def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:
         db.session.rollback()
         too_old = db.session.scalar(select(AuthSession.created_at <= started_after)
                                     .where(AuthSession.id == session_id))
-        sessions.end([session_id], EndReason.MAX_LIFETIME if too_old else EndReason.REFRESH_REUSE, user_id=user.id)
+        sessions.end_whatever_follows([session_id], EndReason.MAX_LIFETIME if too_old else EndReason.REFRESH_REUSE,
+                                      user_id=user.id)
         if too_old:
             raise AuthenticationFailed("This session reached its maximum lifetime (`SESSION_MAX_DAYS`). "
                                        "Sign in again.")
         raise AuthenticationFailed("This refresh token was already used: its session has been ended. "
                                    "Sign in again.")
-    db.session.commit()
     return _pair(user, session_id, new_jti)
 
 
 def logout(access_claims: Claims, user: User) -> None:
     """End the caller's session (its access and refresh tokens), committed at once: nothing
     that follows, such as a bad refresh token in the request, can keep it alive."""
-    sessions.end([access_claims[SESSION_CLAIM]], EndReason.LOGOUT, user_id=user.id)
+    sessions.end_whatever_follows([access_claims[SESSION_CLAIM]], EndReason.LOGOUT, user_id=user.id)
 
 
 def logout_refresh_token(refresh_token: str, user: User) -> None:

@@ -13,16 +13,15 @@ from app.errors import (
     AuthenticationFailed,
     Conflict,
     CurrentPasswordRequired,
-    MailUnavailable,
     NotFound,
     PermissionDenied,
     WrongCurrentPassword,
 )
-from app.extensions import db, reads
+from app.extensions import db
 from app.models import Role, User, detached_user, is_possible_id
 from app.pagination import Page, PageRequest, page_of
 from app.security import hash_password, needs_rehash, verify_password
-from app.services import Precondition, accounts, commit, flush, no_precondition, sessions, throttle
+from app.services import Precondition, flush, links, no_precondition, sessions, throttle
 from app.services.sessions import EndReason
 from app.services.throttle import Client
 
@@ -37,16 +36,12 @@ EMAIL_TAKEN = "An account with this email already exists."
 
 
 def register(*, email: str, name: str, password: str, age: int | None = None,
-             role: Role = Role.USER, email_verified: bool = False, flush_only: bool = False) -> User:
-    """Add an account; with `flush_only` it is only flushed (it has its id), for a caller
-    that commits once something else (its verification email) has succeeded."""
+             role: Role = Role.USER, email_verified: bool = False) -> User:
+    """Add an account (flushed: it has its id)."""
     user = User(email=email, name=name, age=age, role=role, password_hash=hash_password(password),
                 email_verified=email_verified)
     db.session.add(user)
-    if flush_only:
-        flush(EMAIL_TAKEN)
-    else:
-        commit(EMAIL_TAKEN)
+    flush(EMAIL_TAKEN)
     return user
 
 
@@ -64,7 +59,7 @@ def authenticate(email: str, password: str, client: Client) -> User:
             raise AuthenticationFailed("Invalid email or password.")
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-        db.session.commit()
+        flush()
     return user
 
 
@@ -86,8 +81,8 @@ _EXISTS = select(User.id).where(User.id == bindparam("user_id"))
 
 
 def ensure_exists(user_id: int) -> None:
-    """NotFound for an unknown user, from one read outside any transaction."""
-    if not is_possible_id(user_id) or reads.run(lambda c: c.scalar(_EXISTS, {"user_id": user_id})) is None:
+    """NotFound for an unknown user."""
+    if not is_possible_id(user_id) or db.session.scalar(_EXISTS, {"user_id": user_id}) is None:
         raise NotFound("User not found.")
 
 
@@ -103,8 +98,8 @@ def get_user(user_id: int, *, read: Mapping[int, User] | None = None) -> User:
 
 def list_users(page: PageRequest, *, search: str | None = None, role: Role | None = None,
                is_active: bool | None = None) -> Page[User]:
-    """Users by id, keyset-paginated; the filters serve the admin pages. Read on the read path
-    (one round trip, no transaction), as detached `User`s."""
+    """Users by id, keyset-paginated; the filters serve the admin pages. Read as rows (no
+    identity map to fill for a page nobody changes), as detached `User`s."""
     stmt = select(*User.__table__.c).order_by(User.id).limit(page.limit + 1)
     if search:
         stmt = stmt.where(or_(User.email.icontains(search, autoescape=True),
@@ -117,7 +112,7 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
         stmt = stmt.where(User.id > page.after[0])
     elif page.skip:
         stmt = stmt.offset(page.skip)
-    rows = reads.run(lambda connection: connection.execute(stmt).all())
+    rows = db.session.execute(stmt).all()
     return page_of([detached_user(row) for row in rows], page.limit, lambda user: (user.id,))
 
 
@@ -189,12 +184,8 @@ def _apply_update(user: User, changes: Mapping[str, Any]) -> User:
         # change and its message land together or not at all.
         user.email_verified = False
         flush(EMAIL_TAKEN)
-        try:
-            accounts.send_verification(user)
-        except MailUnavailable:
-            db.session.rollback()
-            raise
-    commit(EMAIL_TAKEN)
+        links.send_verification(user)  # the mail server refuses: 503, and the request commits nothing
+    flush(EMAIL_TAKEN)
     return user
 
 
@@ -215,7 +206,7 @@ def set_password(user: User, password: str) -> User:
     user.password_hash = hash_password(password)
     sessions.end_all_of(user.id, EndReason.PASSWORD)
     throttle.forget_devices(user.id)
-    db.session.commit()
+    flush()
     return user
 
 
@@ -224,7 +215,7 @@ def promote(user: User) -> User:
     if not user.is_admin:
         user.role = Role.ADMIN
         sessions.end_all_of(user.id, EndReason.ROLE)
-    db.session.commit()
+    flush()
     return user
 
 
@@ -234,7 +225,7 @@ def demote(user: User) -> User:
         _guard_last_admin(user, "demote")
         user.role = Role.USER
         sessions.end_all_of(user.id, EndReason.ROLE)
-    db.session.commit()
+    flush()
     return user
 
 
@@ -244,7 +235,7 @@ def deactivate(user: User) -> User:
         _guard_last_admin(user, "deactivate")
         user.is_active = False
         sessions.end_all_of(user.id, EndReason.DEACTIVATED)
-    db.session.commit()
+    flush()
     return user
 
 
@@ -253,7 +244,7 @@ def end_sessions(actor: User, user: User) -> None:
     if not can_edit(actor, user):
         raise PermissionDenied("You may only end your own sessions.")
     throttle.forget_devices(user.id)  # device tokens end with the sessions
-    sessions.end_all(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
+    sessions.end_all_of(user.id, EndReason.LOGOUT_ALL if actor.id == user.id else EndReason.ADMIN)
 
 
 def set_role(actor: User, user: User, role: Role, precondition: Precondition = no_precondition) -> User:
@@ -271,7 +262,7 @@ def delete_user(actor: User, user: User, precondition: Precondition = no_precond
     require_verified(actor)
     _guard_admin_removal(actor, user, "delete")
     db.session.delete(user)
-    commit()
+    flush()
 
 
 def _guard_admin_removal(actor: User, user: User, action: str) -> None:
