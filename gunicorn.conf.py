@@ -1,4 +1,8 @@
-"""Gunicorn settings; each can be overridden from the environment."""
+"""Gunicorn settings; each can be overridden from the environment.
+
+Nothing of gunicorn is patched: what it answers itself (its `Server` header, its error pages
+for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf).
+"""
 
 import gc
 import logging
@@ -6,22 +10,9 @@ import multiprocessing
 import os
 import sys
 
-from gunicorn.http import wsgi as _wsgi
-
 from config import Config, ConfigurationError, Duration, boolean, environment_value, integer, text
 
-_default_headers = _wsgi.Response.default_headers
-
-
-def _without_server_banner(response) -> list[str]:
-    """gunicorn always writes `Server: gunicorn`; telling every client the server helps nobody."""
-    return [line for line in _default_headers(response) if not line.startswith("Server:")]
-
-
-_wsgi.Response.default_headers = _without_server_banner
-
-# gunicorn's sync worker, with its own errors (400, 414, 431, ...) as problem JSON.
-worker_class = "app.gunicorn_worker.ProblemJsonSyncWorker"
+worker_class = "sync"  # one request at a time per worker; nginx in front buffers slow clients for it
 try:  # each variable read as the app reads its own (config.py): one not understood stops the start
     bind = environment_value("GUNICORN_BIND", text) or (
         f"{environment_value('HOST', text, '127.0.0.1')}:{environment_value('PORT', integer, 8000)}")
@@ -46,10 +37,10 @@ max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself
 errorlog = "-"
 # Every request writes a log line; these record fields cost their share of each line and no
-# format here shows them: the caller's file and line, the thread, the process name (the logging
-# HOWTO's "Optimization" section names these switches).
-logging._srcfile = None
+# format here shows them: the thread, the process id and name (documented switches of the
+# logging module, which the logging HOWTO's "Optimization" section names).
 logging.logThreads = False
+logging.logProcesses = False
 logging.logMultiprocessing = False
 if _log_format == "json":
     # gunicorn's own lines (boot, worker timeouts) as JSON too, all on stderr with the app's.
