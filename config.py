@@ -1,171 +1,231 @@
-"""Configuration classes, read from the environment (and `.env` when present).
+"""Configuration classes; the values come from the environment (and `.env` when present).
 
-`APP_ENV` picks the class: development (default), testing or production.
-Production refuses to start without strong secrets; development generates
-a per-instance secret so a first run needs no set-up.
+`APP_ENV` picks the class: development (default), testing or production. Each variable is
+declared once, as a `Setting` of `Config` with its parser and its default, and read when an app
+is made (`Config.load`, called by `create_app`), never at import. One parser per kind of value:
+booleans (`1/0`, `true/false`, `yes/no`, `on/off`, any case), whole numbers, comma-separated
+lists and durations (a number in the unit the variable's name gives, or `90s`, `15m`, `1h`,
+`30d`). An empty value counts as unset. A value the parser does not recognise stops the start
+with one line naming the variable and what it accepts.
+
+Production refuses to start without strong secrets; development generates a per-instance
+secret so a first run needs no set-up.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+from zxcvbn import zxcvbn
 
 BASE_DIR = Path(__file__).resolve().parent
 # The project's own .env only: a bare load_dotenv() takes the first .env in any parent folder.
 load_dotenv(BASE_DIR / ".env")
-MIN_SECRET_LENGTH = 32
-MIN_SECRET_BITS = 96  # a random 32-character hex string estimates at 98 or more
-GOOD_SECRET_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
-# Not the project's own files: local state, tools, and where a deployment keeps its real secrets.
-_NOT_COMMITTED = {".git", ".venv", "venv", "instance", "node_modules", "__pycache__", ".pytest_cache",
-                  ".ruff_cache", ".hypothesis", ".schemathesis", "test-artifacts", "out", ".env"}
 
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+# A signing key is attacked offline at the speed of hardware, so the bar is far above a
+# password's: zxcvbn's estimate of the guesses a smart attacker needs must reach 10^36 (about
+# 120 bits). 32 random bytes (`token_urlsafe(32)`) always do; human phrases such as
+# "my-super-secret-flask-key-2026!!" do not, and neither do shorter random strings (a UUID).
+MIN_SECRET_GUESSES_LOG10 = 36
+GOOD_SECRET_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class ConfigurationError(RuntimeError):
     """The environment does not describe a safe configuration."""
 
 
-def estimated_entropy_bits(value: str) -> float:
-    """A rough, generous estimate of how hard a secret is to guess.
+# ---- parsers: each takes the variable's text, or raises ValueError saying what it accepts ----
 
-    Length alone passes `"a" * 32` and `"changeme" * 4`: count only the distinct
-    three-character runs (a repeated pattern adds none) and price each character
-    by the number of distinct characters in use.
-    """
-    alphabet = len(set(value))
-    if alphabet < 2:
-        return 0.0
-    runs = {value[i:i + 3] for i in range(len(value) - 2)}
-    return (len(runs) + 2) * math.log2(alphabet)
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_MS_PER_UNIT = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_UNIT_NAMES = {"ms": "milliseconds", "s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?")
 
 
-def committed_file_containing(value: str, root: Path = BASE_DIR) -> str | None:
-    """The project file that contains `value`, if any: a secret in the code (such as the
-    testing configuration's) is known to everyone who has read the repository."""
-    needle = value.encode()
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if name not in _NOT_COMMITTED]
-        for name in files:
-            path = Path(folder) / name
-            if name in _NOT_COMMITTED:
-                continue
-            try:
-                if path.stat().st_size <= 8 * 1024 * 1024 and needle in path.read_bytes():
-                    return str(path.relative_to(root))
-            except OSError:
-                continue
-    return None
+def text(raw: str) -> str:
+    return raw
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError("a boolean (1/0, true/false, yes/no, on/off)")
+
+
+def integer(raw: str) -> int:
+    if not re.fullmatch(r"[0-9]+", raw.strip()):
+        raise ValueError("a whole number (0, 1, 2, ...)")
+    return int(raw)
+
+
+def items(raw: str) -> list[str]:
+    """A comma-separated list; blanks around and between the commas are dropped."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A length of time, kept as a number of `unit`s (the unit the variable's name gives): a
+    bare number is in that unit, `90s`, `15m`, `1h`, `30d` (or `500ms`) say their own. With
+    `whole`, the result must be a whole number of `unit`s."""
+
+    unit: str
+    whole: bool = True
+
+    def __call__(self, raw: str) -> int | float:
+        match = _DURATION.fullmatch(raw.strip().lower())
+        if match:
+            number, unit = match.groups()
+            value = Fraction(number) * _MS_PER_UNIT[unit or self.unit] / _MS_PER_UNIT[self.unit]
+            if not self.whole:
+                return float(value)
+            if value.denominator == 1:
+                return int(value)
+        name = _UNIT_NAMES[self.unit]
+        raise ValueError(f"a duration in {'whole ' if self.whole else ''}{name} (a number of {name}, or one "
+                         f"with its unit: 90s, 15m, 1h, 30d)")
+
+
+def seconds(raw: str) -> timedelta:
+    """A duration (see `Duration`) as a timedelta, a bare number counting seconds."""
+    return timedelta(seconds=Duration("s")(raw))
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A value read from the environment variable `env` (by default the key's own name)."""
+
+    parse: Callable[[str], Any]
+    default: Any = None
+    env: str | None = None
+
+    def read(self, environ: Mapping[str, str], key: str | None = None) -> Any:
+        """The value `environ` gives, or the default when the variable is unset or empty."""
+        variable = self.env or key or ""
+        raw = environ.get(variable, "")
+        if not raw.strip():
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as error:
+            raise ConfigurationError(_problem(variable, raw, error)) from None
+
+
+def environment_value(variable: str, parse: Callable[[str], Any], default: Any = None) -> Any:
+    """A variable outside the app's configuration (gunicorn.conf.py's), read as the app reads its own."""
+    return Setting(parse, default, variable).read(os.environ)
+
+
+def _problem(variable: str, raw: str, error: ValueError) -> str:
+    return f"{variable}: expected {error}, got {raw!r}"
 
 
 def secret_problem(name: str, value: str) -> str | None:
-    """Why a production secret is unsafe, with how to make a good one; None when it is fine."""
+    """Why a production secret is unsafe, with how to make a good one; None when it is fine.
+    The secret itself is never repeated."""
     make_one = f"make one with: {GOOD_SECRET_COMMAND}"
-    if len(value) < MIN_SECRET_LENGTH:
-        return f"{name} must be set to a random string of at least {MIN_SECRET_LENGTH} characters ({make_one})"
-    bits = estimated_entropy_bits(value)
-    if bits < MIN_SECRET_BITS:
-        return (f"{name} has too little entropy (about {bits:.0f} bits, at least {MIN_SECRET_BITS} needed: "
-                f"repeated or guessable characters; {make_one})")
-    found = committed_file_containing(value)
-    if found:
-        return f"{name} appears in the repository ({found}), so it is no secret ({make_one})"
+    if not value:
+        return f"{name} must be set to a random string ({make_one})"
+    judged = value[:256]  # the estimator's time grows with the square of the length
+    guesses = zxcvbn(judged, max_length=max(len(judged), 72))["guesses_log10"]
+    if guesses < MIN_SECRET_GUESSES_LOG10:
+        return (f"{name} is guessable: a password-strength estimator (zxcvbn) puts it at about "
+                f"10^{guesses:.0f} guesses, at least 10^{MIN_SECRET_GUESSES_LOG10} are needed ({make_one})")
     return None
 
 
 class Config:
     ENV_NAME = "base"
-    SECRET_KEY = os.environ.get("SECRET_KEY")
-    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY")
+    SECRET_KEY = Setting(text)
+    JWT_SECRET_KEY = Setting(text)
 
-    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL", "")
-    SQLALCHEMY_ENGINE_OPTIONS_POOL = {
-        "pool_size": _env_int("DB_POOL_SIZE", 5),
-        "max_overflow": _env_int("DB_MAX_OVERFLOW", 5),
-        "pool_timeout": _env_int("DB_POOL_TIMEOUT", 5),
-        "pool_recycle": _env_int("DB_POOL_RECYCLE", 1800),
-    }
-    DB_CONNECT_TIMEOUT = _env_int("DB_CONNECT_TIMEOUT", 3)
-    DB_STATEMENT_TIMEOUT_MS = _env_int("DB_STATEMENT_TIMEOUT_MS", 15000)
-    DB_READ_TIMEOUT_MS = _env_int("DB_READ_TIMEOUT_MS", 2000)  # the API's reads: a slower one is a 503
+    SQLALCHEMY_DATABASE_URI = Setting(text, "", env="DATABASE_URL")
+    # Each of a worker's pools (writes; reads; one per replica): app/database.py builds the
+    # engines' options from these when the app is made.
+    DB_POOL_SIZE = Setting(integer, 5)
+    DB_MAX_OVERFLOW = Setting(integer, 5)
+    DB_POOL_TIMEOUT = Setting(Duration("s"), 5)
+    DB_POOL_RECYCLE = Setting(Duration("s"), 1800)
+    DB_CONNECT_TIMEOUT = Setting(Duration("s"), 3)
+    DB_STATEMENT_TIMEOUT_MS = Setting(Duration("ms"), 15000)
+    DB_READ_TIMEOUT_MS = Setting(Duration("ms"), 2000)  # the API's reads: a slower one is a 503
     # Hot standbys for the reads of posts (app/database.py: ReplicaRouter); writes stay on DATABASE_URL.
-    DATABASE_REPLICA_URLS = _env_list("DATABASE_REPLICA_URLS")
-    REPLICA_MAX_LAG_SECONDS = float(os.environ.get("REPLICA_MAX_LAG_SECONDS", 5))
-    REPLICA_CHECK_SECONDS = float(os.environ.get("REPLICA_CHECK_SECONDS", 1))  # per worker and replica
-    DB_APPLICATION_NAME = os.environ.get("DB_APPLICATION_NAME", "users-posts")  # + ":reads", ":replica1"...
+    DATABASE_REPLICA_URLS = Setting(items, [])
+    REPLICA_MAX_LAG_SECONDS = Setting(Duration("s", whole=False), 5.0)
+    REPLICA_CHECK_SECONDS = Setting(Duration("s", whole=False), 1.0)  # per worker and replica
+    DB_APPLICATION_NAME = Setting(text, "users-posts")  # + ":reads", ":replica1"...
 
-    JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
-    JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
+    JWT_ACCESS_TOKEN_EXPIRES = Setting(seconds, timedelta(seconds=900), env="JWT_ACCESS_TOKEN_SECONDS")
+    JWT_REFRESH_TOKEN_EXPIRES = Setting(seconds, timedelta(days=30), env="JWT_REFRESH_TOKEN_SECONDS")
     # Refreshing moves a session's end on by the refresh lifetime, but never past this age:
     # a stolen refresh token kept in use is not good forever.
-    SESSION_MAX_LIFETIME = timedelta(days=_env_int("SESSION_MAX_DAYS", 90))
+    SESSION_MAX_DAYS = Setting(Duration("d"), 90)
     JWT_TOKEN_LOCATION = ["headers"]
     JWT_COOKIE_CSRF_PROTECT = False  # bearer headers only: no cookie, no CSRF claim
     JWT_DECODE_LEEWAY = 0
-    BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)
+    BCRYPT_ROUNDS = Setting(integer, 12)
 
-    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    MAX_CONTENT_LENGTH = Setting(integer, 1024 * 1024)
+    # The service's public address: absolute links (`Link`, mailed links, the OpenAPI `servers`)
+    # start with it, never with the request's Host header. Production requires it; unset
+    # (development), links follow the address each request came to (app/urls.py).
+    PUBLIC_BASE_URL = Setting(text, "")
+    # Where `make run` serves (gunicorn.conf.py binds it): links made outside any request
+    # (`flask openapi write`) point there when PUBLIC_BASE_URL is unset (`LOCAL_BASE_URL`).
+    PORT = Setting(integer, 8000)
     # Flask/werkzeug refuse any other Host (400). Production defaults it to PUBLIC_BASE_URL's host.
-    TRUSTED_HOSTS = _env_list("TRUSTED_HOSTS") or None
-    CORS_ORIGINS = _env_list("CORS_ORIGINS")
-    PROXY_FIX_HOPS = _env_int("PROXY_FIX_HOPS", 0)
+    TRUSTED_HOSTS = Setting(items)
+    CORS_ORIGINS = Setting(items, [])
+    PROXY_FIX_HOPS = Setting(integer, 0)
     COMPRESS_MIN_SIZE = 1000
     COMPRESS_ALGORITHM = ["gzip"]
     COMPRESS_MIMETYPES = ["application/json", "application/problem+json", "text/html", "text/css",
                           "application/javascript", "text/javascript"]
 
-    # Rate limits (Flask-Limiter syntax). Storage is Redis when REDIS_URL is set.
-    REDIS_URL = os.environ.get("REDIS_URL", "")
-    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") not in ("0", "false", "False")
-    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    # Rate limits (Flask-Limiter syntax). Storage is Redis when REDIS_URL is set (`load`).
+    REDIS_URL = Setting(text, "")
+    RATELIMIT_ENABLED = Setting(boolean, True)
     RATELIMIT_HEADERS_ENABLED = True  # X-RateLimit-* on limited routes, Retry-After on 429
-    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "users-posts")
-    RATELIMIT_STRATEGY = os.environ.get("RATELIMIT_STRATEGY", "fixed-window")
+    RATELIMIT_KEY_PREFIX = Setting(text, "users-posts")
+    RATELIMIT_STRATEGY = Setting(text, "fixed-window")
     # A slow or lost Redis must not stall or fail requests: short timeouts, then
     # per-process counting until Redis answers again.
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN", "10/minute")
-    RATELIMIT_REGISTER = os.environ.get("RATELIMIT_REGISTER", "20/hour")
-    RATELIMIT_WRITE = os.environ.get("RATELIMIT_WRITE", "120/minute")
+    RATELIMIT_LOGIN = Setting(text, "10/minute")
+    RATELIMIT_REGISTER = Setting(text, "20/hour")
+    RATELIMIT_WRITE = Setting(text, "120/minute")
     # Reads: anonymous clients per IP, signed-in ones per user; searches on top of that.
-    RATELIMIT_READ = os.environ.get("RATELIMIT_READ", "300/minute")
-    RATELIMIT_READ_USER = os.environ.get("RATELIMIT_READ_USER", "1200/minute")
-    RATELIMIT_SEARCH = os.environ.get("RATELIMIT_SEARCH", "30/minute")
+    RATELIMIT_READ = Setting(text, "300/minute")
+    RATELIMIT_READ_USER = Setting(text, "1200/minute")
+    RATELIMIT_SEARCH = Setting(text, "30/minute")
     # Wrong passwords (login, admin login, current_password), counted only when they fail.
-    LOGIN_FAILURES_PER_EMAIL_IP = os.environ.get("LOGIN_FAILURES_PER_EMAIL_IP", "5 per 15 minutes")
-    LOGIN_FAILURES_PER_EMAIL = os.environ.get("LOGIN_FAILURES_PER_EMAIL", "20 per hour")
-    LOGIN_FAILURES_PER_DEVICE = os.environ.get("LOGIN_FAILURES_PER_DEVICE", "10 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL_IP = Setting(text, "5 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL = Setting(text, "20 per hour")
+    LOGIN_FAILURES_PER_DEVICE = Setting(text, "10 per 15 minutes")
     # One cap over all of an account's devices: kept device tokens add no guesses beyond it.
-    LOGIN_FAILURES_PER_ACCOUNT_DEVICES = os.environ.get("LOGIN_FAILURES_PER_ACCOUNT_DEVICES", "20 per hour")
-    DEVICE_TOKEN_DAYS = _env_int("DEVICE_TOKEN_DAYS", 365)
+    LOGIN_FAILURES_PER_ACCOUNT_DEVICES = Setting(text, "20 per hour")
+    DEVICE_TOKEN_DAYS = Setting(Duration("d"), 365)
 
-    # Conditional writes: with 1, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
-    REQUIRE_IF_MATCH = os.environ.get("REQUIRE_IF_MATCH", "0") in ("1", "true", "True")
-    IDEMPOTENCY_TTL_HOURS = _env_int("IDEMPOTENCY_TTL_HOURS", 24)
+    # Conditional writes: on, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
+    REQUIRE_IF_MATCH = Setting(boolean, False)
+    IDEMPOTENCY_TTL_HOURS = Setting(Duration("h"), 24)
 
-    ADMIN_SESSION_HOURS = _env_int("ADMIN_SESSION_HOURS", 8)  # idle: the cookie lapses
-    ADMIN_SESSION_MAX_HOURS = _env_int("ADMIN_SESSION_MAX_HOURS", 12)  # absolute: the server ends it
-    PERMANENT_SESSION_LIFETIME = timedelta(hours=ADMIN_SESSION_HOURS)
+    ADMIN_SESSION_HOURS = Setting(Duration("h"), 8)  # idle: the cookie lapses
+    ADMIN_SESSION_MAX_HOURS = Setting(Duration("h"), 12)  # absolute: the server ends it
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "admin_session"
@@ -184,36 +244,69 @@ class Config:
     OPENAPI_REDOC_URL = "/static/vendor/redoc/redoc.standalone.js"
 
     # GET /metrics answers this bearer token only; unset, there is no /metrics (app/metrics.py).
-    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
-    METRICS_ENABLED = os.environ.get("METRICS_ENABLED", "1") not in ("0", "false", "False")
+    METRICS_TOKEN = Setting(text, "")
+    METRICS_ENABLED = Setting(boolean, True)
 
-    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
-    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")  # or json: one object per line
-
-    # The service's public address: absolute links (`Link`, mailed links, the OpenAPI `servers`)
-    # start with it, never with the request's Host header. Production requires it; unset
-    # (development), links follow the address each request came to (app/urls.py).
-    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
-    # Unset PUBLIC_BASE_URL, outside any request (`flask openapi write`): where `make run`
-    # serves, which is gunicorn.conf.py's default bind unless PORT says otherwise.
-    LOCAL_BASE_URL = f"http://127.0.0.1:{os.environ.get('PORT') or 8000}"
+    LOG_LEVEL = Setting(text, "INFO")
+    LOG_FORMAT = Setting(text, "text")  # or json: one object per line
 
     # Mail (Flask-Mailman). Without MAIL_SERVER, development and tests write messages to the log.
-    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
-    MAIL_PORT = _env_int("MAIL_PORT", 587)
-    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
-    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
-    MAIL_USE_TLS = _env_bool("MAIL_USE_TLS", False)
-    MAIL_USE_SSL = _env_bool("MAIL_USE_SSL", False)
-    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "Users & Posts <no-reply@localhost>")
-    MAIL_TIMEOUT = _env_int("MAIL_TIMEOUT", 10)
-    MAIL_BACKEND = os.environ.get("MAIL_BACKEND", "")  # "log": write messages to the log (test harnesses)
+    MAIL_SERVER = Setting(text, "")
+    MAIL_PORT = Setting(integer, 587)
+    MAIL_USERNAME = Setting(text)
+    MAIL_PASSWORD = Setting(text)
+    MAIL_USE_TLS = Setting(boolean, False)
+    MAIL_USE_SSL = Setting(boolean, False)
+    MAIL_DEFAULT_SENDER = Setting(text, "Users & Posts <no-reply@localhost>")
+    MAIL_TIMEOUT = Setting(Duration("s"), 10)
+    MAIL_BACKEND = Setting(text, "")  # "log": write messages to the log (test harnesses)
 
     # Accounts: password reset and email verification by mail.
-    PASSWORD_RESET_MINUTES = _env_int("PASSWORD_RESET_MINUTES", 30)
-    EMAIL_VERIFICATION_HOURS = _env_int("EMAIL_VERIFICATION_HOURS", 72)
-    REQUIRE_VERIFIED_EMAIL = _env_bool("REQUIRE_VERIFIED_EMAIL", False)
-    RATELIMIT_ACCOUNT_MAIL = os.environ.get("RATELIMIT_ACCOUNT_MAIL", "5/hour")
+    PASSWORD_RESET_MINUTES = Setting(Duration("m"), 30)
+    EMAIL_VERIFICATION_HOURS = Setting(Duration("h"), 72)
+    REQUIRE_VERIFIED_EMAIL = Setting(boolean, False)
+    RATELIMIT_ACCOUNT_MAIL = Setting(text, "5/hour")
+
+    @classmethod
+    def settings(cls) -> dict[str, Setting]:
+        """The keys read from the environment, with how."""
+        return {name: value for name in dir(cls) if name.isupper()
+                and isinstance(value := getattr(cls, name), Setting)}
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Every key as it is when neither the environment nor `create_app`'s caller sets it."""
+        return {name: value.default if isinstance(value, Setting) else value
+                for name in dir(cls) if name.isupper() for value in (getattr(cls, name),)}
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The configuration: defaults, then the environment, then `overrides` (a string for a key
+        that is not text is parsed as the environment's would be), then what follows from them."""
+        config = cls.defaults()
+        settings = cls.settings()
+        problems = []
+        for key, setting in settings.items():
+            if environ.get(setting.env or key, "").strip():  # else the class's default stays
+                try:
+                    config[key] = setting.read(environ, key)
+                except ConfigurationError as error:
+                    problems.append(str(error))
+        for key, value in (overrides or {}).items():
+            setting = settings.get(key)
+            if isinstance(value, str) and setting is not None and setting.parse is not text:
+                try:
+                    value = setting.parse(value)
+                except ValueError as error:
+                    problems.append(_problem(key, value, error))
+            config[key] = value
+        if problems:
+            raise ConfigurationError("\n".join(problems))  # one problem a line
+        config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=config["ADMIN_SESSION_HOURS"]))
+        config.setdefault("LOCAL_BASE_URL", f"http://127.0.0.1:{config['PORT']}")
+        if not config.get("RATELIMIT_STORAGE_URI"):
+            config["RATELIMIT_STORAGE_URI"] = config["REDIS_URL"] or "memory://"
+        return config
 
     @classmethod
     def validate(cls, config: dict) -> None:
@@ -223,7 +316,7 @@ class Config:
 
 def check_public_urls(config: dict) -> None:
     """`PUBLIC_BASE_URL` is an absolute http(s) URL (kept without a trailing slash);
-    `TRUSTED_HOSTS` is a list of host names (a comma-separated string is split)."""
+    `TRUSTED_HOSTS` is a list of host names, or None (any host)."""
     base = config.get("PUBLIC_BASE_URL") or ""
     if base:
         parts = urlsplit(base)
@@ -236,18 +329,13 @@ def check_public_urls(config: dict) -> None:
         raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
     check_cors_origins(config)
     check_replicas(config)
-    hosts = config.get("TRUSTED_HOSTS")
-    if isinstance(hosts, str):
-        config["TRUSTED_HOSTS"] = [h.strip() for h in hosts.split(",") if h.strip()] or None
+    config["TRUSTED_HOSTS"] = config.get("TRUSTED_HOSTS") or None
 
 
 def check_replicas(config: dict) -> None:
     """Replicas need Redis, where each client's last write position is kept for read-your-writes
-    across workers and hosts; a comma-separated string is split."""
-    replicas = config.get("DATABASE_REPLICA_URLS") or []
-    if isinstance(replicas, str):
-        replicas = [item.strip() for item in replicas.split(",") if item.strip()]
-    config["DATABASE_REPLICA_URLS"] = replicas
+    across workers and hosts."""
+    replicas = config["DATABASE_REPLICA_URLS"] = config.get("DATABASE_REPLICA_URLS") or []
     if replicas and not config.get("REDIS_URL"):
         raise ConfigurationError("DATABASE_REPLICA_URLS needs REDIS_URL: each client's last write position "
                                  "is kept there, so that its own reads see its writes")
@@ -259,11 +347,8 @@ def check_cors_origins(config: dict) -> None:
     """Each `CORS_ORIGINS` entry is one exact origin (`https://app.example.com`, a port may
     follow). flask-cors takes any entry with `*`, `?`, `[`... as an unanchored regex, so
     `https://*.example.org` would allow `https://example.org.evil.io`: such entries are refused."""
-    origins = config.get("CORS_ORIGINS") or []
-    if isinstance(origins, str):
-        origins = [item.strip() for item in origins.split(",") if item.strip()]
     exact = []
-    for origin in origins:
+    for origin in config.get("CORS_ORIGINS") or []:
         candidate = origin.removesuffix("/")
         parts = urlsplit(candidate)
         if (parts.scheme not in ("http", "https") or not _ORIGIN_HOST.fullmatch(parts.netloc)
@@ -289,19 +374,23 @@ class DevelopmentConfig(Config):
     ENV_NAME = "development"
 
     @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The rate limits nobody set are 100 times production's, so that someone trying the
+        API, or a generated client's test run, never meets them (without Redis each worker
+        counts on its own)."""
+        values = super().defaults()
+        for name in RATE_LIMITS:
+            count, window = re.fullmatch(r"(\d+)(.*)", values[name]).groups()
+            values[name] = f"{int(count) * 100}{window}"
+        return values
+
+    @classmethod
     def validate(cls, config: dict) -> None:
-        """A first run needs no set-up: missing secrets are generated once, in instance/,
-        and the rate limits nobody set are 100 times production's, so that someone trying
-        the API, or a generated client's test run, never meets them (without Redis each
-        worker counts on its own)."""
+        """A first run needs no set-up: missing secrets are generated once, in instance/."""
         super().validate(config)
         for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
             if not config.get(name):
                 config[name] = instance_secret(name)
-        for name in RATE_LIMITS:
-            if name not in os.environ and config.get(name):
-                count, window = re.fullmatch(r"(\d+)(.*)", config[name]).groups()
-                config[name] = f"{int(count) * 100}{window}"
 
 
 def instance_secret(name: str, folder: Path = BASE_DIR / "instance") -> str:
@@ -328,19 +417,23 @@ def instance_secret(name: str, folder: Path = BASE_DIR / "instance") -> str:
 
 
 class TestingConfig(Config):
+    """The suite's: plain values here are fixed, whatever the environment says."""
+
     ENV_NAME = "testing"
     TESTING = True
     SECRET_KEY = "testing-secret-key-that-is-long-enough-0123456789"
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
-    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    SQLALCHEMY_DATABASE_URI = Setting(text, "sqlite://", env="TEST_DATABASE_URL")
     BCRYPT_ROUNDS = 4
-    # The test client's own address, so links and mailed links lead back to it; a live server sets its own.
-    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://localhost")
     MAIL_SERVER = ""  # messages go to the log unless a test starts its own SMTP server
-    # Off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits build
-    # their own app; a gunicorn started by a test may turn them on with REDIS_URL.
-    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "0") in ("1", "true", "True")
     WTF_CSRF_ENABLED = True
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Links lead back to the test client's own address (a live server sets its own), and
+        rate limits are off unless asked for (RATELIMIT_ENABLED=1): tests that prove the limits
+        build their own app; a gunicorn started by a test may turn them on with REDIS_URL."""
+        return {**super().defaults(), "PUBLIC_BASE_URL": "http://localhost", "RATELIMIT_ENABLED": False}
 
 
 class ProductionConfig(Config):

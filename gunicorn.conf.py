@@ -1,46 +1,48 @@
-"""Gunicorn settings; each can be overridden from the environment."""
+"""Gunicorn settings; each can be overridden from the environment.
+
+Nothing of gunicorn is patched: what it answers itself (its `Server` header, its error pages
+for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf).
+"""
 
 import gc
 import logging
 import multiprocessing
 import os
+import sys
 
-from gunicorn.http import wsgi as _wsgi
+from config import Config, ConfigurationError, Duration, boolean, environment_value, integer, text
 
-_default_headers = _wsgi.Response.default_headers
-
-
-def _without_server_banner(response) -> list[str]:
-    """gunicorn always writes `Server: gunicorn`; telling every client the server helps nobody."""
-    return [line for line in _default_headers(response) if not line.startswith("Server:")]
-
-
-_wsgi.Response.default_headers = _without_server_banner
-
-bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-# gunicorn's sync worker, with its own errors (400, 414, 431, ...) as problem JSON.
-worker_class = "app.gunicorn_worker.ProblemJsonSyncWorker"
-# The app is loaded once, in the master, and every worker is forked from it: the workers share
-# its memory instead of each importing and building it, and a replaced worker is ready at once.
-# A code change then needs a restart (a HUP reloads the configuration, not the code). Each
-# worker opens its own database connections (app/database.py forgets the inherited ones).
-preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
+worker_class = "sync"  # one request at a time per worker; nginx in front buffers slow clients for it
+try:  # each variable read as the app reads its own (config.py): one not understood stops the start
+    bind = environment_value("GUNICORN_BIND", text) or (
+        f"{environment_value('HOST', text, '127.0.0.1')}:{environment_value('PORT', integer, 8000)}")
+    workers = environment_value("WEB_CONCURRENCY", integer, multiprocessing.cpu_count() * 2)
+    # The app is loaded once, in the master, and every worker is forked from it: the workers share
+    # its memory instead of each importing and building it, and a replaced worker is ready at once.
+    # A code change then needs a restart (a HUP reloads the configuration, not the code). Each
+    # worker opens its own database connections (app/database.py forgets the inherited ones).
+    preload_app = environment_value("GUNICORN_PRELOAD", boolean, True)
+    timeout = environment_value("GUNICORN_TIMEOUT", Duration("s"), 30)
+    max_requests = environment_value("GUNICORN_MAX_REQUESTS", integer, 0)
+    loglevel = environment_value("LOG_LEVEL", text, Config.LOG_LEVEL.default).lower()
+    _log_format = environment_value("LOG_FORMAT", text, Config.LOG_FORMAT.default)
+    forwarded_allow_ips = environment_value("FORWARDED_ALLOW_IPS", text, "127.0.0.1")
+    # Room for a URL with every list filter at its longest (percent-encoded); 8190 is gunicorn's maximum.
+    limit_request_line = environment_value("GUNICORN_LIMIT_REQUEST_LINE", integer, 8190)
+except ConfigurationError as error:
+    sys.exit(f"error: {error}")
 graceful_timeout = 20
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 0))
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Every request writes a log line; these record fields cost their share of each line and no
-# format here shows them: the caller's file and line, the thread, the process name (the logging
-# HOWTO's "Optimization" section names these switches).
-logging._srcfile = None
+# format here shows them: the thread, the process id and name (documented switches of the
+# logging module, which the logging HOWTO's "Optimization" section names).
 logging.logThreads = False
+logging.logProcesses = False
 logging.logMultiprocessing = False
-if os.environ.get("LOG_FORMAT") == "json":
+if _log_format == "json":
     # gunicorn's own lines (boot, worker timeouts) as JSON too, all on stderr with the app's.
     _level = loglevel.upper()
     logconfig_dict = {
@@ -49,11 +51,8 @@ if os.environ.get("LOG_FORMAT") == "json":
                                        "qualname": "gunicorn.error"}},
         "formatters": {"generic": {"()": "app.logformat.JsonFormatter"}},
     }
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn 27's control socket is one fixed path per user; several instances on a host would share it.
 control_socket_disable = True
-# Room for a URL with every list filter at its longest (percent-encoded); 8190 is gunicorn's maximum.
-limit_request_line = int(os.environ.get("GUNICORN_LIMIT_REQUEST_LINE", 8190))
 
 # Metrics (app/metrics.py): every worker writes its samples to PROMETHEUS_MULTIPROC_DIR and a scrape
 # adds them up. Set before the app imports prometheus_client; emptied at each start, since files

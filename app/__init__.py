@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -86,13 +87,12 @@ def exact_origins(origins: list[str]) -> list[re.Pattern[str]]:
 
 
 def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None) -> type[Config]:
+    """The environment is read now, not when `config` was imported: each app sees it as it is."""
     if isinstance(config, Mapping):
-        config_class = get_config(config.get("APP_ENV"))
-        app.config.from_object(config_class)
-        app.config.update(config)
+        config_class, overrides = get_config(config.get("APP_ENV")), config
     else:
-        config_class = config if isinstance(config, type) else get_config(config)
-        app.config.from_object(config_class)
+        config_class, overrides = (config if isinstance(config, type) else get_config(config)), {}
+    app.config.from_mapping(config_class.load(os.environ, overrides))
     app.config["ENV_NAME"] = config_class.ENV_NAME
     return config_class
 

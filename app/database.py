@@ -51,7 +51,8 @@ def configure_engine(app: Flask) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = uri
     options: dict[str, Any] = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
     if is_postgresql(uri):
-        options.update(app.config["SQLALCHEMY_ENGINE_OPTIONS_POOL"])
+        options.update(pool_size=app.config["DB_POOL_SIZE"], max_overflow=app.config["DB_MAX_OVERFLOW"],
+                       pool_timeout=app.config["DB_POOL_TIMEOUT"], pool_recycle=app.config["DB_POOL_RECYCLE"])
         options.setdefault("pool_pre_ping", True)
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])

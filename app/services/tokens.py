@@ -9,6 +9,7 @@ whole family, as RFC 9700 §4.14.2 recommends.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -67,7 +68,7 @@ def rotate(refresh_claims: Claims, user: User) -> dict[str, Any]:
     session_id = refresh_claims[SESSION_CLAIM]
     new_jti = str(uuid.uuid4())
     now = sessions.now()
-    started_after = now - current_app.config["SESSION_MAX_LIFETIME"]
+    started_after = now - timedelta(days=current_app.config["SESSION_MAX_DAYS"])
     result = db.session.execute(
         update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.user_id == user.id,
