@@ -118,7 +118,8 @@ class Config:
 
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_ACCESS_TOKEN_SECONDS", 900))
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(seconds=_env_int("JWT_REFRESH_TOKEN_SECONDS", 30 * 86400))
-    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_TOKEN_LOCATION = ["headers"]  # POST /api/auth/refresh alone also reads its body (`jwt_required(locations=)`)
+    JWT_REFRESH_JSON_KEY = "refresh_token"  # as in login's answer and logout's body
     JWT_COOKIE_CSRF_PROTECT = False  # bearer headers only: no cookie, no CSRF claim
     JWT_DECODE_LEEWAY = 0
     BCRYPT_ROUNDS = _env_int("BCRYPT_ROUNDS", 12)

@@ -23,6 +23,7 @@ from flask import Flask, current_app, g, request
 from flask_jwt_extended import decode_token
 
 from app.bearer import bearer_token
+from app.jsonbody import json_body
 
 Claims = dict[str, Any]
 SESSION_CLAIM = "sid"
@@ -107,8 +108,31 @@ def reads_user_with_token(view: Callable) -> Callable:
     return view
 
 
-def _read_bearer() -> Bearer | None:
+def takes_refresh_token(view: Callable) -> Callable:
+    """Mark a view that takes a refresh token, as the bearer token or, without one, in its JSON
+    body as `{"refresh_token": ...}` (`jwt_required(refresh=True, locations=["headers", "json"])`)."""
+    view.takes_refresh_token = True  # type: ignore[attr-defined]
+    return view
+
+
+def expects_refresh_token() -> bool:
+    """Whether this request's view takes a refresh token rather than an access token."""
+    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), "takes_refresh_token", False))
+
+
+def presented_token() -> str | None:
+    """The token this request presents, where flask-jwt-extended looks for it: the bearer token,
+    else, on a view that takes a refresh token, the body's `refresh_token`."""
     token = bearer_token(request.headers.get("Authorization"))
+    if token is None and expects_refresh_token():
+        body = json_body(silent=True)
+        found = body.get(current_app.config["JWT_REFRESH_JSON_KEY"]) if isinstance(body, dict) else None
+        token = found if isinstance(found, str) and found else None
+    return token
+
+
+def _read_bearer() -> Bearer | None:
+    token = presented_token()
     if token is None:
         return None
     try:
