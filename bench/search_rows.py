@@ -3,9 +3,12 @@ between runs: for working on search without the whole `make bench`.
 
     python bench/search_rows.py                          # 1,000,000 posts, 4 and 16 connections
     python bench/search_rows.py --database app_bench_me  # its own database (the name must contain "bench")
-    python bench/search_rows.py --revision HEAD~1        # the same rows served by another revision's code
+    python bench/search_rows.py --baseline HEAD~1        # beside the same rows served by another revision
     python bench/search_rows.py --quick                  # 100,000 posts, shorter runs
 
+Every row (the first page and each search, of each code served) runs once per round, round
+after round, as `bench/run.py` alternates its first-page runs: load from elsewhere on the
+machine then hits every row alike, and each row reports its median round.
 The database is seeded (and `VACUUM ANALYZE`d) as `bench/run.py` seeds it, only when it does
 not already hold the mode's posts; `--fresh` drops and seeds it again. Nothing here writes to
 it, so ANALYZE's statistics stay those of the seed. Prints the rows as bench/results.md shows them.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -52,7 +56,9 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "app_bench"))
     parser.add_argument("--admin-url",
                         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--revision", help="serve this git revision's code instead of the working tree's")
+    parser.add_argument("--baseline", metavar="REV", help="also serve this git revision's code, rows alternated")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, help="seconds per run (default: the mode's)")
     parser.add_argument("--fresh", action="store_true", help="drop and seed the database even if it is seeded")
     options = parser.parse_args()
     mode = run.QUICK if options.quick else run.FULL
@@ -68,30 +74,39 @@ def main() -> None:
         run.prepare_database(options.admin_url, options.database, database_url, env, mode)
     else:
         run.log(f"reusing {options.database}: {mode.posts:,} posts")
-    counts = {}
-    if not options.revision:  # counted in this process, so only for the working tree's code
-        os.environ.update(env)  # config.py reads the environment
-        probes = [Probe(f"search:{q}", "GET", search.search_path(q)) for _, q in search.SEARCHES]
-        counts = {count.label: count for count in count_statements(probes, None)[0]}
+    os.environ.update(env)  # for the in-process statement count (config.py reads the environment)
+    probes = [Probe(f"search:{q}", "GET", search.search_path(q)) for _, q in search.SEARCHES]
+    counts = {count.label: count for count in count_statements(probes, None)[0]}
+    unknown = SimpleNamespace(statements=float("nan"))  # counted in this process: the working tree's code only
 
-    code = conditional.baseline_tree(ROOT, run.OUT, options.revision) if options.revision else ROOT
-    app = run.start_gunicorn("search-rows", "wsgi:app", env, "/health", cwd=code)
-    sections = []
+    codes = {"working tree": ROOT}
+    if options.baseline:
+        codes[options.baseline] = conditional.baseline_tree(ROOT, run.OUT, options.baseline)
+    mode = replace(mode, rounds=options.rounds, duration=options.duration or mode.duration)
+    servers = {}
     try:
+        for name, tree in codes.items():
+            servers[name] = run.start_gunicorn(f"search-rows-{len(servers)}", "wsgi:app", env, "/health", cwd=tree)
+        paths = [("first page", f"/api/posts?limit={run.PAGE}")]
+        paths += [(f"q={q} ({what})", search.search_path(q)) for what, q in search.SEARCHES]
+        sections = []
         for connections in options.connections:
-            run.log(f"{connections} connections")
-            first = run.measure("first page", app, f"/api/posts?limit={run.PAGE}", mode, connections, rounds=3)
-            rows = [(run.measure(f"q={q} ({what})", app, search.search_path(q), mode, connections),
-                     counts.get(f"search:{q}", SimpleNamespace(statements=float("nan"))))
-                    for what, q in search.SEARCHES]
-            sections.append((connections, search.render_rows(rows, first, run.mark)))
+            run.log(f"{connections} connections, {mode.rounds} rounds of {mode.duration} s")
+            results = run.alternated({f"{name}: {label}": (server, path) for name, server in servers.items()
+                                      for label, path in paths}, mode, connections)
+            for name in servers:
+                first = results.pop(f"{name}: first page")
+                rows = [(results[f"{name}: {label}"], counts.get(f"search:{q}", unknown) if name == "working tree"
+                         else unknown) for (label, _), (_, q) in zip(paths[1:], search.SEARCHES, strict=True)]
+                for result, _ in rows:
+                    result.label = result.label.removeprefix(f"{name}: ")
+                sections.append((connections, name, search.render_rows(rows, first, run.mark)))
     finally:
-        run.stop(app)
-    served = options.revision or "the working tree"
-    for connections, lines in sections:
-        print(f"\n{mode.posts:,} posts, {connections} connections, code of {served}:\n")
+        for server in servers.values():
+            run.stop(server)
+    for connections, name, lines in sections:
+        print(f"\n{mode.posts:,} posts, {connections} connections, code of {name}:\n")
         print("\n".join(lines))
-
 
 if __name__ == "__main__":
     main()
