@@ -173,7 +173,8 @@ class Config:
     # Refreshing moves a session's end on by the refresh lifetime, but never past this age:
     # a stolen refresh token kept in use is not good forever.
     SESSION_MAX_DAYS = Setting(Duration("d"), 90)
-    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_TOKEN_LOCATION = ["headers"]  # POST /api/auth/refresh alone also reads its body (app/identity.py)
+    JWT_REFRESH_JSON_KEY = "refresh_token"  # as in login's answer and logout's body
     JWT_COOKIE_CSRF_PROTECT = False  # bearer headers only: no cookie, no CSRF claim
     JWT_DECODE_LEEWAY = 0
     BCRYPT_ROUNDS = Setting(integer, 12)

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, Response, g
 from flask_jwt_extended import current_user
 
+from app import tokenerrors
 from app.errors import PermissionDenied, unauthorized
 from app.extensions import jwt
 from app.identity import Claims, also_read, auth_required, well_formed
@@ -39,12 +40,14 @@ def register_jwt_callbacks(app: Flask) -> None:
         return well_formed(claims)
 
     @jwt.unauthorized_loader
-    def missing_token(reason: str) -> Response:
-        return unauthorized("Missing bearer token in the Authorization header.", error="")
+    def missing_token(_reason: str) -> Response:
+        return unauthorized(tokenerrors.missing_token(), error="")
 
     @jwt.invalid_token_loader
-    def invalid_token(reason: str) -> Response:
-        return unauthorized(f"Invalid token: {reason}.")
+    def invalid_token(_reason: str) -> Response:
+        """Bad header, not a JWT, a foreign signature, and a token of the wrong type (the
+        library's `WrongTokenError` arrives here too): each told apart by `app.tokenerrors`."""
+        return unauthorized(tokenerrors.invalid_token())
 
     @jwt.expired_token_loader
     def expired_token(_header: Claims, _claims: Claims) -> Response:

@@ -24,7 +24,8 @@ from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
 
-from app.bearer import canonical_authorization
+from app.bearer import bearer_token, canonical_authorization
+from app.jsonbody import json_body
 
 Claims = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,7 +101,7 @@ def auth_required(refresh: bool = False) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             found = bearer()
             if found is None or found.kind != wanted:
-                verify_jwt_in_request(refresh=refresh)
+                verify_jwt_in_request(refresh=refresh, locations=_locations())
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -115,6 +116,29 @@ def reads_user_with_token(view: F) -> F:
     return view
 
 
+def takes_refresh_token(view: Callable) -> Callable:
+    """Mark a view that takes a refresh token, as the bearer token or, without one, in its JSON
+    body as `{"refresh_token": ...}` (`jwt_required(refresh=True, locations=["headers", "json"])`)."""
+    view.takes_refresh_token = True  # type: ignore[attr-defined]
+    return view
+
+
+def expects_refresh_token() -> bool:
+    """Whether this request's view takes a refresh token rather than an access token."""
+    return bool(getattr(current_app.view_functions.get(request.endpoint or ""), "takes_refresh_token", False))
+
+
+def presented_token() -> str | None:
+    """The token this request presents, where flask-jwt-extended looks for it: the bearer token,
+    else, on a view that takes a refresh token, the body's `refresh_token`."""
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None and expects_refresh_token():
+        body = json_body(silent=True)
+        found = body.get(current_app.config["JWT_REFRESH_JSON_KEY"]) if isinstance(body, dict) else None
+        token = found if isinstance(found, str) and found else None
+    return token
+
+
 def also_read() -> int | None:
     """The user the current view shows, when it asked to read them with the token's session."""
     view = current_app.view_functions.get(request.endpoint or "")
@@ -124,19 +148,29 @@ def also_read() -> int | None:
     return None
 
 
+def _locations() -> list[str] | None:
+    """Where flask-jwt-extended looks for this request's token: the header, and the JSON body
+    too on a view that takes a refresh token (`JWT_TOKEN_LOCATION` says headers only)."""
+    return ["headers", "json"] if expects_refresh_token() else None
+
+
 def _verify() -> Bearer | None:
+    locations = _locations()
     header = request.environ.get("HTTP_AUTHORIZATION")
-    if not header:
+    if not header and locations is None:
         return None
-    if not header.startswith("Bearer "):
+    if header and not header.startswith("Bearer "):
         # flask-jwt-extended compares the scheme case-sensitively (`JWT_HEADER_TYPE`); RFC 9110
         # makes it case-insensitive, and login answers `"token_type": "bearer"`.
         canonical = canonical_authorization(header)
-        if canonical is None:
+        if canonical is None and locations is None:
             return None
-        request.environ["HTTP_AUTHORIZATION"] = canonical
+        if canonical is not None:
+            request.environ["HTTP_AUTHORIZATION"] = canonical
     try:
-        if verify_jwt_in_request(optional=True, verify_type=False) is None:
+        # `refresh` names the JSON key the body's token is under; the type is the view's to check.
+        if verify_jwt_in_request(optional=True, refresh=locations is not None, verify_type=False,
+                                 locations=locations) is None:
             return None
     except (JWTExtendedException, PyJWTError):  # a view that needs a token asks again, for the error
         return None

@@ -206,6 +206,11 @@ class LogoutSchema(Schema):
     refresh_token = SafeString(validate=validate.Length(max=4096))
 
 
+class RefreshSchema(Schema):
+    refresh_token = SafeString(validate=validate.Length(max=4096), metadata={
+        "description": "The refresh token, when it is not sent as the bearer token (which wins when both are)."})
+
+
 class TokenSchema(Schema):
     access_token = fields.String(required=True)
     refresh_token = fields.String(required=True)

@@ -253,3 +253,138 @@ def test_a_decode_key_loader_decides_the_key_on_every_route(client, user, app):
         assert client.post("/api/posts", json={"title": "t", "body": "b"}, headers=bearer(token)).status_code == 201
     finally:
         jwt.decode_key_loader(lambda _header, _claims: current_app.config["JWT_SECRET_KEY"])
+
+
+# ---- what each refusal says: the service's words, and what to send instead ------------
+
+LIBRARY_WORDS = ["invalid header", "codec", "padding", "non-refresh", "only refresh", "not enough segments",
+                 "signature verification failed", "missing claim", "bad authorization header", "missing jwt",
+                 "missing 'bearer' type", "<jwt>", "subject must be", "alg value"]
+
+
+def detail_of(response) -> str:
+    body = assert_token_refused(response)
+    lowered = body["detail"].lower()
+    assert not [words for words in LIBRARY_WORDS if words in lowered], body["detail"]
+    return body["detail"]
+
+
+def test_a_token_that_is_no_jwt_is_told_so_and_what_to_send(client):
+    detail = detail_of(client.get("/api/users/me", headers={"Authorization": "Bearer abc.def.ghi"}))
+    assert "not a valid JWT" in detail
+    assert "access_token from POST /api/auth/login" in detail
+    assert "`Authorization: Bearer <access_token>`" in detail
+
+
+def test_a_quoted_token_is_told_to_drop_the_quotes(client, user):
+    response = client.get("/api/users/me", headers={"Authorization": f'Bearer "{user.access_token}"'})
+    detail = detail_of(response)
+    assert "in quotes" in detail
+    assert "`Authorization: Bearer <access_token>`" in detail
+    assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+def test_a_refresh_token_where_an_access_token_belongs_is_told_where_it_belongs(client, user, method, path):
+    detail = detail_of(call(client, method, path, bearer(user.refresh_token)))
+    assert detail == ("This is a refresh token: send it only to POST /api/auth/refresh; "
+                      "use the access token here.")
+
+
+def test_an_access_token_sent_to_refresh_is_told_to_send_the_refresh_token(client, user):
+    for response in (client.post("/api/auth/refresh", headers=user.headers),
+                     client.post("/api/auth/refresh", json={"refresh_token": user.access_token})):
+        detail = detail_of(response)
+        assert detail.startswith("This is not a refresh token: POST /api/auth/refresh takes the refresh_token")
+
+
+@pytest.mark.parametrize("header", ["{token}", "Basic dXNlcjpwYXNz", "Token {token}", "JWT {token}"])
+def test_a_token_without_the_bearer_scheme_is_told_to_add_it(client, user, header):
+    response = client.get("/api/users/me", headers={"Authorization": header.format(token=user.access_token)})
+    detail = detail_of(response)
+    assert detail.startswith("The Authorization header has no `Bearer` scheme: ")
+    assert detail.endswith("as `Authorization: Bearer <access_token>`.")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_no_token_at_all_is_told_what_to_send(client):
+    response = client.get("/api/users/me")
+    assert detail_of(response).startswith("No bearer token: send the access_token from POST /api/auth/login")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    detail = detail_of(client.post("/api/auth/refresh"))
+    assert "`Authorization: Bearer <refresh_token>`" in detail
+    assert '`{"refresh_token": "<refresh_token>"}`' in detail
+
+
+@pytest.mark.parametrize(("header", "says"), [
+    ("Bearer", "has the `Bearer` scheme but no token"),
+    ("bearer ", "has the `Bearer` scheme but no token"),
+    ("Bearer {token} {token}", "exactly one token"),
+    ("Bearer {token}, Bearer {token}", "exactly one token"),
+    ("Bearer a.b", "not a valid JWT"),
+    ("Bearer \u00e9\u00e9", "not a valid JWT"),
+    ("Bearer {token}x", "signature does not verify"),
+])
+def test_each_malformed_header_is_told_what_is_wrong(client, user, header, says):
+    detail = detail_of(client.get("/api/users/me", headers={"Authorization": header.format(token=user.access_token)}))
+    assert says in detail
+
+
+@pytest.mark.parametrize(("overrides", "says"), [
+    ({"sub": ...}, "lacks a claim"),
+    ({"sub": 5}, "lacks a claim"),
+    ({"iat": "yesterday"}, "lacks a claim"),
+    ({"nbf": 2**31}, "not valid yet"),
+])
+def test_a_token_with_bad_registered_claims_is_told_so_in_the_services_words(app, client, user, overrides, says):
+    token = sign(app, claims_for(user.id, sid_of(user), **overrides))
+    assert says in detail_of(client.get("/api/users/me", headers=bearer(token)))
+
+
+def test_a_token_of_another_algorithm_is_told_its_signature_does_not_verify(app, client, user):
+    token = pyjwt.encode(claims_for(user.id, sid_of(user)), "k" * 64, algorithm="HS512")
+    assert "signature does not verify" in detail_of(client.get("/api/users/me", headers=bearer(token)))
+
+
+# ---- refresh takes its token as logout takes one: in the body, or as the bearer token ---
+
+
+def test_refresh_takes_the_refresh_token_in_the_body_as_logout_does(client, user):
+    response = client.post("/api/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert response.status_code == 200, response.get_json()
+    pair = response.get_json()
+    assert client.get("/api/users/me", headers=bearer(pair["access_token"])).status_code == 200
+    again = client.post("/api/auth/refresh", headers=bearer(pair["refresh_token"]))
+    assert again.status_code == 200, again.get_json()
+
+
+def test_a_refresh_token_spent_through_the_body_is_spent_for_the_header_too(client, user):
+    assert client.post("/api/auth/refresh", json={"refresh_token": user.refresh_token}).status_code == 200
+    assert_token_refused(client.post("/api/auth/refresh", headers=bearer(user.refresh_token)))
+
+
+def test_the_bearer_token_wins_over_the_body(client, make_user):
+    owner, other = make_user(), make_user()
+    response = client.post("/api/auth/refresh", headers=bearer(owner.refresh_token),
+                           json={"refresh_token": other.refresh_token})
+    assert response.status_code == 200
+    access = response.get_json()["access_token"]
+    assert client.get("/api/users/me", headers=bearer(access)).get_json()["id"] == owner.id
+
+
+@pytest.mark.parametrize("body", [[1], "token", {"refresh_token": 5}, {"refresh_token": None}, {"other": "x"}])
+def test_a_refresh_body_of_the_wrong_shape_is_422(client, body):
+    assert_problem(client.post("/api/auth/refresh", json=body), 422)
+
+
+def test_a_malformed_refresh_token_in_the_body_is_told_so(client):
+    detail = detail_of(client.post("/api/auth/refresh", json={"refresh_token": "abc.def.ghi"}))
+    assert "not a valid JWT" in detail
+    assert '`{"refresh_token": "<refresh_token>"}`' in detail
+
+
+def test_only_refresh_takes_a_token_from_the_body(client, user):
+    assert_token_refused(client.post("/api/posts", json={"access_token": user.access_token, "title": "t",
+                                                         "body": "b"}))
+    assert_token_refused(client.post("/api/auth/logout", json={"refresh_token": user.refresh_token}))
+    assert client.get("/api/users/me", headers=user.headers).status_code == 200

@@ -204,6 +204,19 @@ def test_refresh_is_limited_per_user_across_ips(limited, user):
     assert_too_many(refresh(client, token, ip="203.0.113.50"), 60)
 
 
+def test_refresh_is_limited_per_user_whether_the_token_is_the_bearer_or_in_the_body(limited, user):
+    client = limited().test_client()
+    token = user.refresh_token
+    for n in range(3):
+        response = client.post("/api/auth/refresh", json={"refresh_token": token},
+                               environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+        assert response.status_code == 200
+        token = response.get_json()["refresh_token"]
+    assert_too_many(refresh(client, token, ip="203.0.113.50"), 60)
+    assert_too_many(client.post("/api/auth/refresh", json={"refresh_token": token},
+                                environ_base={"REMOTE_ADDR": "203.0.113.51"}), 60)
+
+
 # ---- registration ---------------------------------------------------------------
 
 

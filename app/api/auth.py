@@ -10,7 +10,7 @@ from flask_jwt_extended import current_user, get_jwt
 
 from app.api import BEARER, PUBLIC, RATE_LIMIT_HEADERS, Blueprint
 from app.extensions import limiter
-from app.identity import auth_required
+from app.identity import auth_required, takes_refresh_token
 from app.ratelimit import account_mail_limit, client_ip, login_limit, target_email_key
 from app.schemas import (
     AcceptedSchema,
@@ -19,6 +19,7 @@ from app.schemas import (
     LogoutSchema,
     PasswordResetConfirmSchema,
     PasswordResetRequestSchema,
+    RefreshSchema,
     TokenSchema,
     VerifyEmailSchema,
 )
@@ -27,6 +28,7 @@ from app.services.throttle import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Tokens and sessions")
+BEARER_OR_BODY = [*BEARER, {}]  # refresh: the bearer token, or `refresh_token` in the body
 ACCEPTED_RESET = {"status": "accepted",
                   "detail": "If an active account has this email, a link to reset its password is on its way."}
 ACCEPTED_VERIFY = {"status": "accepted",
@@ -59,18 +61,24 @@ def login(credentials):
 
 
 @blp.route("/refresh", methods=["POST"])
+@takes_refresh_token
 @limiter.limit(login_limit, key_func=client_ip, scope="refresh-ip")
 @limiter.limit(login_limit, key_func=target_email_key, scope="refresh-user")
+@blp.arguments(RefreshSchema, required=False)
 @auth_required(refresh=True)
 @blp.response(200, TokenSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(401, 429, d401="Missing, invalid or expired refresh token, or its session has ended. "
-                             "A refresh token that was already spent ends its whole session.")
-@blp.doc(operationId="refreshTokens", security=BEARER)
-def refresh():
-    """Spend the session's refresh token (sent as the bearer token) for a new pair.
+@blp.problems(400, 401, 413, 415, 429,
+              d401="Missing, invalid or expired refresh token, an access token instead of it, or its session "
+                   "has ended. A refresh token that was already spent ends its whole session.")
+@blp.doc(operationId="refreshTokens", security=BEARER_OR_BODY)
+def refresh(_body):
+    """Spend the session's refresh token for a new pair.
 
-    Each refresh token can be spent once. Presenting one that was already spent
-    ends the session: every token of it, the thief's and the owner's, stops working."""
+    Send the `refresh_token` from login (or from the last refresh) either as the bearer
+    token, `Authorization: Bearer <refresh_token>`, or in the JSON body as
+    `{"refresh_token": "<refresh_token>"}`, the way logout takes one; when both are sent the
+    header's is spent. Each refresh token can be spent once. Presenting one that was already
+    spent ends the session: every token of it, the thief's and the owner's, stops working."""
     return tokens.rotate(get_jwt(), current_user)
 
 
@@ -95,11 +103,13 @@ def _caller_logged_out_first(view: F) -> F:
 def logout(body):
     """End the caller's session; a body is optional.
 
-    A logout always logs you out: your session ends first, whatever the body holds, and its
-    access and refresh tokens stop working on every host. A `refresh_token` in the body ends
-    that token's session too (another device of yours). When the body is not valid (a
-    malformed, expired or someone else's `refresh_token`, an unknown field, not JSON) the
-    answer is that problem, so that you learn no other session was ended."""
+    The caller is named by their access token, `Authorization: Bearer <access_token>`. A
+    logout always logs you out: your session ends first, whatever the body holds. A
+    `refresh_token` in the body (as refresh takes one) ends that token's session too
+    (another device of yours).
+    When the body is not valid (a malformed, expired or someone else's `refresh_token`, an
+    unknown field, not JSON) the answer is that problem, so that you learn no other session
+    was ended; your own session has ended all the same, and its tokens are refused from now on."""
     if "refresh_token" in body:
         tokens.logout_refresh_token(body["refresh_token"], current_user)
     return ""

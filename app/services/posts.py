@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cache
 from typing import Any
 
@@ -46,12 +47,15 @@ from app.services.content import CONTENT_VERSION
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
-# A search first looks for its page among this many of the newest posts, read through the
-# `created_at` index: enough for any word in more than one post in 200. Rarer words then get
-# all their matches from the search index, which is cheap because they are rare; the
-# planner's own estimates cannot tell the two cases apart (bench/where-the-time-goes.md).
-# A query ANALYZE's statistics call common walks on until its page is full (`WALK_ALL`):
-# that is cheaper than the index even when the newest posts happen not to hold it.
+# How a search finds its page on PostgreSQL; the planner's own estimates cannot tell a rare
+# word from a common one (bench/where-the-time-goes.md), so ANALYZE's word statistics decide
+# (`WordStatistics`). A query they call common walks the newest posts through the `created_at`
+# index until its page is full (`WALK_ALL`). Any other query, a word they do not list
+# included (one added since the last ANALYZE, or in no post at all), is rare: the search index
+# hands over all its matches, which are few, in one statement. Only without statistics (before
+# the first ANALYZE), and for a feed (whose authors' words they say nothing about), does a
+# search look among the `SEARCH_WINDOW` newest posts first, enough for any word in more than
+# one post in 200, and ask the index only when that finds less than a page.
 SEARCH_WINDOW = 5000
 WALK_ALL = 2**62
 WORD_STATISTICS_SECONDS = 300  # ANALYZE changes them rarely; each worker rereads them this often
@@ -260,14 +264,26 @@ def _top_of(ids: Select | CompoundSelect) -> Select:
 _word_statistics: dict[str, tuple[float, WordStatistics | None]] = {}  # per database URL: (read at, statistics)
 
 
-def _best_walked(search: SearchQuery) -> bool:
-    """Whether a walk of the newest posts is the cheaper way to this query's page (PostgreSQL)."""
+class SearchPlan(Enum):
+    """How a search on PostgreSQL finds its page (see `SEARCH_WINDOW`)."""
+
+    WALK = "walk the newest posts until the page is full"
+    INDEX = "all matches from the search index, then sorted"
+    WINDOW_THEN_INDEX = "the SEARCH_WINDOW newest posts, then the index if that is not a page"
+
+
+def _search_plan(search: SearchQuery, *, feed: bool) -> SearchPlan:
+    """The cheaper way to this query's page by ANALYZE's word statistics (PostgreSQL, no `skip`)."""
+    if feed:  # how common a word is says nothing of how often the followed authors use it
+        return SearchPlan.WINDOW_THEN_INDEX
     key, now = str(db.engine.url), time.monotonic()
     read_at, statistics = _word_statistics.get(key, (float("-inf"), None))
     if now - read_at > WORD_STATISTICS_SECONDS:
         statistics = WordStatistics.read(db.session)
         _word_statistics[key] = (now, statistics)
-    return statistics is not None and statistics.best_walked(search)
+    if statistics is None:  # never analysed: a common word would make the index read every post
+        return SearchPlan.WINDOW_THEN_INDEX
+    return SearchPlan.WALK if statistics.best_walked(search) else SearchPlan.INDEX
 
 
 def read_post(post_id: int) -> PostView:
@@ -294,20 +310,21 @@ def list_posts(
     if after:
         parameters["after_at"], parameters["after_id"] = page.after
     dialect = db.engine.dialect.name
-    walk_all = False
+    plan = SearchPlan.INDEX  # SQLite's FTS5, and any `skip`
     if search is not None:
-        # Not in a feed: how common a word is says nothing of how often the followed authors use it.
-        walk_all = dialect == "postgresql" and not skip and not feed and _best_walked(search)
-        parameters.update(search=search_parameter(search, dialect), window=WALK_ALL if walk_all else SEARCH_WINDOW)
+        if dialect == "postgresql" and not skip:
+            plan = _search_plan(search, feed=feed)
+        parameters.update(search=search_parameter(search, dialect),
+                          window=WALK_ALL if plan is SearchPlan.WALK else SEARCH_WINDOW)
 
     def read(connection: Session) -> Sequence[Row]:
         if search is None:
             if feed and dialect == "postgresql" and not skip:
                 return _all(connection, _feed_statement(after), {**parameters, "feed_window": FEED_WINDOW})
             return _all(connection, _page_statement(by_author, after, skip, feed), parameters)
-        if dialect == "postgresql" and not skip:
+        if plan is not SearchPlan.INDEX:
             rows = _all(connection, _search_in_newest(dialect, by_author, after, feed), parameters)
-            if len(rows) > page.limit or walk_all:
+            if len(rows) > page.limit or plan is SearchPlan.WALK:
                 return rows
         return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
 
