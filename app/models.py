@@ -1,5 +1,4 @@
-"""The tables: users, their posts, who follows whom, sign-in sessions, idempotency keys and
-the content version."""
+"""The tables: users, their posts, who follows whom, sign-in sessions and idempotency keys."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -236,17 +234,6 @@ class AuthSession(db.Model):
 
     def __repr__(self) -> str:
         return f"<AuthSession {self.id} {self.kind} user {self.user_id}>"
-
-
-class ContentVersion(db.Model):
-    """A counter that every committed change to posts, users or follows moves, kept by the
-    triggers of migration 0008; its sum over the rows is the version. List pages are tagged
-    with it, so a 304 needs no page read (app/services/content.py)."""
-
-    __tablename__ = "content_versions"
-
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class IdempotencyKey(db.Model):

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from app import create_app
 from app.database import _plain, fetch_all
 from app.extensions import db, reads
-from app.services import content, posts, sessions
+from app.services import posts, sessions
 from app.services.tokens import SESSION_CLAIM
 from tests.helpers import assert_problem
 
@@ -115,7 +115,7 @@ def test_a_forked_worker_reads_and_writes_on_connections_of_its_own(app):
 
 @pytest.mark.usefixtures("postgresql")
 def test_a_current_pages_304_on_a_dropped_connection_is_still_304(app, client, user):
-    """The 304 reads its content version alone, on the driver's own cursor (`fetch_all`);
+    """The 304 reads the page's stamps alone, on the driver's own cursor (`fetch_all`);
     a dead connection there is replaced as for every other read."""
     client.post("/api/posts", json={"title": "Kept", "body": "b"}, headers=user.headers)
     tag = client.get("/api/posts").headers["ETag"]
@@ -175,15 +175,15 @@ def test_reads_are_503_problem_json_while_the_server_is_down():
 def _read_statements(user_id: int, post_id: int, session_id: str) -> list[tuple[str, object, dict]]:
     token = {"session_id": session_id, "kind": "api", "at": datetime.now(UTC), "user_id": user_id}
     return [
-        ("first page", posts._page_statement(False, False, False), {"limit": 21}),
-        ("an author's page after a cursor", posts._page_statement(True, True, False),
+        ("first page", posts._page_statement(False, False, False, False, True), {"limit": 21}),
+        ("a page's stamps", posts._page_statement(False, False, False, False, False), {"limit": 21}),
+        ("an author's page after a cursor", posts._page_statement(True, True, False, False, True),
          {"limit": 21, "author_id": user_id, "after_at": datetime.now(UTC), "after_id": 2**31}),
         ("one post", posts._ONE_POST, {"post_id": post_id}),
         ("the token's user", sessions._TOKEN_USER, token),
         ("the token's user and another", sessions._TOKEN_USERS, {**token, "other_id": user_id}),
         ("an admin cookie's user", sessions._SESSION_USER, {"session_id": session_id, "kind": "api",
                                                              "at": datetime.now(UTC)}),
-        ("the content version", content._CURRENT, {}),
     ]
 
 
@@ -242,10 +242,9 @@ def test_the_one_row_reads_are_planned_once_per_connection_then_only_executed(ma
     first = _one_row_reads(app, user)
     assert [status for status, _ in first] == [200, 200, 304]
     prepared = _prepared_on_the_read_connection(app)
-    assert len(prepared) == 3, prepared
+    assert len(prepared) == 2, prepared
     assert any("FROM posts JOIN users" in each and "WHERE posts.id = $1" in each for each in prepared)
     assert any("FROM users LEFT OUTER JOIN sessions" in each for each in prepared)
-    assert any("FROM content_versions" in each for each in prepared)
     assert _one_row_reads(app, user)[0][0] == 200
     assert _prepared_on_the_read_connection(app) == prepared  # executed again, not prepared again
 
@@ -282,7 +281,7 @@ def test_a_read_whose_prepared_statement_the_server_forgot_still_answers(make_ap
     assert _prepared_on_the_read_connection(app) == []
     assert [status for status, _ in _one_row_reads(app, user)] == statuses == [200, 200, 304]
     assert [status for status, _ in _one_row_reads(app, user)] == statuses
-    assert len(_prepared_on_the_read_connection(app)) == 3
+    assert len(_prepared_on_the_read_connection(app)) == 2
 
 
 @pytest.mark.usefixtures("postgresql")
