@@ -28,7 +28,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, query_expression, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
@@ -117,6 +117,10 @@ class User(db.Model):
     credentials_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+    # Whether the user a request speaks for follows this one: read by the statement that shows
+    # a user to someone else (app/services/follows.py); None, and not shown, otherwise.
+    followed_by_me: Mapped[bool | None] = query_expression()
 
     posts: Mapped[list[Post]] = relationship(
         back_populates="author", cascade="all, delete-orphan", passive_deletes=True

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from flask import url_for
+from flask import g, url_for
 from flask_jwt_extended import current_user, get_current_user, get_jwt
 
 from app.api import (
@@ -29,11 +26,13 @@ from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
 from app.schemas import (
+    NEW_SESSION,
     PASSWORD_RULES,
     PageArgsSchema,
     PostSchema,
     PublicUserSchema,
     SearchArgsSchema,
+    SeenUserSchema,
     UserCreateSchema,
     UserSchema,
     UserUpdateSchema,
@@ -42,18 +41,8 @@ from app.services import accounts, follows, posts, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
-_account, _public = UserSchema(), PublicUserSchema()
-# Others see a `PublicUser`; the user themself and admins a `User`.
+# `SeenUserSchema` answers a `User` to the user themself and admins, a `PublicUser` to everyone else.
 _USER_OR_PUBLIC = ("User", "PublicUser")
-
-
-def dump_user(user: User, viewer: User | None, followed_by_me: bool | None = None) -> dict:
-    """The whole account for the user themself and admins, the public profile for everyone else;
-    `followed_by_me` when it is known (the caller's view of another user)."""
-    data = (_account if users.can_see_account(viewer, user) else _public).dump(user)
-    if followed_by_me is not None:
-        data["followed_by_me"] = followed_by_me
-    return data
 
 
 def profile_etag(user: User) -> tuple:
@@ -71,12 +60,10 @@ def shown_etag(user: User) -> tuple:
     return profile_etag(user)
 
 
-def user_etag(user: User, followed_by_me: bool | None = None) -> tuple:
+def user_etag(user: User) -> tuple:
     """What the caller's read of `user` is made of: what they see of them, and whether they
-    follow them (read here when not given)."""
-    if followed_by_me is None and user.id != current_user.id:
-        followed_by_me = follows.is_following(current_user.id, user.id)
-    return *shown_etag(user), followed_by_me
+    follow them (read here if it was not)."""
+    return *shown_etag(user), follows.with_follow_state(current_user, user).followed_by_me
 
 
 def check_user_etag(user: User) -> None:
@@ -109,7 +96,7 @@ def register(fields):
 @auth_required()
 @blp.etag
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.response(200)
+@blp.response(200, SeenUserSchema(many=True))
 @blp.doc(responses={200: any_of_response(
     "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
     *_USER_OR_PUBLIC, many=True, headers=LINK_HEADER)})
@@ -122,7 +109,7 @@ def list_users(args):
     admins see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
     blp.set_etag(page_etag([shown_etag(user) for user in page.items], page.next_key))
-    return [dump_user(user, current_user) for user in page.items], next_link(page.next_key)
+    return page.items, next_link(page.next_key)
 
 
 _CHANGE_YOURSELF = ("To change your account, send PATCH /api/users/<id> with your own id "
@@ -152,7 +139,7 @@ def me():
 @reads_user_with_token
 @auth_required()
 @blp.etag
-@blp.response(200)
+@blp.response(200, SeenUserSchema)
 @blp.doc(responses={200: any_of_response(
     "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
 @blp.problems(401, 404, 429)
@@ -162,13 +149,13 @@ def get_user(user_id: int):
 
     The whole account (`User`) for the user themself and admins; `id`, `name`, `created_at`
     and the follow counts (`PublicUser`) for everyone else; `followed_by_me` on another user."""
-    user, followed_by_me = follows.user_seen_by(current_user, user_id, read_with_token())
-    blp.set_etag(user_etag(user, followed_by_me))
-    return dump_user(user, current_user, followed_by_me)
+    user = follows.user_seen_by(current_user, user_id, read_with_token())
+    blp.set_etag(user_etag(user))
+    return user
 
 
 def _current_user_etag(user_id: int) -> tuple:
-    return user_etag(*follows.user_seen_by(current_user, user_id))
+    return user_etag(follows.user_seen_by(current_user, user_id))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
@@ -193,19 +180,8 @@ def update_user(changes, user_id: int):
         user = users.update_user(current_user, users.get_user(user_id), changes, client, check_user_etag)
     blp.set_etag(user_etag(user))  # the user as a later read shows them, without the tokens
     if "password" in changes and user.id == current_user.id:
-        return AccountWithTokens(user, tokens.start_session(user))
+        setattr(g, NEW_SESSION, tokens.start_session(user))  # the answer's `tokens` (UserSchema)
     return user
-
-
-@dataclass(frozen=True)
-class AccountWithTokens:
-    """An account as `UserSchema` shows it, with the first token pair of its owner's new session."""
-
-    user: User
-    tokens: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.user, name)
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
