@@ -1,5 +1,4 @@
-"""The tables: users, their posts, who follows whom, sign-in sessions, idempotency keys and
-the content version."""
+"""The tables: users, their posts, who follows whom, sign-in sessions and idempotency keys."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    SmallInteger,
     String,
     Text,
     TypeDecorator,
@@ -30,7 +28,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, relationship
+from sqlalchemy.orm import Mapped, make_transient_to_detached, mapped_column, query_expression, relationship
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
@@ -119,6 +117,10 @@ class User(db.Model):
     credentials_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+    # Whether the user a request speaks for follows this one: read by the statement that shows
+    # a user to someone else (app/services/follows.py); None, and not shown, otherwise.
+    followed_by_me: Mapped[bool | None] = query_expression()
 
     posts: Mapped[list[Post]] = relationship(
         back_populates="author", cascade="all, delete-orphan", passive_deletes=True
@@ -236,17 +238,6 @@ class AuthSession(db.Model):
 
     def __repr__(self) -> str:
         return f"<AuthSession {self.id} {self.kind} user {self.user_id}>"
-
-
-class ContentVersion(db.Model):
-    """A counter that every committed change to posts, users or follows moves, kept by the
-    triggers of migration 0008; its sum over the rows is the version. List pages are tagged
-    with it, so a 304 needs no page read (app/services/content.py)."""
-
-    __tablename__ = "content_versions"
-
-    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class IdempotencyKey(db.Model):

@@ -35,7 +35,6 @@ SKIP_TOO_DEEP = (f"skip goes up to {MAX_SKIP}. Page deeper with the cursor of ea
 class Page(Generic[T]):
     items: Sequence[T]
     next_key: SortKey | None
-    version: int | None = None  # the content version its rows were read at, when they carry it
 
 
 @dataclass(frozen=True)
@@ -47,13 +46,12 @@ class PageRequest:
     skip: int | None = None
 
 
-def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey], *,
-            version: int | None = None) -> Page[T]:
+def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey]) -> Page[T]:
     """A page from `limit + 1` fetched items: the extra one says a next page exists."""
     if len(items) <= limit:
-        return Page(items, None, version)
+        return Page(items, None)
     items = items[:limit]
-    return Page(items, sort_key(items[-1]), version)
+    return Page(items, sort_key(items[-1]))
 
 
 def encode_cursor(key: SortKey) -> str:

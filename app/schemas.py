@@ -8,12 +8,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from flask import g
+from flask_jwt_extended import current_user
+from marshmallow import Schema, ValidationError, fields, missing, validate, validates_schema
 
 from app.emails import normalise_email
 from app.models import MAX_ID, Role
 from app.pagination import MAX_SKIP
 from app.search import InvalidSearch, SearchQuery, parse_search
+from app.services.users import can_see_account
 
 # C0 controls, DEL and the C1 range; surrogates cannot be encoded to UTF-8 at all.
 # What no text field may hold: PostgreSQL refuses NUL, the rest is invisible mischief.
@@ -151,9 +154,22 @@ class UserUpdateSchema(Schema):
 
 
 FOLLOWED_BY_ME = "Whether the caller follows this user: only in `GET /api/users/{user_id}` of another user."
+NEW_SESSION = "new_session"  # on `flask.g`: the token pair of a session the request started, shown as `tokens`
 
 
-class PublicUserSchema(Schema):
+class _UserOutput(Schema):
+    """What both shapes of a user leave out: `followed_by_me` where it was not read (it is read
+    only to show a user to someone else, app/services/follows.py), and `tokens` unless the
+    request started a session (a change of one's own password)."""
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "tokens":
+            return g.get(NEW_SESSION, missing)
+        value = super().get_attribute(obj, attr, default)
+        return missing if attr == "followed_by_me" and value is None else value
+
+
+class PublicUserSchema(_UserOutput):
     """A user as every other signed-in user sees them."""
 
     id = fields.Integer(dump_only=True, required=True)
@@ -167,7 +183,7 @@ class PublicUserSchema(Schema):
         ordered = True
 
 
-class UserSchema(Schema):
+class UserSchema(_UserOutput):
     """A user as they themself and admins see them: the whole account, no secrets."""
 
     id = fields.Integer(dump_only=True, required=True)
@@ -189,6 +205,19 @@ class UserSchema(Schema):
 
     class Meta:
         ordered = True
+
+
+class SeenUserSchema(UserSchema):
+    """A user as the caller may see them: the whole account (`User`) for the user themself and
+    admins, the public profile (`PublicUser`) for everyone else, decided per user, so one list
+    holds both. Documented as either (app/api/users.py), never as a schema of its own."""
+
+    PUBLIC = frozenset(PublicUserSchema().fields)
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr not in self.PUBLIC and not can_see_account(current_user, obj):
+            return missing
+        return super().get_attribute(obj, attr, default)
 
 
 # ---- auth ------------------------------------------------------------------

@@ -74,8 +74,9 @@ def render_rows(pairs: list[Pair], mark: Callable[[bool], str], baseline: tuple[
         "## Conditional requests",
         "",
         "The first page of `GET /api/posts?limit=20`, and the same request with `If-None-Match` naming "
-        "its current ETag (a 304 without a body). A page's tag is the content version its rows were read at, "
-        "with the URL (app/api/conditional.py): the 304 reads that version alone, not the page. "
+        "its current ETag (a 304 without a body). A page's tag is made of its posts' ids, versions and author "
+        "names, its next cursor and its URL (app/api/conditional.py): the 304 reads those alone, not the "
+        "titles and bodies. "
         "CPU counts the gunicorn workers and their PostgreSQL backends, summed over rounds that alternate "
         "the 200 and the 304.",
         "",

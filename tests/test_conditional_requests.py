@@ -12,7 +12,7 @@ from app.errors import PreconditionFailed
 from app.extensions import db
 from app.models import Post
 from app.services import posts as post_service
-from tests.helpers import assert_problem, write_post
+from tests.helpers import PASSWORD, assert_problem, write_post
 
 
 def etag(response) -> str:
@@ -104,31 +104,36 @@ def test_a_pages_etag_changes_with_any_item_and_with_the_next_cursor(app, client
     assert client.get(page, headers={"If-None-Match": etag(edited)}).status_code == 200
 
 
-def test_a_current_page_is_answered_304_from_the_content_version_alone(app, client, user, sql_statements):
-    write_post(app, user.id, "One")
-    write_post(app, user.id, "Two")
+def test_a_current_page_is_answered_304_from_its_posts_stamps_without_their_titles_and_bodies(
+        app, client, user, sql_statements):
+    write_post(app, user.id, "One", "a long body " * 500)
+    write_post(app, user.id, "Two", "a long body " * 500)
     page = "/api/posts?limit=1"
     tag = etag(client.get(page))
     sql_statements.clear()
     again = client.get(page, headers={"If-None-Match": tag})
     assert again.status_code == 304 and again.headers["ETag"] == tag
     assert len(sql_statements) == 1
-    assert "FROM content_versions" in sql_statements[0] and "posts" not in sql_statements[0]
+    assert "posts.version" in sql_statements[0]
+    assert "posts.body" not in sql_statements[0] and "posts.title" not in sql_statements[0]
 
 
-def test_a_write_outside_the_app_still_changes_the_pages_tag(app, client, user):
-    """The content version moves by trigger, whoever writes: here plain SQL, as an operator might."""
+def test_a_write_outside_the_app_changes_the_pages_tag_when_it_moves_the_version(app, client, user):
+    """Tags follow the rows' `version`, which every ORM write moves; plain SQL (an operator's)
+    that changes what a post shows moves it too, as the ORM would."""
     post_id = write_post(app, user.id, "Before")
     page = "/api/posts"
     tag = etag(client.get(page))
     with app.app_context(), db.engine.begin() as connection:
-        connection.execute(db.text("UPDATE posts SET title = 'After' WHERE id = :id"), {"id": post_id})
+        connection.execute(db.text("UPDATE posts SET title = 'After', version = version + 1 WHERE id = :id"),
+                           {"id": post_id})
     changed = client.get(page, headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.get_json()[0]["title"] == "After"
     assert etag(changed) != tag
 
 
-def test_a_change_to_an_author_or_a_follow_changes_the_pages_tag(client, make_user):
+def test_a_renamed_author_changes_the_pages_tag_and_a_new_follower_does_not(client, make_user):
+    """The page shows its authors' names, not their followers."""
     author, reader = make_user(), make_user()
     new_post(client, author)
     page = f"/api/users/{author.id}/posts"
@@ -137,7 +142,71 @@ def test_a_change_to_an_author_or_a_follow_changes_the_pages_tag(client, make_us
     renamed = client.get(page, headers={"If-None-Match": tag})
     assert renamed.status_code == 200 and renamed.get_json()[0]["author"]["name"] == "Renamed"
     assert client.put(f"/api/users/{author.id}/follow", headers=reader.headers).status_code == 204
-    assert client.get(page, headers={"If-None-Match": etag(renamed)}).status_code == 200
+    assert client.get(page, headers={"If-None-Match": etag(renamed)}).status_code == 304
+
+
+def test_another_users_password_change_leaves_every_page_tag_alone(client, make_user):
+    """An anonymous client cannot watch private activity through 304 and 200."""
+    author, stranger = make_user(), make_user()
+    new_post(client, author)
+    pages = ["/api/posts", f"/api/users/{author.id}/posts"]
+    tags = {page: etag(client.get(page)) for page in pages}
+    changed = client.patch(f"/api/users/{stranger.id}", json={"password": "N3wPassword", "current_password": PASSWORD},
+                           headers=stranger.headers)
+    assert changed.status_code == 200
+    for page in pages:
+        assert client.get(page, headers={"If-None-Match": tags[page]}).status_code == 304, page
+
+
+def test_a_post_not_on_the_page_leaves_its_tag_alone(app, client, make_user):
+    author, other = make_user(), make_user()
+    older = write_post(app, author.id, "Older")
+    write_post(app, author.id, "Newer")
+    pages = [f"/api/users/{author.id}/posts", f"/api/users/{author.id}/posts?limit=1"]
+    tags = {page: etag(client.get(page)) for page in pages}
+    new_post(client, other, title="Someone else's")  # on /api/posts, not on the author's pages
+    assert client.get(pages[0], headers={"If-None-Match": tags[pages[0]]}).status_code == 304
+    client.patch(f"/api/posts/{older}", json={"body": "edited"}, headers=author.headers)  # not on ?limit=1
+    assert client.get(pages[1], headers={"If-None-Match": tags[pages[1]]}).status_code == 304
+    assert client.get(pages[0], headers={"If-None-Match": tags[pages[0]]}).status_code == 200
+
+
+def test_a_posts_tag_changes_with_its_version_alone(app, client, user):
+    """The item tag is made of the row's version, not of the bytes of the response."""
+    post_id, location = new_post(client, user)
+    first = client.get(location)
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(db.text("UPDATE posts SET version = version + 1 WHERE id = :id"), {"id": post_id})
+    again = client.get(location, headers={"If-None-Match": etag(first)})
+    assert again.status_code == 200 and again.get_data() == first.get_data()
+    assert etag(again) != etag(first)
+
+
+def test_a_users_tag_follows_their_version_for_the_account_and_their_profile_for_others(app, client, make_user):
+    """Their owner's tag moves with any change to the account; a stranger's only with what a
+    stranger sees, so a new password stays private."""
+    owner, stranger = make_user(), make_user()
+    path = f"/api/users/{owner.id}"
+    own, seen = etag(client.get(path, headers=owner.headers)), etag(client.get(path, headers=stranger.headers))
+    changed = client.patch(path, json={"password": "N3wPassword", "current_password": PASSWORD},
+                           headers=owner.headers)
+    owner.headers = {"Authorization": f"Bearer {changed.get_json()['tokens']['access_token']}"}
+    assert client.get(path, headers={**owner.headers, "If-None-Match": own}).status_code == 200
+    assert client.get(path, headers={**stranger.headers, "If-None-Match": seen}).status_code == 304
+    client.patch(path, json={"name": "Renamed"}, headers=owner.headers)
+    assert client.get(path, headers={**stranger.headers, "If-None-Match": seen}).status_code == 200
+
+
+def test_following_a_user_changes_the_tag_of_the_followers_view_of_them(client, make_user):
+    """`followed_by_me` and the counts are part of what a read of a user shows."""
+    star, fan = make_user(), make_user()
+    path = f"/api/users/{star.id}"
+    before = etag(client.get(path, headers=fan.headers))
+    assert client.put(f"{path}/follow", headers=fan.headers).status_code == 204
+    after = client.get(path, headers={**fan.headers, "If-None-Match": before})
+    assert after.status_code == 200 and after.get_json()["followed_by_me"] is True
+    assert client.delete(f"{path}/follow", headers=fan.headers).status_code == 204
+    assert client.get(path, headers={**fan.headers, "If-None-Match": etag(after)}).status_code == 200
 
 
 def test_pages_of_other_urls_have_other_tags(app, client, user):
@@ -149,7 +218,7 @@ def test_pages_of_other_urls_have_other_tags(app, client, user):
     assert etag(client.get("/api/posts?limit=1")) == etag(client.get("/api/posts?limit=1"))
 
 
-def test_an_empty_page_is_tagged_by_its_bytes_and_revalidates(client):
+def test_an_empty_page_revalidates(client):
     empty = client.get("/api/posts?q=nothing")
     assert empty.get_json() == []
     assert client.get("/api/posts?q=nothing", headers={"If-None-Match": etag(empty)}).status_code == 304

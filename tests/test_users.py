@@ -102,6 +102,18 @@ def test_the_user_themself_and_admins_see_the_whole_account(client, admin, make_
     assert all(set(u) == ACCOUNT for u in client.get("/api/users", headers=admin.headers).get_json())
 
 
+def test_a_change_answers_the_user_as_the_changers_next_read_shows_them(client, admin, make_user):
+    """Body and ETag alike: an admin's answer has `followed_by_me`, as their read of that user has;
+    the user's own has not."""
+    person = make_user()
+    changed = patch(client, admin, person.id, age=41)
+    read = client.get(f"/api/users/{person.id}", headers=admin.headers)
+    assert changed.get_json() == read.get_json() and changed.headers["ETag"] == read.headers["ETag"]
+    own = patch(client, person, person.id, age=42)
+    read = client.get(f"/api/users/{person.id}", headers=person.headers)
+    assert own.get_json() == read.get_json() and "followed_by_me" not in own.get_json()
+
+
 def test_get_unknown_user_is_404(client, user):
     assert_problem(client.get("/api/users/999999", headers=user.headers), 404)
 

@@ -7,12 +7,11 @@ from functools import wraps
 from http import HTTPStatus
 from typing import Any, TypeVar
 
-import flask_smorest
 from flask import Response, request
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser
 
-from app.api import conditional
+from app.api.conditional import PUBLIC_READ, ConditionalBlueprint
 from app.errors import PROBLEM_MIMETYPE, ValidationFailed
 from app.jsonbody import json_body
 from app.schemas import ProblemSchema
@@ -35,10 +34,6 @@ RATE_LIMIT_HEADERS = {
     "X-RateLimit-Reset": _header("Unix time at which the window resets.", "integer"),
 }
 LINK_HEADER = {"Link": _header('`<url>; rel="next"` when more items exist.')}
-ETAG_HEADER = {"ETag": _header("Strong validator of this representation: send it back in `If-None-Match` "
-                               "(a read) or `If-Match` (a change).", required=True)}
-CACHE_HEADERS = {**ETAG_HEADER, "Cache-Control": _header(
-    "`no-cache` on public reads (any cache must revalidate), `no-store` on authenticated ones.", required=True)}
 LOCATION_HEADER = {"Location": _header("URL of the new resource.", required=True)}
 PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": _header("The Bearer challenge.", required=True)},
@@ -46,7 +41,6 @@ PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
     429: {"Retry-After": _header("Seconds until the limit resets.", "integer", required=True),
           **RATE_LIMIT_HEADERS},
     503: {"Retry-After": _header("Seconds to wait before trying again: always 5.", "integer", required=True)},
-    412: {"ETag": _header("The current ETag of the resource.")},
 }
 PROBLEM_DESCRIPTIONS = {
     400: "Malformed JSON.",
@@ -56,10 +50,6 @@ PROBLEM_DESCRIPTIONS = {
     409: "Conflicts with the current state (e.g. the email is taken).",
     413: "The body is larger than the configured limit (1 MiB by default).",
     415: "The body is not JSON.",
-    412: ("`If-Match` names none of the resource's current ETags: it changed since you read it, or the header "
-          "holds only weak tags (`W/\"...\"`, which never match) or is malformed; the detail says which. "
-          "Nothing changed."),
-    428: "`REQUIRE_IF_MATCH` is on and the request has no `If-Match`.",
     429: ("Rate limit reached; wait `Retry-After` seconds. Anonymous reads count per IP, signed-in reads "
           "per user, and searches (`q`) have a tighter budget of their own."),
     503: "The database is unavailable, or a read ran longer than its timeout; retry after `Retry-After` seconds.",
@@ -90,22 +80,26 @@ class StrictParser(FlaskParser):
         return body
 
 
-def no_store_for_personal_data(response: Response) -> Response:
-    """Nothing authenticated, and no write's answer, may sit in a cache."""
+def cache_policy(response: Response) -> Response:
+    """Nothing authenticated, and no write's answer, may sit in a cache; a public read with an
+    ETag may, but must revalidate it every time (a 304 when it is current)."""
     if "HTTP_AUTHORIZATION" in request.environ or request.method not in ("GET", "HEAD"):
         response.headers["Cache-Control"] = "no-store"
+    elif "ETag" in response.headers:
+        response.headers["Cache-Control"] = PUBLIC_READ
     return response
 
 
-class Blueprint(flask_smorest.Blueprint):
+class Blueprint(ConditionalBlueprint):
     """flask-smorest's blueprint with the API's own rules: strict bodies, problem
-    responses documented, and no caching of personal data."""
+    responses documented, conditional requests (`etag`, app/api/conditional.py) and
+    no caching of personal data."""
 
     ARGUMENTS_PARSER = StrictParser()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.after_request(no_store_for_personal_data)
+        self.after_request(cache_policy)
 
     def arguments(self, schema: Any, *, location: str = "json", required: bool = True,
                   **kwargs: Any) -> Callable[[F], F]:
@@ -149,36 +143,12 @@ class Blueprint(flask_smorest.Blueprint):
 
         return decorator
 
-    def cached(self, func: F) -> F:
-        """A read answered conditionally (`conditional.cached`), documented: If-None-Match and
-        the 304. Goes above `response`, to tag the response its schema made."""
-        return self._document_revalidation(conditional.cached(func))
-
-    def cached_page(self, func: F) -> F:
-        """A list page answered conditionally (`conditional.cached_page`: a current copy costs a
-        304 without reading the page), documented as `cached`. Goes above `arguments`: the
-        tag names the query, so a current copy needs it neither parsed nor read."""
-        return self._document_revalidation(conditional.cached_page(func))
-
-    def _document_revalidation(self, func: F) -> F:
-        func = self.alt_response(304, description="Not Modified: your copy (`If-None-Match`) is current; "
-                                 "no body.", headers=ETAG_HEADER)(func)
-        return document_header(func, IF_NONE_MATCH)
-
-    def conditional(self, func: F) -> F:
-        """Document a write guarded by `conditional.if_match`: If-Match, 412 and 428."""
-        return document_header(self.problems(412, 428)(func), IF_MATCH)
-
 
 def _header_parameter(name: str, description: str) -> dict[str, Any]:
     return {"in": "header", "name": name, "required": False, "description": description,
             "schema": {"type": "string"}}
 
 
-IF_NONE_MATCH = _header_parameter(
-    "If-None-Match", "ETags of copies you hold (or `*`): when one is current, the answer is 304 without a body.")
-IF_MATCH = _header_parameter(
-    "If-Match", "Change only if the resource still has one of these ETags (`*`: if it exists); else 412.")
 IDEMPOTENCY_KEY = _header_parameter(
     "Idempotency-Key", "A key of your choice (1-255 printable ASCII characters) that makes a retry safe: "
     "a repeat with the same key and body returns the first response, byte for byte, and creates nothing; "

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import url_for
+from collections.abc import Sequence
+from typing import Any
+
+from flask import request, url_for
 from flask_jwt_extended import current_user
 
 from app.api import (
     BEARER,
-    CACHE_HEADERS,
-    ETAG_HEADER,
     IDEMPOTENCY_PROBLEMS,
     LINK_HEADER,
     LOCATION_HEADER,
@@ -16,22 +17,42 @@ from app.api import (
     RATE_LIMIT_HEADERS,
     Blueprint,
 )
-from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
+from app.api.conditional import page_etag
 from app.api.idempotency import idempotent
 from app.identity import auth_required
 from app.models import Post
-from app.pagination import page_request
+from app.pagination import PageRequest, next_link, page_request
 from app.schemas import PostCreateSchema, PostListArgsSchema, PostSchema, PostUpdateSchema
+from app.search import SearchQuery
 from app.services import posts
-from app.services.posts import PostView
+from app.services.posts import PostStamp, PostView
 
 blp = Blueprint("posts", __name__, url_prefix="/api/posts", description="Posts")
-_post = PostSchema()
 
 
-def post_tag(post: Post | PostView) -> str:
-    """A post's ETag, as a read of it shows it."""
-    return tag_of(_post.dump(post if isinstance(post, PostView) else PostView.of_post(post)))
+def post_etag(post: Post | PostView) -> PostStamp:
+    """What a post's ETag is made of (`PostStamp`)."""
+    return PostStamp(post.id, post.version, post.author.name)
+
+
+def check_post_etag(post: Post) -> None:
+    """The `If-Match` precondition of a change to `post` (the services call it)."""
+    blp.check_etag(post_etag(post))
+
+
+def page_of_posts(on: Blueprint, page: PageRequest, *, author_id: int | None = None,
+                  search: SearchQuery | None = None, feed_of: int | None = None
+                  ) -> tuple[Sequence[PostView], dict[str, str]]:
+    """A page of posts and its `Link`, tagged with its posts' stamps (`page_etag`). A client
+    revalidating a copy is first answered from the stamps alone, read without titles and bodies:
+    a 304 when its copy is current."""
+    criteria: dict[str, Any] = {"author_id": author_id, "search": search, "feed_of": feed_of}
+    if request.if_none_match:
+        stamps = posts.list_post_stamps(page, **criteria)
+        on.set_etag(page_etag(stamps.items, stamps.next_key))
+    found = posts.list_posts(page, **criteria)
+    on.set_etag(page_etag([post_etag(post) for post in found.items], found.next_key))
+    return found.items, next_link(found.next_key)
 
 
 def _own_user_id() -> str:
@@ -40,9 +61,9 @@ def _own_user_id() -> str:
 
 # Schema instances, not classes: webargs builds a new schema per request from a class.
 @blp.route("", methods=["GET"])
-@blp.cached_page
+@blp.etag
 @blp.arguments(PostListArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(429, 503)
 @blp.doc(operationId="listPosts", security=PUBLIC)
 def list_posts(args):
@@ -50,10 +71,8 @@ def list_posts(args):
 
     Filter by `author_id`, and search with `q` (see its description). Keyset-paginated:
     follow `Link: rel="next"` for the next page."""
-    page = posts.list_posts(
-        page_request(args, posts.SORT_KEY), author_id=args.get("author_id"), search=args.get("q")
-    )
-    return page.items, page_headers(page)
+    return page_of_posts(blp, page_request(args, posts.SORT_KEY), author_id=args.get("author_id"),
+                         search=args.get("q"))
 
 
 @blp.route("", methods=["POST"])
@@ -73,43 +92,46 @@ def create_post(fields):
 
 
 @blp.route("/<int:post_id>", methods=["GET"])
-@blp.cached
-@blp.response(200, PostSchema, headers=CACHE_HEADERS)
+@blp.etag
+@blp.response(200, PostSchema)
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="getPost", security=PUBLIC)
 def get_post(post_id: int):
     """One post with its author.
 
     Send its `ETag` in `If-None-Match` to get a 304 without a body while it is unchanged."""
-    return posts.read_post(post_id)
+    post = posts.read_post(post_id)
+    blp.set_etag(post_etag(post))
+    return post
 
 
 @blp.route("/<int:post_id>", methods=["PATCH"])
 @auth_required()
+@blp.etag
 @blp.arguments(PostUpdateSchema)
-@blp.response(200, PostSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
-@blp.conditional
+@blp.response(200, PostSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 403, 404, 413, 415, 429)
 @blp.doc(operationId="updatePost", security=BEARER)
 def update_post(changes, post_id: int):
     """Change a post's title or body.
 
     Its author or an admin may. Send `If-Match` to change only the version you read."""
-    with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
-        post = posts.update_post(current_user, posts.load_post(post_id), changes, if_match(post_tag))
-    return post, etag_header(post_tag(post))
+    with blp.etag_on_failure(lambda: post_etag(posts.read_post(post_id))):
+        post = posts.update_post(current_user, posts.load_post(post_id), changes, check_post_etag)
+    blp.set_etag(post_etag(post))
+    return post
 
 
 @blp.route("/<int:post_id>", methods=["DELETE"])
 @auth_required()
+@blp.etag
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
-@blp.conditional
 @blp.problems(401, 403, 404, 429)
 @blp.doc(operationId="deletePost", security=BEARER)
 def delete_post(post_id: int):
     """Delete a post.
 
     Its author or an admin may. Send `If-Match` to delete only the version you read."""
-    with current_tag_on_failure(lambda: post_tag(posts.read_post(post_id))):
-        posts.delete_post(current_user, posts.load_post(post_id), if_match(post_tag))
+    with blp.etag_on_failure(lambda: post_etag(posts.read_post(post_id))):
+        posts.delete_post(current_user, posts.load_post(post_id), check_post_etag)
     return ""

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from flask import url_for
+from flask import g, url_for
 from flask_jwt_extended import current_user, get_current_user, get_jwt
 
 from app.api import (
     BEARER,
-    CACHE_HEADERS,
-    ETAG_HEADER,
     IDEMPOTENCY_PROBLEMS,
     LINK_HEADER,
     LOCATION_HEADER,
@@ -20,8 +15,9 @@ from app.api import (
     Blueprint,
     any_of_response,
 )
-from app.api.conditional import current_tag_on_failure, etag_header, if_match, page_headers, tag_of
+from app.api.conditional import page_etag
 from app.api.idempotency import idempotent
+from app.api.posts import page_of_posts
 from app.auth import admin_required, read_with_token
 from app.errors import hint_wrong_methods
 from app.extensions import limiter
@@ -30,11 +26,13 @@ from app.models import User
 from app.pagination import next_link, page_request
 from app.ratelimit import client_ip, register_limit
 from app.schemas import (
+    NEW_SESSION,
     PASSWORD_RULES,
     PageArgsSchema,
     PostSchema,
     PublicUserSchema,
     SearchArgsSchema,
+    SeenUserSchema,
     UserCreateSchema,
     UserSchema,
     UserUpdateSchema,
@@ -43,26 +41,34 @@ from app.services import accounts, follows, posts, tokens, users
 from app.services.throttle import Client
 
 blp = Blueprint("users", __name__, url_prefix="/api/users", description="Users")
-_account, _public = UserSchema(), PublicUserSchema()
-# Others see a `PublicUser`; the user themself and admins a `User`.
+# `SeenUserSchema` answers a `User` to the user themself and admins, a `PublicUser` to everyone else.
 _USER_OR_PUBLIC = ("User", "PublicUser")
 
 
-def dump_user(user: User, viewer: User | None, followed_by_me: bool | None = None) -> dict:
-    """The whole account for the user themself and admins, the public profile for everyone else;
-    `followed_by_me` when it is known (the caller's view of another user)."""
-    data = (_account if users.can_see_account(viewer, user) else _public).dump(user)
-    if followed_by_me is not None:
-        data["followed_by_me"] = followed_by_me
-    return data
+def profile_etag(user: User) -> tuple:
+    """What a user's public profile is made of (its `id` and `created_at` never change). Not the
+    row's version: a profile's tag must not move with what its readers cannot see (a new
+    password, email or role)."""
+    return "profile", user.id, user.name, user.followers_count, user.following_count
 
 
-def user_tag(user: User, followed_by_me: bool | None = None) -> str:
-    """The ETag of the user as the caller's read shows them (account or public profile, and
-    whether the caller follows them)."""
-    if followed_by_me is None and user.id != current_user.id:
-        followed_by_me = follows.is_following(current_user.id, user.id)
-    return tag_of(dump_user(user, current_user, followed_by_me))
+def shown_etag(user: User) -> tuple:
+    """What the caller sees of `user` is made of: for the whole account (the user themself,
+    admins) the row's version and the counts (kept by triggers, outside the version)."""
+    if users.can_see_account(current_user, user):
+        return "account", user.id, user.version, user.followers_count, user.following_count
+    return profile_etag(user)
+
+
+def user_etag(user: User) -> tuple:
+    """What the caller's read of `user` is made of: what they see of them, and whether they
+    follow them (read here if it was not)."""
+    return *shown_etag(user), follows.with_follow_state(current_user, user).followed_by_me
+
+
+def check_user_etag(user: User) -> None:
+    """The `If-Match` precondition of a change to `user` (the services call it)."""
+    blp.check_etag(user_etag(user))
 
 
 def _client_address() -> str:
@@ -88,11 +94,12 @@ def register(fields):
 
 @blp.route("", methods=["GET"])
 @auth_required()
+@blp.etag
 @blp.arguments(PageArgsSchema, location="query", as_kwargs=False)
-@blp.cached
-@blp.doc(responses={"200": any_of_response(
+@blp.response(200, SeenUserSchema(many=True))
+@blp.doc(responses={200: any_of_response(
     "Users; the caller (and, for admins, everyone) as a `User`, others as a `PublicUser`.",
-    *_USER_OR_PUBLIC, many=True, headers={**LINK_HEADER, **CACHE_HEADERS})})
+    *_USER_OR_PUBLIC, many=True, headers=LINK_HEADER)})
 @blp.problems(401, 429)
 @blp.doc(operationId="listUsers", security=BEARER)
 def list_users(args):
@@ -101,7 +108,8 @@ def list_users(args):
     Keyset-paginated: follow `Link: rel="next"` for the next page. Only the user themself and
     admins see `email`, `age`, `role`, `is_active` and `updated_at`."""
     page = users.list_users(page_request(args, users.SORT_KEY))
-    return [dump_user(user, current_user) for user in page.items], next_link(page.next_key)
+    blp.set_etag(page_etag([shown_etag(user) for user in page.items], page.next_key))
+    return page.items, next_link(page.next_key)
 
 
 _CHANGE_YOURSELF = ("To change your account, send PATCH /api/users/<id> with your own id "
@@ -113,8 +121,8 @@ _CHANGE_YOURSELF = ("To change your account, send PATCH /api/users/<id> with you
                     DELETE="Accounts are deleted by an admin, with DELETE /api/users/<id>; "
                            "nobody deletes their own.")
 @auth_required()
-@blp.cached
-@blp.response(200, UserSchema, headers=CACHE_HEADERS)
+@blp.etag
+@blp.response(200, UserSchema)
 @blp.problems(401, 429)
 @blp.doc(operationId="getMe", security=BEARER)
 def me():
@@ -122,16 +130,18 @@ def me():
 
     The whole account (`User`: `email`, `role`, `email_verified`...) of the user the bearer
     token belongs to."""
-    return get_current_user()  # the user itself: through the `current_user` proxy, every field read costs
+    user = get_current_user()  # the user itself: through the `current_user` proxy, every field read costs
+    blp.set_etag(user_etag(user))
+    return user
 
 
 @blp.route("/<int:user_id>", methods=["GET"])
 @reads_user_with_token
 @auth_required()
-@blp.cached
-@blp.doc(responses={"200": any_of_response(
-    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC,
-    headers=CACHE_HEADERS)})
+@blp.etag
+@blp.response(200, SeenUserSchema)
+@blp.doc(responses={200: any_of_response(
+    "A `User` for the user themself and admins, a `PublicUser` for everyone else.", *_USER_OR_PUBLIC)})
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="getUser", security=BEARER)
 def get_user(user_id: int):
@@ -139,19 +149,20 @@ def get_user(user_id: int):
 
     The whole account (`User`) for the user themself and admins; `id`, `name`, `created_at`
     and the follow counts (`PublicUser`) for everyone else; `followed_by_me` on another user."""
-    user, followed_by_me = follows.user_seen_by(current_user, user_id, read_with_token())
-    return dump_user(user, current_user, followed_by_me)
+    user = follows.user_seen_by(current_user, user_id, read_with_token())
+    blp.set_etag(user_etag(user))
+    return user
 
 
-def _current_user_tag(user_id: int) -> str:
-    return user_tag(*follows.user_seen_by(current_user, user_id))
+def _current_user_etag(user_id: int) -> tuple:
+    return user_etag(follows.user_seen_by(current_user, user_id))
 
 
 @blp.route("/<int:user_id>", methods=["PATCH"])
 @auth_required()
+@blp.etag
 @blp.arguments(UserUpdateSchema)
-@blp.response(200, UserSchema, headers={**ETAG_HEADER, **RATE_LIMIT_HEADERS})
-@blp.conditional
+@blp.response(200, UserSchema, headers=RATE_LIMIT_HEADERS)
 @blp.problems(400, 401, 403, 404, 409, 413, 415, 429, 503)
 @blp.doc(operationId="updateUser", security=BEARER,
          description=f"A new `password` needs `current_password` unless an admin sets it; {PASSWORD_RULES}")
@@ -165,30 +176,18 @@ def update_user(changes, user_id: int):
     A new password, a new role or a deactivation ends every session of the user. When callers
     change their own password the answer carries `tokens`, the first pair of their new session."""
     client = Client(ip=client_ip(), session=(current_user.id, get_jwt()[SESSION_CLAIM]))  # signed in: a device
-    with current_tag_on_failure(lambda: _current_user_tag(user_id)):
-        user = users.update_user(current_user, users.get_user(user_id), changes, client,
-                                 if_match(user_tag))
-    tag = etag_header(user_tag(user))  # the user as a later read shows them, without the tokens
+    with blp.etag_on_failure(lambda: _current_user_etag(user_id)):
+        user = users.update_user(current_user, users.get_user(user_id), changes, client, check_user_etag)
+    blp.set_etag(user_etag(user))  # the user as a later read shows them, without the tokens
     if "password" in changes and user.id == current_user.id:
-        return AccountWithTokens(user, tokens.start_session(user)), tag
-    return user, tag
-
-
-@dataclass(frozen=True)
-class AccountWithTokens:
-    """An account as `UserSchema` shows it, with the first token pair of its owner's new session."""
-
-    user: User
-    tokens: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.user, name)
+        setattr(g, NEW_SESSION, tokens.start_session(user))  # the answer's `tokens` (UserSchema)
+    return user
 
 
 @blp.route("/<int:user_id>", methods=["DELETE"])
 @admin_required
+@blp.etag
 @blp.response(204, headers=RATE_LIMIT_HEADERS)
-@blp.conditional
 @blp.problems(401, 403, 404, 409, 429, d409="Admins cannot delete themselves or the last active admin.")
 @blp.doc(operationId="deleteUser", security=BEARER)
 def delete_user(user_id: int):
@@ -196,15 +195,15 @@ def delete_user(user_id: int):
 
     Send `If-Match` to delete only the version you read. Admins cannot delete themselves,
     and the last active admin stays."""
-    with current_tag_on_failure(lambda: _current_user_tag(user_id)):
-        users.delete_user(current_user, users.get_user(user_id), if_match(user_tag))
+    with blp.etag_on_failure(lambda: _current_user_etag(user_id)):
+        users.delete_user(current_user, users.get_user(user_id), check_user_etag)
     return ""
 
 
 @blp.route("/<int:user_id>/posts")
-@blp.cached_page
+@blp.etag
 @blp.arguments(SearchArgsSchema(), location="query", as_kwargs=False)
-@blp.response(200, PostSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.response(200, PostSchema(many=True), headers=LINK_HEADER)
 @blp.problems(404, 429, 503)
 @blp.doc(operationId="listUserPosts", security=PUBLIC)
 def list_user_posts(args, user_id: int):
@@ -213,8 +212,7 @@ def list_user_posts(args, user_id: int):
     Keyset-paginated: follow `Link: rel="next"` for the next page. Search them with `q`,
     as on `GET /api/posts`."""
     users.ensure_exists(user_id)
-    page = posts.list_posts(page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
-    return page.items, page_headers(page)
+    return page_of_posts(blp, page_request(args, posts.SORT_KEY), author_id=user_id, search=args.get("q"))
 
 
 @blp.route("/<int:user_id>/follow", methods=["PUT"])
@@ -247,9 +245,9 @@ def unfollow_user(user_id: int):
 
 @blp.route("/<int:user_id>/followers")
 @auth_required()
+@blp.etag
 @blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
-@blp.cached
-@blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowers", security=BEARER)
 def list_followers(args, user_id: int):
@@ -257,14 +255,15 @@ def list_followers(args, user_id: int):
 
     Newest follow first, keyset-paginated: follow `Link: rel="next"` for the next page."""
     page = follows.list_followers(user_id, page_request(args, follows.SORT_KEY))
+    blp.set_etag(page_etag([profile_etag(user) for user in page.items], page.next_key))
     return page.items, next_link(page.next_key)
 
 
 @blp.route("/<int:user_id>/following")
 @auth_required()
+@blp.etag
 @blp.arguments(PageArgsSchema(), location="query", as_kwargs=False)
-@blp.cached
-@blp.response(200, PublicUserSchema(many=True), headers={**LINK_HEADER, **CACHE_HEADERS})
+@blp.response(200, PublicUserSchema(many=True), headers=LINK_HEADER)
 @blp.problems(401, 404, 429)
 @blp.doc(operationId="listFollowing", security=BEARER)
 def list_following(args, user_id: int):
@@ -272,4 +271,5 @@ def list_following(args, user_id: int):
 
     Newest follow first, keyset-paginated: follow `Link: rel="next"` for the next page."""
     page = follows.list_following(user_id, page_request(args, follows.SORT_KEY))
+    blp.set_etag(page_etag([profile_etag(user) for user in page.items], page.next_key))
     return page.items, next_link(page.next_key)

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.errors import Conflict, NotFound, SelfFollow
 from app.extensions import db
@@ -73,19 +74,30 @@ def is_following(follower_id: int, followed_id: int) -> bool:
     return db.session.get(Follow, (follower_id, followed_id)) is not None
 
 
-def user_seen_by(viewer: User, user_id: int,
-                 read_with_token: Resolution | None = None) -> tuple[User, bool | None]:
-    """The user, and whether `viewer` follows them (None when it is the viewer themself),
-    in one statement: the counters are columns of the user. No statement at all when
-    the statement that resolved the viewer's token read them already."""
+def user_seen_by(viewer: User, user_id: int, read_with_token: Resolution | None = None) -> User:
+    """The user with `followed_by_me` read for `viewer` (left unread when it is the viewer
+    themself), in one statement: the counters are columns of the user. No statement at all
+    when the statement that resolved the viewer's token read them already."""
     if read_with_token is not None and user_id in read_with_token.users:
-        user = read_with_token.users[user_id]
-        return user, (None if user.id == viewer.id else user_id in read_with_token.followed)
+        return _followed_by(viewer, read_with_token.users[user_id], user_id in read_with_token.followed)
     if not is_possible_id(user_id):
         raise NotFound("User not found.")
     followed = exists().where(Follow.follower_id == viewer.id, Follow.followed_id == User.id)
     row = db.session.execute(select(User, followed).where(User.id == user_id)).first()
     if row is None:
         raise NotFound("User not found.")
-    user, followed_by_me = row
-    return user, (None if user.id == viewer.id else bool(followed_by_me))
+    return _followed_by(viewer, row[0], bool(row[1]))
+
+
+def with_follow_state(viewer: User, user: User) -> User:
+    """`user` as `viewer` sees them: with `followed_by_me` read (if it was not), unless it is
+    the viewer themself."""
+    if user.id == viewer.id or user.followed_by_me is not None:
+        return user
+    return _followed_by(viewer, user, is_following(viewer.id, user.id))
+
+
+def _followed_by(viewer: User, user: User, following: bool) -> User:
+    if user.id != viewer.id:
+        set_committed_value(user, "followed_by_me", following)  # as loaded: the user is not changed
+    return user

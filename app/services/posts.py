@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     CompoundSelect,
@@ -43,7 +43,6 @@ from app.search import (
     search_parameter,
 )
 from app.services import Precondition, flush, no_precondition, users
-from app.services.content import CONTENT_VERSION
 
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
@@ -67,6 +66,16 @@ FEED_WINDOW = 2000
 class AuthorView:
     id: int
     name: str
+
+
+class PostStamp(NamedTuple):
+    """What decides how a post looks to every reader, its ETag's makings: its row version, which
+    every change of its title or body moves, and its author's name, the one thing of another row
+    it shows."""
+
+    id: int
+    version: int
+    author_name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +166,15 @@ _FOLLOWED_AUTHORS = (
 _NEWEST_FIRST = (_posts.created_at.desc(), _posts.id.desc())
 
 
-def _readable(posts: Any = Post.__table__, *, page: bool = False) -> Select:
-    """The columns of a `PostView`, from `posts` (the table, or a subquery shaped like it);
-    a page's rows also carry the content version they were read at (its ETag)."""
-    versioned = (CONTENT_VERSION.label("content_version"),) if page else ()
+def _readable(posts: Any = Post.__table__, *, full: bool = True) -> Select:
+    """The columns of a `PostView` (`full`) or of a `PostStamp` and its sort key, from `posts`
+    (the table, or a subquery shaped like it)."""
+    if not full:
+        return select(posts.c.id, posts.c.version, _users.name.label("author_name"), posts.c.created_at).join_from(
+            posts, User.__table__, _users.id == posts.c.author_id)
     return select(
         posts.c.id, posts.c.title, posts.c.body, posts.c.created_at, posts.c.updated_at,
-        _users.id.label("author_id"), _users.name.label("author_name"), posts.c.version, *versioned,
+        _users.id.label("author_id"), _users.name.label("author_name"), posts.c.version,
     ).join_from(posts, User.__table__, _users.id == posts.c.author_id)
 
 
@@ -187,13 +198,13 @@ _ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
 
 
 @cache
-def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool = False) -> Select:
-    return _paged(_filtered(_readable(page=True), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST,
+def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool, full: bool) -> Select:
+    return _paged(_filtered(_readable(full=full), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST,
                   skip)
 
 
 @cache
-def _feed_statement(after: bool) -> Select:
+def _feed_statement(after: bool, full: bool) -> Select:
     """A feed page on PostgreSQL, in one statement of two steps.
 
     First the `feed_window` newest posts (after the cursor), read newest first through the
@@ -227,11 +238,11 @@ def _feed_statement(after: bool) -> Select:
         select(in_window.c.id, in_window.c.created_at).where(found == bindparam("limit")),
         select(merged.c.id, merged.c.created_at).where(found < bindparam("limit")),
     )
-    return _top_of(either)
+    return _top_of(either, full)
 
 
 @cache
-def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool = False) -> Select:
+def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool, full: bool) -> Select:
     """Matches among the `window` newest posts, read newest first through the
     `created_at` index: cheap for any word that is not rare."""
     newest = select(_posts.id, _posts.created_at, SEARCH_VECTOR.label("search_vector"))
@@ -239,25 +250,25 @@ def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool = F
         bindparam("window")).subquery("recent")
     matching = search_condition(dialect, search_vector=recent.c.search_vector, post_id=recent.c.id)
     hits = select(recent.c.id, recent.c.created_at).where(matching)
-    return _top_of(hits.order_by(recent.c.created_at.desc(), recent.c.id.desc()).limit(bindparam("limit")))
+    return _top_of(hits.order_by(recent.c.created_at.desc(), recent.c.id.desc()).limit(bindparam("limit")), full)
 
 
 @cache
-def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool, feed: bool = False) -> Select:
+def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool, feed: bool, full: bool) -> Select:
     """Every match, found through the search index and then sorted: cheap for rare words.
     Materialised, so the planner cannot trade the index for a walk of every post."""
     matching = search_condition(dialect, search_vector=SEARCH_VECTOR, post_id=_posts.id)
     found = _filtered(select(_posts.id, _posts.created_at).where(matching), by_author=by_author, after=after,
                       feed=feed)
     matches = found.cte("matches").prefix_with("MATERIALIZED")
-    return _top_of(_paged(select(matches), (matches.c.created_at.desc(), matches.c.id.desc()), skip))
+    return _top_of(_paged(select(matches), (matches.c.created_at.desc(), matches.c.id.desc()), skip), full)
 
 
-def _top_of(ids: Select | CompoundSelect) -> Select:
+def _top_of(ids: Select | CompoundSelect, full: bool) -> Select:
     """The posts of a page of (id, created_at), newest first: joined after sorting, so only
     the page's rows are read in full."""
     top = ids.subquery("top")
-    stmt = _readable(page=True).join(top, top.c.id == _posts.id)
+    stmt = _readable(full=full).join(top, top.c.id == _posts.id)
     return stmt.order_by(top.c.created_at.desc(), top.c.id.desc())
 
 
@@ -304,6 +315,26 @@ def list_posts(
 ) -> Page[PostView]:
     """Newest first, by one author if given, or by the active authors `feed_of` follows
     (their feed); matching `search` if given."""
+    rows = _read_page(page, author_id=author_id, search=search, feed_of=feed_of, full=True)
+    return page_of([PostView.of_row(row) for row in rows], page.limit, lambda post: (post.created_at, post.id))
+
+
+def list_post_stamps(
+    page: PageRequest,
+    *,
+    author_id: int | None = None,
+    search: SearchQuery | None = None,
+    feed_of: int | None = None,
+) -> Page[PostStamp]:
+    """The stamps of the posts `list_posts` would answer, in its order and with its next key:
+    what the page's ETag is made of, read without titles and bodies."""
+    rows = _read_page(page, author_id=author_id, search=search, feed_of=feed_of, full=False)
+    keyed = page_of(rows, page.limit, lambda row: (row.created_at, row.id))
+    return Page([PostStamp(row.id, row.version, row.author_name) for row in keyed.items], keyed.next_key)
+
+
+def _read_page(page: PageRequest, *, author_id: int | None, search: SearchQuery | None, feed_of: int | None,
+               full: bool) -> Sequence[Row]:
     by_author, after, skip, feed = author_id is not None, page.after is not None, bool(page.skip), feed_of is not None
     parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip,
                                   "reader_id": feed_of}
@@ -320,23 +351,20 @@ def list_posts(
     def read(connection: Session) -> Sequence[Row]:
         if search is None:
             if feed and dialect == "postgresql" and not skip:
-                return _all(connection, _feed_statement(after), {**parameters, "feed_window": FEED_WINDOW})
-            return _all(connection, _page_statement(by_author, after, skip, feed), parameters)
+                return _all(connection, _feed_statement(after, full), {**parameters, "feed_window": FEED_WINDOW})
+            return _all(connection, _page_statement(by_author, after, skip, feed, full), parameters)
         if plan is not SearchPlan.INDEX:
-            rows = _all(connection, _search_in_newest(dialect, by_author, after, feed), parameters)
+            rows = _all(connection, _search_in_newest(dialect, by_author, after, feed, full), parameters)
             if len(rows) > page.limit or plan is SearchPlan.WALK:
                 return rows
-        return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed), parameters)
+        return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed, full), parameters)
 
     try:
-        rows = read(db.session)
+        return read(db.session)
     except DBAPIError as error:
         if search is None or not refused_search(error):
             raise
         raise UnreadableSearch("The search could not be read: use words of letters and digits.") from None
-    views = [PostView.of_row(row) for row in rows]
-    return page_of(views, page.limit, lambda post: (post.created_at, post.id),
-                   version=rows[0].content_version if rows else None)
 
 
 def _all(session: Session, statement: Executable, parameters: dict[str, Any]) -> Sequence[Row]:
