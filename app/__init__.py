@@ -10,8 +10,17 @@ from functools import lru_cache
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import account, admin, database, extensions, mail, metrics, requestlog, search, transaction
+from app.api import auth, feed, health, index, posts, users
+from app.auth import register_jwt_callbacks
+from app.cli import register_commands
+from app.errors import register_error_handlers
+from app.extensions import csrf
 from app.jsonprovider import JSONProvider
+from app.openapi import api
+from app.security import register_security_headers
 from app.sessions import SessionInterface
 from config import Config, get_config
 
@@ -39,12 +48,6 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     app.session_interface = SessionInterface()
     config_class = _configure(app, config)
     config_class.validate(app.config)
-
-    from app import database, extensions, mail, metrics, requestlog, search, transaction
-    from app.auth import register_jwt_callbacks
-    from app.errors import register_error_handlers
-    from app.openapi import api
-    from app.security import register_security_headers
 
     database.configure_engine(app)
     extensions.db.init_app(app)
@@ -74,8 +77,6 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     transaction.init_app(app)  # last: its commit runs before the other hooks report
     _install_proxy_fix(app)
 
-    from app.cli import register_commands
-
     register_commands(app)
     return app
 
@@ -98,18 +99,12 @@ def _configure(app: Flask, config: str | type[Config] | Mapping[str, Any] | None
 
 
 def _register_api(app: Flask) -> None:
-    from app.api import auth, feed, health, index, posts, users
-    from app.extensions import csrf
-    from app.openapi import api
-
     for module in (index, health, auth, users, posts, feed):
         csrf.exempt(module.blp)  # API clients authenticate with bearer tokens, not cookies
         api.register_blueprint(module.blp)
 
 
 def _register_admin(app: Flask) -> None:
-    from app import account, admin
-
     admin.init_app(app)
     account.init_app(app)
 
@@ -117,6 +112,4 @@ def _register_admin(app: Flask) -> None:
 def _install_proxy_fix(app: Flask) -> None:
     hops = app.config.get("PROXY_FIX_HOPS", 0)
     if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from flask import Response, make_response, render_template
 from flask_wtf.csrf import CSRFError
 from markupsafe import escape
 
-from app.admin import bp
+from app.admin.blueprint import bp
 from app.admin.headers import apply_admin_headers
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from app.admin import bp
+from app.admin.blueprint import bp
 from app.admin.chart import count_label
 from app.admin.excerpt import Excerpt, excerpt
 from app.search import SearchQuery

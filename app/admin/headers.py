@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Response, request
 
-from app.admin import bp
+from app.admin.blueprint import bp
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "

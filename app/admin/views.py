@@ -13,7 +13,7 @@ from typing import Any
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
-from app.admin import bp
+from app.admin.blueprint import bp
 from app.admin.chart import bar_chart
 from app.admin.forms import ActionForm, ActiveForm, LoginForm, PostFilterForm, RoleForm, UserFilterForm
 from app.admin.session import SESSION_KEY, safe_next, sign_in, sign_out, signed_in_admin
