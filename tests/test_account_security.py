@@ -285,3 +285,33 @@ def test_refreshing_never_moves_a_session_past_its_maximum_lifetime(limited, mak
     refused = client.post("/api/auth/refresh", headers=bearer(renewed.get_json()["refresh_token"]))
     assert "maximum lifetime" in assert_problem(refused, 401)["detail"]
     assert_problem(client.get("/api/users/me", headers=bearer(renewed.get_json()["access_token"])), 401)
+
+
+# ---- issue 27, point 3: one transaction per request -----------------------------------------------
+
+
+def test_concurrent_uses_of_one_reset_link_give_one_204_and_the_rest_400(limited, make_user):
+    """The row's version lets exactly one of them write; the others learn the link is used up."""
+    client = limited()
+    person = make_user()
+    assert client.post("/api/auth/password-reset", json={"email": person.email}).status_code == 202
+    token = token_of(link_in(limited.box.to(person.email)[-1], "/reset-password"))
+    app = client.application
+    start = threading.Barrier(6)
+    statuses: list[int] = []
+
+    def confirm(n: int) -> None:
+        own = app.test_client()
+        start.wait()
+        body = {"token": token, "password": f"{NEW_PASSWORD}{n}"}
+        statuses.append(own.post("/api/auth/password-reset/confirm", json=body,
+                                 environ_base={"REMOTE_ADDR": f"198.51.100.{n}"}).status_code)
+
+    threads = [threading.Thread(target=confirm, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [204] + [400] * 5
+    signed_in = [n for n in range(6) if login(client, person.email, f"{NEW_PASSWORD}{n}").status_code == 200]
+    assert len(signed_in) == 1  # the one password that was set
