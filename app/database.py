@@ -4,9 +4,10 @@ Services read and write through `db.session` alone; `Session.get_bind` decides t
 the main engine (writes, and every read of a request that writes, in one transaction per
 request), the read engine (an autocommit pool on the same PostgreSQL with its own statement
 timeout, for GET requests), or a replica recent enough for the caller. Every engine is
-configured by SQLAlchemy's documented options only: pre-ping for dead connections, recycling,
-`isolation_level="AUTOCOMMIT"` and no reset-on-return for the read pools, `dispose(close=False)`
-after a fork.
+configured by SQLAlchemy's documented options only: pre-ping for the main engine's dead
+connections, optimistic disconnect handling for the read pools (a read on a dropped connection
+runs again once), recycling, `isolation_level="AUTOCOMMIT"` and no reset-on-return for the read
+pools, `dispose(close=False)` after a fork.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 from sqlalchemy import URL, Engine, Select, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import ORMExecuteState
 
 from app.identity import live_user_id
 from app.metrics import READS, REPLICA_LAG
@@ -103,7 +105,8 @@ class Session(flask_sqlalchemy.session.Session):
       main engine, in the one transaction that the request's boundary commits (`app.transaction`).
 
     A replica that fails under a read is skipped (log line, metric) and the read runs again
-    on the primary: the client sees no error.
+    on the primary, and a read on a connection the server dropped runs again on a new one
+    (`_read_again_on_a_new_connection`): the client sees no error.
     """
 
     def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any) -> Any:
@@ -128,18 +131,6 @@ class Session(flask_sqlalchemy.session.Session):
         replica = self.info["replica"]
         return replica.engine if replica is not None else primary
 
-    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().execute(statement, *args, **kwargs)
-        except DBAPIError as error:
-            replica = self.info.get("replica")
-            if replica is None or not _connection_lost(error) or self.info.get("wrote"):
-                raise
-            replica.failed(error)
-            self.rollback()  # nothing was written: this request now reads on the primary
-            self.info["replica"] = None
-            return super().execute(statement, *args, **kwargs)
-
     def close(self) -> None:
         """End the session even if the server dropped its connection: ending rolls back, and
         when PostgreSQL has just restarted that rollback fails, which would turn a request
@@ -152,6 +143,30 @@ class Session(flask_sqlalchemy.session.Session):
             if not error.connection_invalidated:
                 raise
             log.warning("database connection lost while ending a request; it will be replaced")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _read_again_on_a_new_connection(state: ORMExecuteState) -> Any:
+    """A read pool's connection is not pinged before use (SQLAlchemy's "optimistic" disconnect
+    handling): when the server dropped it meanwhile, or a replica failed, SQLAlchemy invalidates
+    the pool and the read runs once more on a new connection (the primary's, for a replica), in
+    a unit of work that wrote nothing. Anything else is raised as it comes: a statement that ran
+    past its timeout is not run twice."""
+    session = state.session
+    if not state.is_select or session.info.get("wrote"):
+        return None  # SQLAlchemy runs it as usual
+    try:
+        return state.invoke_statement()
+    except DBAPIError as error:
+        replica = session.info.get("replica")
+        if not (error.connection_invalidated or (replica is not None and _connection_lost(error))):
+            raise
+        if replica is not None:
+            replica.failed(error)
+            session.info["replica"] = None  # this request now reads on the primary
+        log.warning("database connection lost before a read; running it again on a new one")
+        session.rollback()
+        return state.invoke_statement()
 
 
 @event.listens_for(Session, "after_flush")
@@ -208,6 +223,9 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
         "connect_args": connect_args,
         "isolation_level": "AUTOCOMMIT",  # a single-statement read needs no transaction
         "pool_reset_on_return": None,  # and so there is nothing to roll back when it returns
+        # Optimistic disconnect handling (see `Session.execute`): a ping would cost every GET a
+        # round trip to find what a read that fails finds anyway, and a read is safe to run again.
+        "pool_pre_ping": False,
     })
 
 
