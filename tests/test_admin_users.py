@@ -150,8 +150,9 @@ def test_a_broken_page_link_is_a_readable_422(admin_client):
     assert "page link is invalid" in body
 
 
-def test_a_broken_previous_link_is_a_readable_422(admin_client):
-    body = assert_admin_html(admin_client.get("/admin/users?before=not-a-cursor"), 422)
+@pytest.mark.parametrize("query", ["before=not-a-cursor", "before=WzJd&cursor=WzFd"])
+def test_a_broken_previous_link_is_a_readable_422(admin_client, query):
+    body = assert_admin_html(admin_client.get(f"/admin/users?{query}"), 422)
     assert "page link is invalid" in body
 
 
