@@ -3,6 +3,8 @@
 A cursor is the sort key of the last item on a page, base64url-encoded JSON.
 Walking `next` links visits every item once, in order, even while new items
 arrive, because each page starts strictly after the previous page's last key.
+The admin pages also go back: the page before a key is read in reverse order
+from it, then turned around (`PageRequest.before`; the API takes no such cursor).
 """
 
 from __future__ import annotations
@@ -33,25 +35,42 @@ SKIP_TOO_DEEP = (f"skip goes up to {MAX_SKIP}. Page deeper with the cursor of ea
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
+    """Items in the list's order; `next_key` reads the page after them (`after`), and
+    `previous_key` the page before them (`before`), when there is one."""
+
     items: Sequence[T]
     next_key: SortKey | None
+    previous_key: SortKey | None = None
 
 
 @dataclass(frozen=True)
 class PageRequest:
-    """What a client asked for: a page size and either a keyset position or an offset."""
+    """What a client asked for: a page size and either a keyset position or an offset.
+
+    `before` asks for the page that ends just before a key: the services read it in
+    reverse order from there, nearest item first, and `page_of` turns it around.
+    """
 
     limit: int = 20
     after: SortKey | None = None
     skip: int | None = None
+    before: SortKey | None = None
 
 
-def page_of(items: Sequence[T], limit: int, sort_key: Callable[[T], SortKey]) -> Page[T]:
-    """A page from `limit + 1` fetched items: the extra one says a next page exists."""
-    if len(items) <= limit:
+def page_of(items: Sequence[T], page: PageRequest, sort_key: Callable[[T], SortKey]) -> Page[T]:
+    """A page from `limit + 1` fetched items: the extra one says a page lies beyond them
+    (after them, or before them when `page.before` read them backwards)."""
+    more = len(items) > page.limit
+    items = items[:page.limit]
+    if page.before is None:
+        started_later = page.after is not None or bool(page.skip)
+        return Page(items, sort_key(items[-1]) if more else None,
+                    sort_key(items[0]) if started_later and items else None)
+    items = items[::-1]
+    if not items:
         return Page(items, None)
-    items = items[:limit]
-    return Page(items, sort_key(items[-1]))
+    # The page after this one is the page the `before` key came from.
+    return Page(items, sort_key(items[-1]), sort_key(items[0]) if more else None)
 
 
 def encode_cursor(key: SortKey) -> str:

@@ -62,3 +62,11 @@ def assert_admin_html(response: TestResponse, status: int) -> str:
 def assert_redirects_to_login(response: TestResponse) -> None:
     assert response.status_code == 302, text_of(response)
     assert response.headers["Location"].startswith("/admin/login")
+
+
+def pager_link(html: str, rel: str) -> str | None:
+    """The href of the pager's link to the `prev` or `next` page, if it shows one."""
+    nav = re.search(r'<nav class="pager"[^>]*>(.*?)</nav>', html, re.S)
+    assert nav, "no pager on the page"
+    match = re.search(rf'<a[^>]*rel="{rel}" href="([^"]+)"[^>]*>', nav.group(1))
+    return unescape(match.group(1)) if match else None

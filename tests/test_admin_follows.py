@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.admin_support import assert_admin_html, signed_in
+from tests.admin_support import assert_admin_html, pager_link, signed_in
 from tests.helpers import follow
 
 
@@ -52,6 +52,29 @@ def test_the_full_lists_are_paged_newest_follow_first(make_app, make_user, admin
             match = re.search(r'rel="next" href="([^"]+)"', body)
             url = match.group(1).replace("&amp;", "&") if match else None
         assert seen == [fan.id for fan in reversed(fans)], side
+
+
+def test_previous_on_a_follow_list_leads_back_to_exactly_the_page_before(make_app, make_user, admin):
+    app = make_app(ADMIN_PAGE_SIZE=2)
+    client = app.test_client()
+    star, fans = make_user(), [make_user() for _ in range(6)]
+    for fan in fans:
+        follow(client, fan, star.id)
+        follow(client, star, fan.id)
+    newest_first = [fan.id for fan in reversed(fans)]
+    signed_in(client, admin)
+    for side in ("followers", "following"):
+        first = assert_admin_html(client.get(f"/admin/users/{star.id}/{side}"), 200)
+        assert pager_link(first, "prev") is None
+        second = assert_admin_html(client.get(pager_link(first, "next")), 200)
+        third = assert_admin_html(client.get(pager_link(second, "next")), 200)
+        assert _ids_in(third) == newest_first[4:6], side
+        assert pager_link(third, "prev").startswith(f"/admin/users/{star.id}/{side}?before=")
+        back_to_second = assert_admin_html(client.get(pager_link(third, "prev")), 200)
+        assert _ids_in(back_to_second) == newest_first[2:4], side
+        back_to_first = assert_admin_html(client.get(pager_link(back_to_second, "prev")), 200)
+        assert _ids_in(back_to_first) == _ids_in(first) == newest_first[0:2], side
+        assert pager_link(back_to_first, "prev") is None
 
 
 def test_a_bad_cursor_on_a_follow_list_is_a_readable_422(admin_client, user):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from app.extensions import db
 from app.models import Post
-from tests.admin_support import assert_admin_html, page_token, signed_in, submit, text_of
+from tests.admin_support import assert_admin_html, page_token, pager_link, signed_in, submit, text_of
 from tests.helpers import write_post
 
 XSS = "<script>alert(1)</script>"
@@ -102,6 +103,39 @@ def test_next_links_walk_every_post_once(app, admin_client, user, monkeypatch):
         seen += _ids_in(body)
         path = _next_link(body)
     assert seen == ids[::-1]
+
+
+PREVIOUS, NEXT = "prev", "next"  # the pager links' rel
+
+
+@pytest.mark.parametrize("search", [None, "flask"])
+def test_previous_leads_back_to_exactly_the_page_before_keeping_the_filters(app, admin_client, make_user,
+                                                                             monkeypatch, search):
+    """Three pages of one author's posts, among others' posts and, for a search, among the
+    author's posts it does not match: Previous from each page shows the page before it."""
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    author, other = make_user(name="Author"), make_user(name="Other")
+    listed = []
+    for i in range(6):  # oldest first, the others in between
+        listed.insert(0, _write(app, author, f"Flask post {i}", age=timedelta(minutes=60 - 3 * i)))
+        _write(app, other, f"Flask post by another {i}", age=timedelta(minutes=59 - 3 * i))
+        if search:
+            _write(app, author, f"Django post {i}", age=timedelta(minutes=58 - 3 * i))
+    query = {"author": author.email, **({"q": search} if search else {})}
+    first = assert_admin_html(admin_client.get("/admin/posts", query_string=query), 200)
+    assert pager_link(first, PREVIOUS) is None
+    second = assert_admin_html(admin_client.get(pager_link(first, NEXT)), 200)
+    third = assert_admin_html(admin_client.get(pager_link(second, NEXT)), 200)
+    assert [_ids_in(first), _ids_in(second), _ids_in(third)] == [listed[0:2], listed[2:4], listed[4:6]]
+    for page in (second, third):
+        kept = parse_qs(urlsplit(pager_link(page, PREVIOUS)).query)
+        assert kept.pop("before") and kept == {name: [value] for name, value in query.items()}
+
+    back_to_second = assert_admin_html(admin_client.get(pager_link(third, PREVIOUS)), 200)
+    assert _ids_in(back_to_second) == listed[2:4]
+    back_to_first = assert_admin_html(admin_client.get(pager_link(back_to_second, PREVIOUS)), 200)
+    assert _ids_in(back_to_first) == listed[0:2]
+    assert pager_link(back_to_first, PREVIOUS) is None
 
 
 def test_broken_page_link_is_a_readable_422(admin_client):

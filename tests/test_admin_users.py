@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from app import database
 from app.errors import Conflict
@@ -17,6 +17,7 @@ from app.services import posts, users
 from tests.admin_support import (
     assert_admin_html,
     page_token,
+    pager_link,
     signed_in,
     submit,
     text_of,
@@ -149,6 +150,45 @@ def test_a_broken_page_link_is_a_readable_422(admin_client):
     assert "page link is invalid" in body
 
 
+@pytest.mark.parametrize("query", ["before=not-a-cursor", "before=WzJd&cursor=WzFd"])
+def test_a_broken_previous_link_is_a_readable_422(admin_client, query):
+    body = assert_admin_html(admin_client.get(f"/admin/users?{query}"), 422)
+    assert "page link is invalid" in body
+
+
+PREVIOUS, NEXT = "prev", "next"  # the pager links' rel
+
+
+def _deactivate(app, *user_ids: int) -> None:
+    with app.app_context():
+        db.session.execute(update(User).where(User.id.in_(user_ids)).values(is_active=False))
+        db.session.commit()
+
+
+def test_previous_leads_back_to_exactly_the_page_before_keeping_the_filters(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    ids = _bulk_users(app, 9)
+    _deactivate(app, ids[1], ids[4], ids[7])  # between the listed ones: a Previous that lost a filter shows them
+    listed = [i for i in ids if i not in (ids[1], ids[4], ids[7])]
+    first = assert_admin_html(admin_client.get("/admin/users?q=.x%40&active=1"), 200)
+    assert pager_link(first, PREVIOUS) is None
+    second = assert_admin_html(admin_client.get(pager_link(first, NEXT)), 200)
+    third = assert_admin_html(admin_client.get(pager_link(second, NEXT)), 200)
+    assert [_ids_in(first), _ids_in(second), _ids_in(third)] == [listed[0:2], listed[2:4], listed[4:6]]
+    assert 'rel="prev"' not in first and "\u2039 Previous</a>" in second
+    for page in (second, third):
+        query = parse_qs(urlsplit(pager_link(page, PREVIOUS)).query)
+        assert query["q"] == [".x@"] and query["active"] == ["1"] and "cursor" not in query
+
+    back_to_second = assert_admin_html(admin_client.get(pager_link(third, PREVIOUS)), 200)
+    assert _ids_in(back_to_second) == listed[2:4]
+    assert _ids_in(text_of(admin_client.get(pager_link(back_to_second, NEXT)))) == listed[4:6]
+    back_to_first = assert_admin_html(admin_client.get(pager_link(back_to_second, PREVIOUS)), 200)
+    assert _ids_in(back_to_first) == listed[0:2]
+    assert pager_link(back_to_first, PREVIOUS) is None  # nothing before it: this is the first page
+    assert pager_link(back_to_first, NEXT) == pager_link(first, NEXT)
+
+
 @contextmanager
 def _statements(app):
     seen: list[tuple[str, object]] = []
@@ -181,6 +221,19 @@ def test_user_pages_use_keyset_queries_not_offsets(app, admin_client, monkeypatc
         if "OFFSET" in statement:
             assert list(parameters)[-1] == 0  # SQLite spells "no offset" as OFFSET 0
     assert len(seen) <= 6  # two page views: the session's admin and one page query each
+
+
+def test_previous_reads_backwards_from_the_key_not_by_offset(app, admin_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
+    _bulk_users(app, 7)
+    third = text_of(admin_client.get(_next_link(text_of(admin_client.get(_next_link(
+        text_of(admin_client.get("/admin/users"))))))))
+    with _statements(app) as seen:
+        assert admin_client.get(pager_link(third, PREVIOUS)).status_code == 200
+    [(statement, parameters)] = [(s, p) for s, p in seen if "FROM users" in s and "ORDER BY users.id" in s]
+    assert "users.id <" in statement and "ORDER BY users.id DESC" in statement
+    if "OFFSET" in statement:
+        assert list(parameters)[-1] == 0  # SQLite spells "no offset" as OFFSET 0
 
 
 def test_make_admin_then_make_user(app, admin_client, user):

@@ -61,7 +61,8 @@ class _FilterForm(FlaskForm):
     class Meta:
         csrf = False  # GET searches change nothing
 
-    cursor = HiddenField(validators=[Length(max=200), plain_text])
+    cursor = HiddenField(validators=[Length(max=200), plain_text])  # the page after this key
+    before = HiddenField(validators=[Length(max=200), plain_text])  # the page before this key
 
 
 class UserFilterForm(_FilterForm):

@@ -8,6 +8,7 @@ becomes a flash message here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
@@ -21,7 +22,7 @@ from app.database import read_for
 from app.errors import AuthenticationFailed, DomainError, ValidationFailed
 from app.extensions import db, limiter
 from app.models import MAX_ID, Role, User, is_possible_id
-from app.pagination import PageRequest, SortKey, decode_cursor, encode_cursor
+from app.pagination import Page, PageRequest, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
 from app.services import Precondition, expect_version, follows, posts, sessions, stats, throttle, users
@@ -119,10 +120,10 @@ def dashboard() -> str:
 def user_list() -> tuple[str, int] | str:
     form = UserFilterForm(request.args)
     if not form.validate():
-        return render_template("admin/users.html", nav="users", form=form, users=[], next_url=None), 400
+        return render_template("admin/users.html", nav="users", form=form, users=[], page_links=NO_PAGER), 400
     filters = {"q": form.q.data, "role": form.role.data, "active": form.active.data}
     page = users.list_users(
-        _page_request(form.cursor.data, users.SORT_KEY),
+        _page_request(form.cursor.data, form.before.data, users.SORT_KEY),
         search=form.q.data or None,
         role=Role(form.role.data) if form.role.data else None,
         is_active={"1": True, "0": False}.get(form.active.data),
@@ -132,7 +133,7 @@ def user_list() -> tuple[str, int] | str:
         nav="users",
         form=form,
         users=page.items,
-        next_url=_next_url("admin.user_list", filters, page.next_key),
+        page_links=_pager("admin.user_list", filters, page, form.cursor.data or form.before.data),
         filtered=any(filters.values()),
     )
 
@@ -154,14 +155,12 @@ def user_detail(user_id: int) -> str:
 def follow_list(user_id: int, side: str) -> str:
     """Everyone who follows the user, or whom they follow, newest follow first."""
     user = users.get_user(user_id)
-    cursor = request.args.get("cursor")
+    cursor, before = request.args.get("cursor"), request.args.get("before")
     listed = follows.list_followers if side == "followers" else follows.list_following
-    page = listed(user.id, _page_request(cursor, follows.SORT_KEY))
-    next_url = None
-    if page.next_key is not None:
-        next_url = url_for("admin.follow_list", user_id=user.id, side=side, cursor=encode_cursor(page.next_key))
+    page = listed(user.id, _page_request(cursor, before, follows.SORT_KEY))
+    page_links = _pager("admin.follow_list", {"user_id": user.id, "side": side}, page, cursor or before)
     return render_template("admin/follows.html", nav="users", user=user, side=side, people=page.items,
-                           next_url=next_url, paged=bool(cursor))
+                           page_links=page_links)
 
 
 @bp.post(f"/users/<{ID}:user_id>/role")
@@ -233,12 +232,12 @@ def post_list() -> tuple[str, int] | str:
     author = _author_filter(form) if form.validate() else None
     if form.errors:
         return render_template(
-            "admin/posts.html", nav="posts", form=form, posts=[], next_url=None, author=None
+            "admin/posts.html", nav="posts", form=form, posts=[], page_links=NO_PAGER, author=None
         ), 400
     filters = {"q": form.q.data, "author": form.author.data}
     search = parse_search(form.q.data) if form.q.data else None
     page = posts.list_posts(
-        _page_request(form.cursor.data, posts.SORT_KEY),
+        _page_request(form.cursor.data, form.before.data, posts.SORT_KEY),
         author_id=author.id if author else None,
         search=search,
     )
@@ -249,7 +248,7 @@ def post_list() -> tuple[str, int] | str:
         posts=page.items,
         search=search,
         author=author,
-        next_url=_next_url("admin.post_list", filters, page.next_key),
+        page_links=_pager("admin.post_list", filters, page, form.cursor.data or form.before.data),
         filtered=any(filters.values()),
     )
 
@@ -328,18 +327,41 @@ def _back(form: ActionForm, endpoint: str, **values: Any) -> Response:
     return redirect(safe_next(form.next.data, url_for(endpoint, **values)))
 
 
-def _page_request(cursor: str | None, kinds: Sequence[type]) -> PageRequest:
+def _page_request(cursor: str | None, before: str | None, kinds: Sequence[type]) -> PageRequest:
+    """The page after `cursor` (Next), the page before `before` (Previous), or the first page."""
     limit = current_app.config.get("ADMIN_PAGE_SIZE", PAGE_SIZE)
-    if not cursor:
-        return PageRequest(limit=limit)
+    if cursor and before:
+        abort(422, BAD_CURSOR)  # no link of these pages carries both
     try:
-        return PageRequest(limit=limit, after=decode_cursor(cursor, kinds))
+        if cursor:
+            return PageRequest(limit=limit, after=decode_cursor(cursor, kinds))
+        if before:
+            return PageRequest(limit=limit, before=decode_cursor(before, kinds))
     except ValidationFailed:
         abort(422, BAD_CURSOR)  # as the API answers a bad cursor
+    return PageRequest(limit=limit)
 
 
-def _next_url(endpoint: str, filters: dict[str, str | None], next_key: SortKey | None) -> str | None:
-    if next_key is None:
-        return None
-    kept = {name: value for name, value in filters.items() if value}
-    return url_for(endpoint, **kept, cursor=encode_cursor(next_key))
+@dataclass(frozen=True)
+class Pager:
+    """The links under a list, each keeping its filters: the first page, the page before this one
+    and the page after it, where there is one."""
+
+    first: str | None = None
+    previous: str | None = None
+    next: str | None = None
+
+
+NO_PAGER = Pager()
+
+
+def _pager(endpoint: str, values: dict[str, Any], page: Page[Any], paged: str | None) -> Pager:
+    """`values`: the list's URL values (its filters; empty ones are left out). `paged`: the
+    cursor that led here, if any: without one this is the first page."""
+    kept = {name: value for name, value in values.items() if value}
+    before, after = page.previous_key, page.next_key
+    return Pager(
+        first=url_for(endpoint, **kept) if paged else None,
+        previous=url_for(endpoint, **kept, before=encode_cursor(before)) if before is not None else None,
+        next=url_for(endpoint, **kept, cursor=encode_cursor(after)) if after is not None else None,
+    )

@@ -59,15 +59,19 @@ def list_following(user_id: int, page: PageRequest) -> Page[User]:
 
 def _listed(user_id: int, page: PageRequest, *, them, side) -> Page[User]:
     get_user(user_id)
+    backwards = page.before is not None  # the page before the key: read from it, nearest first
+    order = (Follow.created_at.asc(), User.id.asc()) if backwards else (Follow.created_at.desc(), User.id.desc())
     stmt = (select(User, Follow.created_at).join(Follow, them == User.id).where(side == user_id)
-            .order_by(Follow.created_at.desc(), User.id.desc()).limit(page.limit + 1))
+            .order_by(*order).limit(page.limit + 1))
     if page.after is not None:
         stmt = stmt.where(tuple_(Follow.created_at, User.id) < tuple_(*page.after))
+    elif backwards:
+        stmt = stmt.where(tuple_(Follow.created_at, User.id) > tuple_(*page.before))
     elif page.skip:
         stmt = stmt.offset(page.skip)
     rows = db.session.execute(stmt).all()
-    keyed = page_of(rows, page.limit, lambda row: (row[1], row[0].id))
-    return Page([row[0] for row in keyed.items], keyed.next_key)
+    keyed = page_of(rows, page, lambda row: (row[1], row[0].id))
+    return Page([row[0] for row in keyed.items], keyed.next_key, keyed.previous_key)
 
 
 def is_following(follower_id: int, followed_id: int) -> bool:

@@ -151,7 +151,7 @@ def delete_post(actor: User, post: Post, precondition: Precondition = no_precond
 
 # ---- reads --------------------------------------------------------------------------
 # One Core statement per shape of request, built once with bound parameters (`limit`,
-# `author_id`, `reader_id`, `after_at`, `after_id`, `skip`, `search`, `window`), so that
+# `author_id`, `reader_id`, `after_at`, `after_id`, `before_at`, `before_id`, `skip`, `search`, `window`), so that
 # SQLAlchemy compiles each shape once (its compiled cache) and the database sees few distinct statements.
 
 _posts, _users, _follows = Post.__table__.c, User.__table__.c, Follow.__table__.c
@@ -166,6 +166,14 @@ _FOLLOWED_AUTHORS = (
 _NEWEST_FIRST = (_posts.created_at.desc(), _posts.id.desc())
 
 
+def _newest_first(columns: Any, backwards: bool) -> tuple[Any, Any]:
+    """The lists' order over `columns` (a table's or a subquery's); read `backwards` (the page
+    before a `before` key), oldest first from the key, as `page_of` expects."""
+    if backwards:
+        return columns.created_at.asc(), columns.id.asc()
+    return columns.created_at.desc(), columns.id.desc()
+
+
 def _readable(posts: Any = Post.__table__, *, full: bool = True) -> Select:
     """The columns of a `PostView` (`full`) or of a `PostStamp` and its sort key, from `posts`
     (the table, or a subquery shaped like it)."""
@@ -178,7 +186,7 @@ def _readable(posts: Any = Post.__table__, *, full: bool = True) -> Select:
     ).join_from(posts, User.__table__, _users.id == posts.c.author_id)
 
 
-def _filtered(stmt: Select, *, by_author: bool, after: bool, feed: bool = False) -> Select:
+def _filtered(stmt: Select, *, by_author: bool, after: bool, feed: bool = False, before: bool = False) -> Select:
     if by_author:
         stmt = stmt.where(_posts.author_id == bindparam("author_id"))
     if feed:
@@ -186,6 +194,9 @@ def _filtered(stmt: Select, *, by_author: bool, after: bool, feed: bool = False)
     if after:
         key = tuple_(bindparam("after_at", type_=_posts.created_at.type), bindparam("after_id"))
         stmt = stmt.where(tuple_(_posts.created_at, _posts.id) < key)
+    if before:
+        key = tuple_(bindparam("before_at", type_=_posts.created_at.type), bindparam("before_id"))
+        stmt = stmt.where(tuple_(_posts.created_at, _posts.id) > key)
     return stmt
 
 
@@ -198,9 +209,9 @@ _ONE_POST = _readable().where(_posts.id == bindparam("post_id"))
 
 
 @cache
-def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool, full: bool) -> Select:
-    return _paged(_filtered(_readable(full=full), by_author=by_author, after=after, feed=feed), _NEWEST_FIRST,
-                  skip)
+def _page_statement(by_author: bool, after: bool, skip: bool, feed: bool, full: bool, before: bool) -> Select:
+    return _paged(_filtered(_readable(full=full), by_author=by_author, after=after, feed=feed, before=before),
+                  _newest_first(_posts, before), skip)
 
 
 @cache
@@ -242,34 +253,35 @@ def _feed_statement(after: bool, full: bool) -> Select:
 
 
 @cache
-def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool, full: bool) -> Select:
-    """Matches among the `window` newest posts, read newest first through the
-    `created_at` index: cheap for any word that is not rare."""
+def _search_in_newest(dialect: str, by_author: bool, after: bool, feed: bool, full: bool, before: bool) -> Select:
+    """Matches among the `window` newest posts (or, `before` a key, the oldest after it), read
+    in order through the `created_at` index: cheap for any word that is not rare."""
     newest = select(_posts.id, _posts.created_at, SEARCH_VECTOR.label("search_vector"))
-    recent = _filtered(newest, by_author=by_author, after=after, feed=feed).order_by(*_NEWEST_FIRST).limit(
-        bindparam("window")).subquery("recent")
+    recent = _filtered(newest, by_author=by_author, after=after, feed=feed, before=before).order_by(
+        *_newest_first(_posts, before)).limit(bindparam("window")).subquery("recent")
     matching = search_condition(dialect, search_vector=recent.c.search_vector, post_id=recent.c.id)
     hits = select(recent.c.id, recent.c.created_at).where(matching)
-    return _top_of(hits.order_by(recent.c.created_at.desc(), recent.c.id.desc()).limit(bindparam("limit")), full)
+    return _top_of(hits.order_by(*_newest_first(recent.c, before)).limit(bindparam("limit")), full, before)
 
 
 @cache
-def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool, feed: bool, full: bool) -> Select:
+def _search_everywhere(dialect: str, by_author: bool, after: bool, skip: bool, feed: bool, full: bool,
+                       before: bool) -> Select:
     """Every match, found through the search index and then sorted: cheap for rare words.
     Materialised, so the planner cannot trade the index for a walk of every post."""
     matching = search_condition(dialect, search_vector=SEARCH_VECTOR, post_id=_posts.id)
     found = _filtered(select(_posts.id, _posts.created_at).where(matching), by_author=by_author, after=after,
-                      feed=feed)
+                      feed=feed, before=before)
     matches = found.cte("matches").prefix_with("MATERIALIZED")
-    return _top_of(_paged(select(matches), (matches.c.created_at.desc(), matches.c.id.desc()), skip), full)
+    return _top_of(_paged(select(matches), _newest_first(matches.c, before), skip), full, before)
 
 
-def _top_of(ids: Select | CompoundSelect, full: bool) -> Select:
-    """The posts of a page of (id, created_at), newest first: joined after sorting, so only
+def _top_of(ids: Select | CompoundSelect, full: bool, before: bool = False) -> Select:
+    """The posts of a page of (id, created_at), in order: joined after sorting, so only
     the page's rows are read in full."""
     top = ids.subquery("top")
     stmt = _readable(full=full).join(top, top.c.id == _posts.id)
-    return stmt.order_by(top.c.created_at.desc(), top.c.id.desc())
+    return stmt.order_by(*_newest_first(top.c, before))
 
 
 _word_statistics: dict[str, tuple[float, WordStatistics | None]] = {}  # per database URL: (read at, statistics)
@@ -316,7 +328,7 @@ def list_posts(
     """Newest first, by one author if given, or by the active authors `feed_of` follows
     (their feed); matching `search` if given."""
     rows = _read_page(page, author_id=author_id, search=search, feed_of=feed_of, full=True)
-    return page_of([PostView.of_row(row) for row in rows], page.limit, lambda post: (post.created_at, post.id))
+    return page_of([PostView.of_row(row) for row in rows], page, lambda post: (post.created_at, post.id))
 
 
 def list_post_stamps(
@@ -329,17 +341,21 @@ def list_post_stamps(
     """The stamps of the posts `list_posts` would answer, in its order and with its next key:
     what the page's ETag is made of, read without titles and bodies."""
     rows = _read_page(page, author_id=author_id, search=search, feed_of=feed_of, full=False)
-    keyed = page_of(rows, page.limit, lambda row: (row.created_at, row.id))
-    return Page([PostStamp(row.id, row.version, row.author_name) for row in keyed.items], keyed.next_key)
+    keyed = page_of(rows, page, lambda row: (row.created_at, row.id))
+    return Page([PostStamp(row.id, row.version, row.author_name) for row in keyed.items], keyed.next_key,
+                keyed.previous_key)
 
 
 def _read_page(page: PageRequest, *, author_id: int | None, search: SearchQuery | None, feed_of: int | None,
                full: bool) -> Sequence[Row]:
     by_author, after, skip, feed = author_id is not None, page.after is not None, bool(page.skip), feed_of is not None
+    before = page.before is not None
     parameters: dict[str, Any] = {"limit": page.limit + 1, "author_id": author_id, "skip": page.skip,
                                   "reader_id": feed_of}
     if after:
         parameters["after_at"], parameters["after_id"] = page.after
+    if before:
+        parameters["before_at"], parameters["before_id"] = page.before
     dialect = db.engine.dialect.name
     plan = SearchPlan.INDEX  # SQLite's FTS5, and any `skip`
     if search is not None:
@@ -350,14 +366,14 @@ def _read_page(page: PageRequest, *, author_id: int | None, search: SearchQuery 
 
     def read(connection: Session) -> Sequence[Row]:
         if search is None:
-            if feed and dialect == "postgresql" and not skip:
+            if feed and dialect == "postgresql" and not skip and not before:
                 return _all(connection, _feed_statement(after, full), {**parameters, "feed_window": FEED_WINDOW})
-            return _all(connection, _page_statement(by_author, after, skip, feed, full), parameters)
+            return _all(connection, _page_statement(by_author, after, skip, feed, full, before), parameters)
         if plan is not SearchPlan.INDEX:
-            rows = _all(connection, _search_in_newest(dialect, by_author, after, feed, full), parameters)
+            rows = _all(connection, _search_in_newest(dialect, by_author, after, feed, full, before), parameters)
             if len(rows) > page.limit or plan is SearchPlan.WALK:
                 return rows
-        return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed, full), parameters)
+        return _all(connection, _search_everywhere(dialect, by_author, after, skip, feed, full, before), parameters)
 
     try:
         return read(db.session)

@@ -100,7 +100,8 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
                is_active: bool | None = None) -> Page[User]:
     """Users by id, keyset-paginated; the filters serve the admin pages. Read as rows (no
     identity map to fill for a page nobody changes), as detached `User`s."""
-    stmt = select(*User.__table__.c).order_by(User.id).limit(page.limit + 1)
+    backwards = page.before is not None
+    stmt = select(*User.__table__.c).order_by(User.id.desc() if backwards else User.id).limit(page.limit + 1)
     if search:
         stmt = stmt.where(or_(User.email.icontains(search, autoescape=True),
                               User.name.icontains(search, autoescape=True)))
@@ -110,10 +111,12 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
         stmt = stmt.where(User.is_active.is_(is_active))
     if page.after is not None:
         stmt = stmt.where(User.id > page.after[0])
+    elif backwards:
+        stmt = stmt.where(User.id < page.before[0])
     elif page.skip:
         stmt = stmt.offset(page.skip)
     rows = db.session.execute(stmt).all()
-    return page_of([detached_user(row) for row in rows], page.limit, lambda user: (user.id,))
+    return page_of([detached_user(row) for row in rows], page, lambda user: (user.id,))
 
 
 def require_verified(actor: User) -> None:

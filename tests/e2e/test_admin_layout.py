@@ -216,3 +216,30 @@ def test_a_post_search_shows_the_matched_words_under_the_title(page, crowd, admi
         boxes(page, "#posts-table tbody tr:first-child td.title .snippet")[0]
     assert snippet["top"] >= title["bottom"] - 0.5 and abs(snippet["left"] - title["left"]) < 1
     page.screenshot(path=str(artifacts / f"layout-search-{viewport}.png"), full_page=True)
+
+
+def _post_ids(page) -> list[str]:
+    return page.locator("#posts-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.postId)")
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_pager_stays_on_one_line_and_previous_walks_back(page, crowded, admin, artifacts, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    sign_in(page, admin)
+    page.goto("/admin/posts")
+    shown = [_post_ids(page)]
+    for _ in range(2):
+        page.locator('.pager a[rel="next"]').click()
+        page.wait_for_load_state()
+        shown.append(_post_ids(page))
+    expect(page.locator(".pager a")).to_have_text(["« First page", "\u2039 Previous", "Next page »"])
+    assert max(page.locator(".pager").evaluate_all(SPREAD)) < ONE_LINE, f"the pager wraps at {viewport} width"
+    first, previous, after = boxes(page, ".pager a")
+    assert previous["left"] - first["right"] >= 10, "First and Previous run together"
+    assert after["right"] <= VIEWPORTS[viewport]["width"], "Next is pushed off the page"
+    page.locator(".pager").screenshot(path=str(artifacts / f"layout-pager-{viewport}.png"))
+    for expected in (shown[1], shown[0]):
+        page.locator('.pager a[rel="prev"]').click()
+        page.wait_for_load_state()
+        assert _post_ids(page) == expected
+    expect(page.locator('.pager a[rel="prev"]')).to_have_count(0)
