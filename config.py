@@ -4,9 +4,10 @@
 declared once, as a `Setting` of `Config` with its parser and its default, and read when an app
 is made (`Config.load`, called by `create_app`), never at import. One parser per kind of value:
 booleans (`1/0`, `true/false`, `yes/no`, `on/off`, any case), whole numbers, comma-separated
-lists and durations (a number in the unit the variable's name gives, or `90s`, `15m`, `1h`,
-`30d`). An empty value counts as unset. A value the parser does not recognise stops the start
-with one line naming the variable and what it accepts.
+lists, durations (a number in the unit the variable's name gives, or `90s`, `15m`, `1h`,
+`30d`) and rate limits (Flask-Limiter's `10/minute`). An empty value counts as unset. A value
+the parser does not recognise stops the start with one line naming the variable and what it
+accepts.
 
 Production refuses to start without strong secrets; development generates a per-instance
 secret so a first run needs no set-up.
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+from limits import parse_many
 from zxcvbn import zxcvbn
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -74,6 +76,28 @@ def integer(raw: str) -> int:
 def items(raw: str) -> list[str]:
     """A comma-separated list; blanks around and between the commas are dropped."""
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def rate_limits(raw: str) -> str:
+    """Flask-Limiter's notation, one limit or several separated by `;`: checked now, since the
+    limiter would first read it at a request, and answer that request with a 500. Empty (only
+    from `create_app`'s overrides: in the environment it means unset) is no limit."""
+    if not raw.strip():
+        return ""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError("a rate limit (10/minute, 5 per 15 minutes, 100/hour;1000/day)") from None
+    return raw.strip()
+
+
+def rate_limit(raw: str) -> str:
+    """One limit in Flask-Limiter's notation (a guessing budget counts against exactly one)."""
+    try:
+        (_one,) = parse_many(raw)
+    except ValueError:
+        raise ValueError("one rate limit (10/minute, 5 per 15 minutes)") from None
+    return raw.strip()
 
 
 @dataclass(frozen=True)
@@ -206,19 +230,19 @@ class Config:
     # per-process counting until Redis answers again.
     RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-    RATELIMIT_LOGIN = Setting(text, "10/minute")
-    RATELIMIT_REGISTER = Setting(text, "20/hour")
-    RATELIMIT_WRITE = Setting(text, "120/minute")
+    RATELIMIT_LOGIN = Setting(rate_limits, "10/minute")
+    RATELIMIT_REGISTER = Setting(rate_limits, "20/hour")
+    RATELIMIT_WRITE = Setting(rate_limits, "120/minute")
     # Reads: anonymous clients per IP, signed-in ones per user; searches on top of that.
-    RATELIMIT_READ = Setting(text, "300/minute")
-    RATELIMIT_READ_USER = Setting(text, "1200/minute")
-    RATELIMIT_SEARCH = Setting(text, "30/minute")
+    RATELIMIT_READ = Setting(rate_limits, "300/minute")
+    RATELIMIT_READ_USER = Setting(rate_limits, "1200/minute")
+    RATELIMIT_SEARCH = Setting(rate_limits, "30/minute")
     # Wrong passwords (login, admin login, current_password), counted only when they fail.
-    LOGIN_FAILURES_PER_EMAIL_IP = Setting(text, "5 per 15 minutes")
-    LOGIN_FAILURES_PER_EMAIL = Setting(text, "20 per hour")
-    LOGIN_FAILURES_PER_DEVICE = Setting(text, "10 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL_IP = Setting(rate_limit, "5 per 15 minutes")
+    LOGIN_FAILURES_PER_EMAIL = Setting(rate_limit, "20 per hour")
+    LOGIN_FAILURES_PER_DEVICE = Setting(rate_limit, "10 per 15 minutes")
     # One cap over all of an account's devices: kept device tokens add no guesses beyond it.
-    LOGIN_FAILURES_PER_ACCOUNT_DEVICES = Setting(text, "20 per hour")
+    LOGIN_FAILURES_PER_ACCOUNT_DEVICES = Setting(rate_limit, "20 per hour")
     DEVICE_TOKEN_DAYS = Setting(Duration("d"), 365)
 
     # Conditional writes: on, a PATCH or DELETE without If-Match is a 428 (off: today's clients work).
@@ -266,7 +290,7 @@ class Config:
     PASSWORD_RESET_MINUTES = Setting(Duration("m"), 30)
     EMAIL_VERIFICATION_HOURS = Setting(Duration("h"), 72)
     REQUIRE_VERIFIED_EMAIL = Setting(boolean, False)
-    RATELIMIT_ACCOUNT_MAIL = Setting(text, "5/hour")
+    RATELIMIT_ACCOUNT_MAIL = Setting(rate_limits, "5/hour")
 
     @classmethod
     def settings(cls) -> dict[str, Setting]:

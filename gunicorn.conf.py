@@ -37,10 +37,10 @@ max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself
 errorlog = "-"
 # Every request writes a log line; these record fields cost their share of each line and no
-# format here shows them: the thread, the process id and name (documented switches of the
-# logging module, which the logging HOWTO's "Optimization" section names).
+# format here shows them: the thread and the multiprocessing name (documented switches of the
+# logging module, which the logging HOWTO's "Optimization" section names). The process id stays:
+# gunicorn's own format shows it (`[%(process)d]`).
 logging.logThreads = False
-logging.logProcesses = False
 logging.logMultiprocessing = False
 if _log_format == "json":
     # gunicorn's own lines (boot, worker timeouts) as JSON too, all on stderr with the app's.

@@ -29,9 +29,8 @@ _is_coroutine_function = lru_cache(maxsize=1024)(inspect.iscoroutinefunction)
 
 class App(Flask):
     """Flask, remembering which functions are coroutines: `ensure_sync`, the documented
-    override point, is asked about every hook and view of every request (about twenty
-    for a list page), and `inspect.iscoroutinefunction` is not free
-    (bench/where-the-time-goes.md)."""
+    override point, is asked about every hook and view of every request, and
+    `inspect.iscoroutinefunction` is not free."""
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return self.async_to_sync(func) if _is_coroutine_function(func) else func

@@ -80,7 +80,7 @@ def is_postgresql(uri: str) -> bool:
 
 def _session_options(timeout_ms: int) -> str:
     """Per-connection settings: a statement timeout, and no JIT compilation, which costs
-    tens of milliseconds on the short queries a web request makes and pays off only on
+    more than the whole of the short queries a web request makes and pays off only on
     long analytical ones (a search's plan can cross `jit_above_cost`)."""
     return f"-c statement_timeout={timeout_ms} -c jit=off"
 

@@ -1,7 +1,7 @@
 """Flask's JSON output, written by orjson.
 
 Encoding a page of posts with the standard library was the largest single cost
-left in a list request after the database (bench/where-the-time-goes.md). Output
+left in a list request after the database, in the profile. Output
 is compact UTF-8; dates and datetimes are ISO 8601, as marshmallow writes them, so
 a view may hand over a datetime rather than format it itself. Input is still read
 by the standard library, under app/jsonbody.py's strict rules.

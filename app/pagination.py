@@ -127,8 +127,8 @@ def next_link(next_key: SortKey | None) -> dict[str, str]:
 def base_url() -> str:
     """This request's URL without its query: `PUBLIC_BASE_URL` and the path when it is set,
     so a forged Host never reaches a link. Built by hand rather than by `request.base_url`,
-    whose round trip through an IRI measured well over the 5% that keeps a private
-    shortcut worth its place (bench/where-the-time-goes.md)."""
+    whose round trip through an IRI showed in the profile of every list request, which sends
+    this link."""
     public = current_app.config.get("PUBLIC_BASE_URL")
     if public:
         return public + quote(request.path, safe=PATH_SAFE)

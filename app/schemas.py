@@ -303,7 +303,7 @@ class PostSchema(Schema):
     """A post with its author: the one serializer of posts, everywhere.
 
     `dump` is written by hand because marshmallow's per-field dump was the largest cost
-    of a list request (bench/where-the-time-goes.md); the fields below document the
+    of a list request in the profile; the fields below document the
     shape, and a test holds `dump` to what marshmallow makes of them. Timestamps stay
     datetimes: the JSON provider writes them as marshmallow does.
     """

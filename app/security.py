@@ -82,7 +82,7 @@ def register_security_headers(app: Flask) -> None:
         if policy is not None:
             response.headers["Content-Security-Policy"] = policy
         # One pass over the headers rather than `setdefault` per header: each of its misses
-        # raises and catches a KeyError inside werkzeug (bench/where-the-time-goes.md).
+        # raises and catches a KeyError inside werkzeug, on every response.
         present = {name.lower() for name, _ in response.headers}
         for name, value in defaults:
             if name.lower() not in present:

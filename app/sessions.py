@@ -1,8 +1,8 @@
 """Flask's signed-cookie sessions, opened only for requests that carry a session cookie.
 
 Flask opens the session of every request, building an `itsdangerous` signer each time,
-though no API request has a session (bearer tokens are their credentials): 6% of a list
-request (bench/where-the-time-goes.md). Without the cookie the session is the same empty
+though no API request has a session (bearer tokens are their credentials), and that work
+showed in the profile of every list request. Without the cookie the session is the same empty
 one Flask would have made; `open_session` is the documented override point.
 """
 

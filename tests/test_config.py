@@ -188,6 +188,12 @@ def test_require_if_match_is_read_as_a_boolean(make_app, monkeypatch, user, valu
                                    "or one with its unit: 90s, 15m, 1h, 30d), got '90m'"),
     ("JWT_ACCESS_TOKEN_SECONDS", "soon", "JWT_ACCESS_TOKEN_SECONDS: expected a duration in whole seconds (a number "
                                          "of seconds, or one with its unit: 90s, 15m, 1h, 30d), got 'soon'"),
+    ("RATELIMIT_WRITE", "lots", "RATELIMIT_WRITE: expected a rate limit (10/minute, 5 per 15 minutes, "
+                                "100/hour;1000/day), got 'lots'"),
+    ("LOGIN_FAILURES_PER_EMAIL", "5 per fortnight", "LOGIN_FAILURES_PER_EMAIL: expected one rate limit (10/minute, "
+                                                    "5 per 15 minutes), got '5 per fortnight'"),
+    ("LOGIN_FAILURES_PER_DEVICE", "5/minute;50/day", "LOGIN_FAILURES_PER_DEVICE: expected one rate limit "
+                                                     "(10/minute, 5 per 15 minutes), got '5/minute;50/day'"),
 ])
 def test_a_value_that_is_not_understood_stops_the_start_naming_the_variable(monkeypatch, variable, value, line):
     monkeypatch.setenv(variable, value)

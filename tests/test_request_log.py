@@ -86,3 +86,13 @@ def test_a_logged_path_is_what_percent_encoding_makes_of_it():
     paths += ["".join(generator.choices(alphabet, k=generator.randint(0, 16))) for _ in range(20_000)]
     for path in paths:
         assert loggable_path(path) == quote(path, safe="/!$&'()*+,;=:@~"), path
+
+
+@pytest.mark.parametrize("logging_server", ["text"], indirect=True)
+def test_gunicorn_writes_its_own_lines_in_text_with_its_process_id(logging_server):
+    """gunicorn's own format names the process (`[%(process)d]`): its boot and worker lines print,
+    rather than a logging error with a traceback each, as `make run` shows them."""
+    _, server = logging_server
+    output = _logged(server, "Booting worker")
+    assert "Logging error" not in output, output
+    assert f"[{server.process.pid}] [INFO] Listening at: http://127.0.0.1:" in output, output

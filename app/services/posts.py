@@ -47,7 +47,7 @@ from app.services import Precondition, flush, no_precondition, users
 EDITABLE_FIELDS = ("title", "body")
 SORT_KEY = (datetime, int)  # (created_at, id), newest first
 # How a search finds its page on PostgreSQL; the planner's own estimates cannot tell a rare
-# word from a common one (bench/where-the-time-goes.md), so ANALYZE's word statistics decide
+# word from a common one (docs/decisions/0002-two-step-search.md), so ANALYZE's word statistics decide
 # (`WordStatistics`). A query they call common walks the newest posts through the `created_at`
 # index until its page is full (`WALK_ALL`). Any other query, a word they do not list
 # included (one added since the last ANALYZE, or in no post at all), is rare: the search index
@@ -231,7 +231,7 @@ def _feed_statement(after: bool, full: bool) -> Select:
     # The followed ids as one hash table (a hashed SubPlan: `IS TRUE` keeps the planner from
     # turning it into a join, which would read the whole window before sorting it), and the few
     # deactivated users through their partial index: a probe of both indexes per post read would
-    # cost sixty times the buffers, and an array's `= ANY` compares each post with every id.
+    # cost many times the buffers, and an array's `= ANY` compares each post with every id.
     followed = recent.c.author_id.in_(
         select(_follows.followed_id).where(_follows.follower_id == bindparam("reader_id"))).is_(true())
     inactive = exists().where(_inactive.c.id == recent.c.author_id, ~_inactive.c.is_active)
