@@ -71,6 +71,9 @@ migrate: $(RUNTIME)
 	$(BIN)/flask db migrate -m "$(m)"
 
 # Benchmark (bench/run.py): a fresh PostgreSQL database `app_bench`, the app under gunicorn, wrk.
+# Options go through BENCH_ARGS (make passes no `--option` of its own to a recipe), e.g. today against
+# an earlier commit, both served on one database and alternated (bench/baseline.py):
+#   make bench BENCH_ARGS="--baseline 40420a2"    make bench-quick BENCH_ARGS="--baseline 40420a2"
 WRK := $(shell command -v wrk 2>/dev/null)
 
 wrk:
@@ -81,10 +84,10 @@ ifeq ($(WRK),)
 endif
 
 bench: $(DEV) wrk
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 bench-quick: $(DEV) wrk
-	$(BIN)/python bench/run.py --quick
+	$(BIN)/python bench/run.py --quick $(BENCH_ARGS)
 
 bench-profile: $(DEV)
 	$(BIN)/python bench/profile.py

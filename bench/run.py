@@ -3,6 +3,7 @@ with the production config, drive it with wrk, compare it with the floor.
 
     python bench/run.py           # full: 10,000 users, 1,000,000 posts (`make bench`)
     python bench/run.py --quick   # 100,000 posts, shorter runs (`make bench-quick`)
+    python bench/run.py --baseline REV   # also today against the code of REV (bench/baseline.py)
 
 The database (`app_bench` unless BENCH_DATABASE says otherwise; its name must
 contain "bench") is dropped and created afresh: never point it at real data.
@@ -35,7 +36,7 @@ OUT = BENCH / "out"
 LUA = BENCH / "lua"
 sys.path.insert(0, str(ROOT))
 
-from bench import authenticated, conditional, feed, search  # noqa: E402
+from bench import authenticated, baseline, conditional, feed, search  # noqa: E402
 from bench.sqlcheck import Count, Plan, Probe, count_statements  # noqa: E402
 from scripts.live_server import LiveServer, ServerDidNotStart, free_port  # noqa: E402
 
@@ -445,6 +446,29 @@ def alternated(runs: dict[str, tuple[Server, str]], mode: Mode, connections: int
     return {label: summarise(label, found) for label, found in results.items()}
 
 
+def against_baseline(before: Server, now: Server, revision: str, first_before: Result, first_now: Result,
+                     deep_path: str, data: Dataset, reader: feed.FeedReader, mode: Mode,
+                     connections: int) -> list[baseline.Row]:
+    """Issue 27's rows on the server of `revision` and today's, alternated (bench/baseline.py);
+    the first page's runs were already made beside the floor's. Each server signs its own
+    users in and tags its own list page."""
+    page = f"/api/posts?limit={PAGE}"
+    _, first_check = baseline.check(before.url, baseline.Request(page), now.url, baseline.Request(page))
+    tokens = {server.url: (bearer_token(server, data.login_email), bearer_token(server, reader.email))
+              for server in (before, now)}
+    specs: dict[str, list[baseline.Request]] = {}
+    for server in (before, now):
+        # Tags after every sign-in: a sign-in is a write, which may move an old list tag.
+        rows = baseline.requests_for(deep_path, data.deep_pages, (data.min_post, data.max_post),
+                                     search.search_path("kestrel"), feed.first_path(), *tokens[server.url],
+                                     conditional.etag(server.url + page, {}))
+        for label, request in rows.items():
+            specs.setdefault(label, []).append(request)
+    rows = baseline.measure(before, now, {label: tuple(pair) for label, pair in specs.items()}, revision,
+                            mode.rounds, mode.duration, mode.warmup, connections, wrk, summarise)
+    return [baseline.Row(f"GET {page} (first page)", first_before, first_now, first_check), *rows]
+
+
 def bearer_token(server: Server, email: str) -> str:
     request = urllib.request.Request(
         server.url + "/api/auth/login",
@@ -516,6 +540,7 @@ def render(
     started: datetime,
     elapsed: float,
     search_section: list[str],
+    baseline_section: list[str],
 ) -> str:
     first = results[1]
     deep = results[2]
@@ -552,6 +577,7 @@ def render(
         f"- **Worker RSS after the run: max {max(rss, default=0):.0f} MB** "
         f"({', '.join(f'{x:.0f}' for x in rss)} MB); target < 150 MB: {mark(max(rss, default=0) < 150)}.",
         "",
+        *baseline_section,
         "## Throughput and latency",
         "",
         f"wrk 1 thread, {facts['connections']} connections, {mode.duration} s per run after a "
@@ -686,8 +712,10 @@ def main() -> None:
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
     parser.add_argument("--baseline", metavar="REV",
-                        help="also serve the code of this git revision and compare its first page (no ETags "
-                             "before issue 13: e.g. the commit before it) with today's, alternated")
+                        help="also serve the code of this git revision on the same database and run the first "
+                             "page, a deep page, a post, me, a list 304, a search and the feed against both, "
+                             "alternated (issue 27: e.g. 40420a2, the commit before it); `make bench "
+                             "BENCH_ARGS=\"--baseline REV\"`")
     options = parser.parse_args()
     mode = QUICK if options.quick else FULL
     if "bench" not in options.database:
@@ -714,6 +742,8 @@ def main() -> None:
     everyone_email, everyone = feed.everyone_follower(database_url)
 
     servers: list[Server] = []
+    before: Server | None = None  # the code of --baseline REV
+    baseline_section: list[str] = []
     try:
         app = start_gunicorn("app", "wsgi:app", env, "/health")
         servers.append(app)
@@ -803,8 +833,15 @@ def main() -> None:
         trio = alternated(runs, mode, c)
         first, floor_result, deep = trio[first_label], trio[floor_label], trio[deep_label]
         stop(unmetered)
-        baseline = ((options.baseline, trio[f"{first_label} at {options.baseline}"], first)
-                    if options.baseline else None)
+        against: list[baseline.Row] = []
+        if before is not None:
+            log(f"against {options.baseline}: each row on both servers, alternated")
+            against = against_baseline(before, app, options.baseline, trio[f"{first_label} at {options.baseline}"],
+                                       first, deep_path, data, reader, mode, c)
+            stop(before)
+            baseline_section = baseline.render(against, options.baseline, first, floor_result,
+                                               server_errors(before), mark)
+            print("\n".join(baseline_section), flush=True)
         conditional_pairs = conditional.measure_pairs(wrk, summarise, app, f"/api/posts?limit={PAGE}", mode, c)
         post = measure(
             "GET /api/posts/<random id>",
@@ -882,15 +919,17 @@ def main() -> None:
     finally:
         for server in servers:
             stop(server)
-    log_errors = sum(server_errors(s) for s in servers)
+    log_errors = sum(server_errors(s) for s in servers if s is not before)  # its own are in its section
     facts["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    search_section = conditional.render_rows(conditional_pairs, mark, baseline) + render_search(
+    conditional_baseline = ((options.baseline, against[0].before, against[0].now) if against else None)
+    search_section = conditional.render_rows(conditional_pairs, mark, conditional_baseline) + render_search(
         searches, first, flood, dashboard, admin_search, [plan for plan in plans if plan.label.startswith("Search")])
     plans = [plan for plan in plans if not plan.label.startswith("Search")]
     feed_section = feed.render_rows(feed_rows, first, reader, everyone, mark, [*feed_plans, *everyone_plans])
     feed_section += [f"Deep feed page: {facts['feed_deep_check']}.", ""]
     report = render(
         mode,
+        baseline_section=baseline_section,
         search_section=[*authenticated.render(auth_rows, counts, mark), *search_section, *feed_section],
         results=[health, first, deep, post, user_posts, create],
         floor=floor_result,
