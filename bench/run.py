@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import subprocess
@@ -182,6 +183,42 @@ def prepare_database(admin_url: str, name: str, database_url: str, env: dict[str
         RESTARTS.append(f"set-up attempt {attempt}")
         time.sleep(3)
     sys.exit("PostgreSQL kept restarting during set-up; try again on a quieter machine")
+
+
+def baseline_database(admin_url: str, name: str, env: dict[str, str], revision: str) -> dict[str, str]:
+    """The same data in the schema the code of `revision` knows: a copy of the seeded database,
+    migrated down (by today's migrations) to that revision's newest one. The baseline server reads
+    it, so both servers answer from the same rows, each in its own schema."""
+    tree = conditional.baseline_tree(ROOT, OUT, revision)
+    head = _newest_migration(tree / "migrations" / "versions")
+    copy = f"{name}_baseline"
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
+    connection.close()
+    copy_url = f"{admin_url.rsplit('/', 1)[0]}/{copy}"
+    copy_env = {**env, "DATABASE_URL": copy_url}
+    flask(copy_env, "db", "downgrade", head, log_file=OUT / "seed.log")
+    vacuum_analyze(copy_url)
+    log(f"baseline {revision}: a copy of the data at migration {head} ({copy})")
+    return copy_env
+
+
+def _newest_migration(versions: Path) -> str:
+    """The head of a tree's Alembic revisions: the one no other revises."""
+    found: dict[str, str | None] = {}
+    for path in versions.glob("*.py"):
+        text = path.read_text()
+        revision = re.search(r"^revision = ['\"](\w+)['\"]", text, re.MULTILINE)
+        down = re.search(r"^down_revision = ['\"](\w+)['\"]", text, re.MULTILINE)
+        if revision:
+            found[revision.group(1)] = down.group(1) if down else None
+    heads = set(found) - {down for down in found.values() if down}
+    if len(heads) != 1:
+        sys.exit(f"{versions}: expected one head revision, found {sorted(heads)}")
+    return heads.pop()
 
 
 @dataclass(frozen=True)
@@ -740,6 +777,9 @@ def main() -> None:
     data = describe_dataset(database_url, mode.posts)
     reader = feed.busiest_follower(database_url)
     everyone_email, everyone = feed.everyone_follower(database_url)
+    baseline_env = env
+    if options.baseline:
+        baseline_env = baseline_database(options.admin_url, options.database, env, options.baseline)
 
     servers: list[Server] = []
     before: Server | None = None  # the code of --baseline REV
@@ -826,7 +866,7 @@ def main() -> None:
             unmetered_label: (unmetered, f"/api/posts?limit={PAGE}"),
         }
         if options.baseline:
-            before = start_gunicorn("baseline", "wsgi:app", env, "/health",
+            before = start_gunicorn("baseline", "wsgi:app", baseline_env, "/health",
                                     cwd=conditional.baseline_tree(ROOT, OUT, options.baseline))
             servers.append(before)
             runs[f"{first_label} at {options.baseline}"] = (before, f"/api/posts?limit={PAGE}")
