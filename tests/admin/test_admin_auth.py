@@ -12,7 +12,7 @@ from itsdangerous import TimestampSigner
 
 from app.extensions import db, limiter
 from app.models import Role
-from app.services import posts, users
+from app.services import users
 from tests.admin_support import (
     assert_admin_html,
     assert_redirects_to_login,
@@ -30,11 +30,8 @@ ADMIN_PAGES = ["/admin", "/admin/", "/admin/users", "/admin/users/{user}", "/adm
 
 
 @pytest.fixture
-def some_post(app, user):
-    with app.app_context():
-        post_id = posts.create_post(users.get_user(user.id), title="A post", body="Body").id
-        db.session.commit()
-        return post_id
+def some_post(make_post, user) -> int:
+    return make_post(user, "A post")
 
 
 def _session_cookie(client):

@@ -14,7 +14,6 @@ from app.extensions import db
 from app.models import Post, Role, User
 from app.services import stats
 from tests.admin_support import assert_admin_html, signed_in
-from tests.helpers import write_post
 
 NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
 
@@ -25,26 +24,22 @@ def _age_user(app, user_id: int, when: datetime) -> None:
         db.session.commit()
 
 
-def _post_at(app, author_id: int, when: datetime, title: str = "Post") -> int:
-    return write_post(app, author_id, title, at=when)
-
-
 def _stat(html: str, key: str) -> int:
     match = re.search(rf'id="stat-{key}">.*?class="stat-value">([\d,]+)<', html, re.S)
     assert match, key
     return int(match.group(1).replace(",", ""))
 
 
-def test_dashboard_counts_match_the_database(app, client, make_user, admin):
+def test_dashboard_counts_match_the_database(app, client, make_user, admin, make_post):
     now = datetime.now(UTC)
     old_user = make_user()
     _age_user(app, old_user.id, now - timedelta(days=30))
     make_user(Role.ADMIN, is_active=False)
     make_user(is_active=False)
     make_user()
-    _post_at(app, old_user.id, now - timedelta(days=10))
+    make_post(old_user.id, at=now - timedelta(days=10))
     for hours in (1, 2, 50):
-        _post_at(app, old_user.id, now - timedelta(hours=hours))
+        make_post(old_user.id, at=now - timedelta(hours=hours))
 
     body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
     assert _stat(body, "users") == 5
@@ -55,27 +50,27 @@ def test_dashboard_counts_match_the_database(app, client, make_user, admin):
     assert _stat(body, "new-posts") == 3
 
 
-def test_stats_service_counts_recent_by_the_given_clock(app, make_user):
+def test_stats_service_counts_recent_by_the_given_clock(app, make_user, make_post):
     person = make_user()
     _age_user(app, person.id, NOW - timedelta(days=7, seconds=1))
     recent = make_user()
     _age_user(app, recent.id, NOW - timedelta(days=6, hours=23))
-    _post_at(app, person.id, NOW - timedelta(days=8))
-    _post_at(app, person.id, NOW - timedelta(days=1))
+    make_post(person.id, at=NOW - timedelta(days=8))
+    make_post(person.id, at=NOW - timedelta(days=1))
     with app.app_context():
         numbers = stats.dashboard(NOW)
     assert (numbers.users, numbers.admins, numbers.inactive_users) == (2, 0, 0)
     assert (numbers.posts, numbers.new_users, numbers.new_posts) == (2, 1, 1)
 
 
-def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user):
+def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user, make_post):
     author = make_user()
     today = NOW.date()
-    _post_at(app, author.id, datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC))
-    _post_at(app, author.id, datetime(2025, 3, 30, 23, 59, 59, tzinfo=UTC))
-    _post_at(app, author.id, datetime(2025, 3, 30, 12, 0, tzinfo=UTC))
-    _post_at(app, author.id, datetime(2025, 3, 2, 0, 0, tzinfo=UTC))       # first day of the window
-    _post_at(app, author.id, datetime(2025, 3, 1, 23, 59, 59, tzinfo=UTC))  # just before it
+    make_post(author.id, at=datetime(2025, 3, 31, 0, 0, 1, tzinfo=UTC))
+    make_post(author.id, at=datetime(2025, 3, 30, 23, 59, 59, tzinfo=UTC))
+    make_post(author.id, at=datetime(2025, 3, 30, 12, 0, tzinfo=UTC))
+    make_post(author.id, at=datetime(2025, 3, 2, 0, 0, tzinfo=UTC))       # first day of the window
+    make_post(author.id, at=datetime(2025, 3, 1, 23, 59, 59, tzinfo=UTC))  # just before it
     with app.app_context():
         series = stats.posts_per_day(NOW)
     assert len(series) == 30
@@ -103,20 +98,20 @@ def _statements_of(app, work) -> list[str]:
     return statements
 
 
-def test_posts_per_day_reads_the_daily_counts_not_the_posts(app, make_user):
+def test_posts_per_day_reads_the_daily_counts_not_the_posts(app, make_user, make_post):
     author = make_user()
     for day in range(10):
-        _post_at(app, author.id, NOW - timedelta(days=day))
+        make_post(author.id, at=NOW - timedelta(days=day))
     series: list = []
     statements = _statements_of(app, lambda: series.extend(stats.posts_per_day(NOW)))
     assert sum(count for _, count in series) == 10
     assert len(statements) == 1 and "FROM daily_counts" in statements[0] and "posts." not in statements[0]
 
 
-def test_whole_dashboard_is_two_statements_that_never_count_whole_tables(app, make_user):
+def test_whole_dashboard_is_two_statements_that_never_count_whole_tables(app, make_user, make_post):
     """Rows of users and posts are read only within the partial first day of the last seven."""
     author = make_user()
-    _post_at(app, author.id, NOW)
+    make_post(author.id, at=NOW)
     statements = _statements_of(app, lambda: stats.dashboard(NOW))
     assert len(statements) == 2
     for table in ("users", "posts"):
@@ -142,11 +137,11 @@ def test_counts_follow_deletes_cascades_and_backdating(app, client, make_user, a
         assert numbers.new_posts == 1
 
 
-def test_chart_bars_match_the_posts_per_day(app, client, admin):
+def test_chart_bars_match_the_posts_per_day(app, client, admin, make_post):
     now = datetime.now(UTC)
     for days_ago, count in ((0, 3), (1, 1), (5, 2), (29, 1), (30, 4)):
         for _ in range(count):
-            _post_at(app, admin.id, now - timedelta(days=days_ago))
+            make_post(admin.id, at=now - timedelta(days=days_ago))
     body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
     bars = dict(re.findall(r'<rect class="bar"[^>]*data-day="([\d-]+)" data-count="(\d+)"', body))
     assert len(bars) == 30

@@ -10,7 +10,6 @@ from sqlalchemy import text
 
 from app.errors import PermissionDenied
 from app.extensions import db
-from app.services import posts, users
 from tests.admin_support import (
     ADMIN_STYLESHEET,
     assert_admin_html,
@@ -115,11 +114,8 @@ def test_error_pages_escape_their_detail(boom_app, app):
 # ---- headers and the no-inline-script rule -------------------------------------
 
 
-def _all_admin_pages(app, admin) -> list[str]:
-    with app.app_context():
-        author = users.get_user(admin.id)
-        post_id = posts.create_post(author, title="A title", body="A body").id
-        db.session.commit()
+def _all_admin_pages(make_post, admin) -> list[str]:
+    post_id = make_post(admin, "A title", "A body")
     return [
         "/admin/", "/admin/users", f"/admin/users/{admin.id}", f"/admin/users/{admin.id}/delete",
         "/admin/posts", f"/admin/posts/{post_id}", f"/admin/posts/{post_id}/delete",
@@ -138,8 +134,8 @@ def _assert_admin_headers(response) -> None:
     assert headers["Referrer-Policy"] == "same-origin"
 
 
-def test_every_admin_page_has_strict_security_headers_and_no_inline_script(app, admin_client, admin):
-    for path in _all_admin_pages(app, admin):
+def test_every_admin_page_has_strict_security_headers_and_no_inline_script(make_post, admin_client, admin):
+    for path in _all_admin_pages(make_post, admin):
         response = admin_client.get(path)
         _assert_admin_headers(response)
         assert response.headers["Cache-Control"] == "no-store"

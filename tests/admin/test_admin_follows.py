@@ -7,7 +7,6 @@ import re
 import pytest
 
 from tests.admin_support import assert_admin_html, signed_in
-from tests.helpers import follow
 
 
 @pytest.fixture
@@ -22,11 +21,11 @@ def _ids_in(html: str, section: str | None = None) -> list[int]:
     return [int(i) for i in re.findall(r'data-user-id="(\d+)"', html)]
 
 
-def test_the_user_page_shows_both_counts_and_both_lists(admin_client, client, make_user):
+def test_the_user_page_shows_both_counts_and_both_lists(admin_client, client, make_user, make_follow):
     star, ann, bob, cat = make_user(), make_user(name="Ann Fan"), make_user(name="Bob Fan"), make_user()
-    follow(client, ann, star.id)
-    follow(client, bob, star.id)
-    follow(client, star, cat.id)
+    make_follow(ann, star)
+    make_follow(bob, star)
+    make_follow(star, cat)
     body = assert_admin_html(admin_client.get(f"/admin/users/{star.id}"), 200)
     assert re.search(r'id="followers-count">2<', body) and re.search(r'id="following-count">1<', body)
     assert _ids_in(body, "followers") == [bob.id, ann.id]
@@ -35,14 +34,14 @@ def test_the_user_page_shows_both_counts_and_both_lists(admin_client, client, ma
     assert "No followers yet." in lonely
 
 
-def test_the_full_lists_are_paged_newest_follow_first(make_app, make_user, admin):
+def test_the_full_lists_are_paged_newest_follow_first(make_app, make_user, admin, make_follow):
     app = make_app(ADMIN_PAGE_SIZE=2)
     client = app.test_client()
     star = make_user()
     fans = [make_user() for _ in range(5)]
     for fan in fans:
-        follow(client, fan, star.id)
-        follow(client, star, fan.id)
+        make_follow(fan, star)
+        make_follow(star, fan)
     signed_in(client, admin)
     for side in ("followers", "following"):
         seen, url = [], f"/admin/users/{star.id}/{side}"

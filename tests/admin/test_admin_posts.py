@@ -10,7 +10,6 @@ import pytest
 from app.extensions import db
 from app.models import Post
 from tests.admin_support import assert_admin_html, page_token, signed_in, submit, text_of
-from tests.helpers import write_post
 
 XSS = "<script>alert(1)</script>"
 
@@ -18,10 +17,6 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture
 def admin_client(client, admin):
     return signed_in(client, admin)
-
-
-def _write(app, person, title: str, body: str = "Body", *, age: timedelta | None = None) -> int:
-    return write_post(app, person.id, title, body, at=None if age is None else datetime.now(UTC) - age)
 
 
 def _ids_in(html: str) -> list[int]:
@@ -33,18 +28,18 @@ def _next_link(html: str) -> str | None:
     return match.group(1).replace("&amp;", "&") if match else None
 
 
-def test_posts_page_lists_newest_first_with_authors(app, admin_client, make_user):
+def test_posts_page_lists_newest_first_with_authors(app, admin_client, make_user, make_post):
     ann = make_user(name="Ann Author")
-    old = _write(app, ann, "Old one", age=timedelta(days=2))
-    new = _write(app, ann, "New one")
+    old = make_post(ann, "Old one", at=datetime.now(UTC) - timedelta(days=2))
+    new = make_post(ann, "New one")
     body = assert_admin_html(admin_client.get("/admin/posts"), 200)
     assert _ids_in(body) == [new, old]
     assert "Ann Author" in body and f'href="/admin/users/{ann.id}"' in body
     assert f'href="/admin/posts/{new}/delete"' in body
 
 
-def test_xss_title_is_shown_as_text_everywhere(app, admin_client, user):
-    post_id = _write(app, user, XSS, body=f"body {XSS}")
+def test_xss_title_is_shown_as_text_everywhere(app, admin_client, user, make_post):
+    post_id = make_post(user, XSS, body=f"body {XSS}")
     for path in ["/admin/posts", f"/admin/posts/{post_id}", f"/admin/posts/{post_id}/delete",
                  f"/admin/users/{user.id}", "/admin/posts?q=script"]:
         body = assert_admin_html(admin_client.get(path), 200)
@@ -59,11 +54,11 @@ def test_xss_title_is_shown_as_text_everywhere(app, admin_client, user):
     ("snake case", ["underscore"]),  # words are runs of letters and digits
     ("nothing", []),
 ])
-def test_search_by_title(app, admin_client, user, query, expected):
+def test_search_by_title(app, admin_client, user, query, expected, make_post):
     ids = {
-        "flask_tips": _write(app, user, "Flask tips", age=timedelta(hours=3)),
-        "more_flask": _write(app, user, "More about flask", age=timedelta(hours=2)),
-        "underscore": _write(app, user, "snake_case names", age=timedelta(hours=1)),
+        "flask_tips": make_post(user, "Flask tips", at=datetime.now(UTC) - timedelta(hours=3)),
+        "more_flask": make_post(user, "More about flask", at=datetime.now(UTC) - timedelta(hours=2)),
+        "underscore": make_post(user, "snake_case names", at=datetime.now(UTC) - timedelta(hours=1)),
     }
     body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": query}), 200)
     assert _ids_in(body) == sorted((ids[k] for k in expected), reverse=True)
@@ -72,10 +67,11 @@ def test_search_by_title(app, admin_client, user, query, expected):
 
 
 @pytest.mark.parametrize("by", ["id", "email", "EMAIL"])
-def test_filter_by_author_id_or_email(app, admin_client, make_user, by):
+def test_filter_by_author_id_or_email(app, admin_client, make_user, by, make_post):
     ann, bob = make_user(name="Ann"), make_user(name="Bob")
-    anns = [_write(app, ann, "A1", age=timedelta(hours=2)), _write(app, ann, "A2", age=timedelta(hours=1))]
-    _write(app, bob, "B1")
+    now = datetime.now(UTC)
+    anns = [make_post(ann, "A1", at=now - timedelta(hours=2)), make_post(ann, "A2", at=now - timedelta(hours=1))]
+    make_post(bob, "B1")
     value = {"id": str(ann.id), "email": ann.email, "EMAIL": ann.email.upper()}[by]
     body = assert_admin_html(admin_client.get("/admin/posts", query_string={"author": value}), 200)
     assert _ids_in(body) == anns[::-1]
@@ -93,9 +89,9 @@ def test_bad_title_search_is_a_readable_400(admin_client):
     assert "Must not contain control characters." in body
 
 
-def test_next_links_walk_every_post_once(app, admin_client, user, monkeypatch):
+def test_next_links_walk_every_post_once(app, admin_client, user, monkeypatch, make_post):
     monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 2)
-    ids = [_write(app, user, f"Post {i}", age=timedelta(minutes=10 - i)) for i in range(5)]
+    ids = [make_post(user, f"Post {i}", at=datetime.now(UTC) - timedelta(minutes=10 - i)) for i in range(5)]
     seen, path = [], "/admin/posts"
     while path:
         body = assert_admin_html(admin_client.get(path), 200)
@@ -108,16 +104,16 @@ def test_broken_page_link_is_a_readable_422(admin_client):
     assert "page link is invalid" in assert_admin_html(admin_client.get("/admin/posts?cursor=WzFd"), 422)
 
 
-def test_post_detail_shows_the_full_post(app, admin_client, user):
+def test_post_detail_shows_the_full_post(app, admin_client, user, make_post):
     body_text = "Line one\nLine two " + "long " * 2000
-    post_id = _write(app, user, "Full post", body=body_text)
+    post_id = make_post(user, "Full post", body=body_text)
     body = assert_admin_html(admin_client.get(f"/admin/posts/{post_id}"), 200)
     assert "Full post" in body and body_text in body
     assert f'href="/admin/users/{user.id}"' in body
 
 
-def test_delete_post_asks_first_then_deletes_and_the_api_agrees(app, admin_client, client, user):
-    post_id = _write(app, user, "Doomed post")
+def test_delete_post_asks_first_then_deletes_and_the_api_agrees(app, admin_client, client, user, make_post):
+    post_id = make_post(user, "Doomed post")
     confirm = assert_admin_html(admin_client.get(f"/admin/posts/{post_id}/delete"), 200)
     assert "Delete this post?" in confirm and "Doomed post" in confirm
     assert client.get(f"/api/posts/{post_id}").status_code == 200
@@ -131,8 +127,8 @@ def test_delete_post_asks_first_then_deletes_and_the_api_agrees(app, admin_clien
         assert db.session.get(Post, post_id) is None
 
 
-def test_delete_post_without_csrf_changes_nothing(app, admin_client, user):
-    post_id = _write(app, user, "Safe post")
+def test_delete_post_without_csrf_changes_nothing(app, admin_client, user, make_post):
+    post_id = make_post(user, "Safe post")
     token = page_token(admin_client, "/admin/")
     for data in ({}, {"csrf_token": token[::-1]}, {"csrf_token": token + "x"}):
         assert_admin_html(admin_client.post(f"/admin/posts/{post_id}/delete", data=data), 400)
@@ -149,12 +145,12 @@ def test_deleting_an_unknown_post_is_a_404_page(admin_client):
     assert_admin_html(submit(admin_client, "/admin/posts/424242/delete"), 404)
 
 
-def test_titles_are_clipped_to_their_cell_and_author_names_kept_on_one_line(app, admin_client, make_user):
+def test_titles_are_clipped_to_their_cell_and_author_names_kept_on_one_line(app, admin_client, make_user, make_post):
     """A title of combining marks is drawn inside its own box (`.clip`: overflow hidden), and
     the author cell does not wrap (`td.author`); tests/e2e/test_admin_layout.py measures both."""
     author = make_user(name="User 1806")
     zalgo = "Z" + "\u0301" * 100
-    post_id = _write(app, author, zalgo)
+    post_id = make_post(author, zalgo)
     body = assert_admin_html(admin_client.get("/admin/posts"), 200)
     assert re.search(rf'<td data-label="Title" class="title"><div class="title-text">'
                      rf'<a class="clip" href="/admin/posts/{post_id}">{zalgo}</a>', body)
@@ -172,10 +168,10 @@ def test_filter_fields_line_up_by_their_tops_so_an_error_moves_nothing(admin_cli
     assert re.search(r"\.filters \{[^}]*align-items: flex-start", css)
 
 
-def test_a_search_shows_what_it_matched_in_the_body_escaped_and_marked(app, admin_client, user):
+def test_a_search_shows_what_it_matched_in_the_body_escaped_and_marked(app, admin_client, user, make_post):
     words = " ".join(f"filler{i}" for i in range(40))
-    _write(app, user, "Deploying", f"{words} then <b>Gunicorn</b> serves the app {words}")
-    _write(app, user, "Gunicorn in the title", "Nothing about it here.")
+    make_post(user, "Deploying", f"{words} then <b>Gunicorn</b> serves the app {words}")
+    make_post(user, "Gunicorn in the title", "Nothing about it here.")
     body = assert_admin_html(admin_client.get("/admin/posts?q=gunic"), 200)
     snippets = re.findall(r'<span class="snippet">(.*?)</span>', body, re.S)
     assert len(snippets) == 2
@@ -188,7 +184,7 @@ def test_a_search_shows_what_it_matched_in_the_body_escaped_and_marked(app, admi
     assert 'class="snippet"' not in plain
 
 
-def test_a_snippet_finds_the_word_whatever_its_case_and_accents(app, admin_client, user):
-    _write(app, user, "Coffee", "We met at the CAFÉ downtown.")
+def test_a_snippet_finds_the_word_whatever_its_case_and_accents(app, admin_client, user, make_post):
+    make_post(user, "Coffee", "We met at the CAFÉ downtown.")
     body = assert_admin_html(admin_client.get("/admin/posts?q=cafe+coffee"), 200)
     assert "<mark>CAFÉ</mark> downtown." in body

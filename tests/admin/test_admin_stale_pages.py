@@ -10,7 +10,6 @@ import pytest
 from app.extensions import db
 from app.models import Post, Role, User
 from tests.admin_support import signed_in, submit, text_of
-from tests.helpers import write_post
 
 STALE = "changed by someone else after this page was loaded"
 
@@ -53,8 +52,8 @@ def test_a_change_from_a_current_page_goes_through(app, admin_client, make_user)
         assert db.session.get(User, person.id).is_active is False
 
 
-def test_deleting_a_post_changed_since_the_confirmation_page_is_refused(app, admin_client, user):
-    post_id = write_post(app, user.id, "Before")
+def test_deleting_a_post_changed_since_the_confirmation_page_is_refused(app, admin_client, user, make_post):
+    post_id = make_post(user, "Before")
     action = f"/admin/posts/{post_id}/delete"
     version = shown_version(text_of(admin_client.get(action)), action)
     with app.app_context():

@@ -13,7 +13,7 @@ from app import database
 from app.errors import Conflict
 from app.extensions import db
 from app.models import Post, Role, User
-from app.services import posts, users
+from app.services import users
 from tests.admin_support import (
     assert_admin_html,
     page_token,
@@ -265,20 +265,16 @@ def test_changes_without_a_valid_csrf_token_are_refused(app, admin_client, make_
     assert after is not None and after.role is Role.USER and after.is_active
 
 
-def test_delete_asks_for_confirmation_first(app, admin_client, user):
-    with app.app_context():
-        posts.create_post(users.get_user(user.id), title="One", body="x")
-        db.session.commit()
+def test_delete_asks_for_confirmation_first(app, admin_client, user, make_post):
+    make_post(user, "One", "x")
     body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}/delete"), 200)
     assert "Delete this user?" in body and user.email in body and "1 post" in body
     assert f'action="/admin/users/{user.id}/delete"' in body
     assert _user(app, user.id) is not None
 
 
-def test_delete_removes_the_user_and_their_posts(app, admin_client, user):
-    with app.app_context():
-        posts.create_post(users.get_user(user.id), title="One", body="x")
-        db.session.commit()
+def test_delete_removes_the_user_and_their_posts(app, admin_client, user, make_post):
+    make_post(user, "One", "x")
     response = submit(admin_client, f"/admin/users/{user.id}/delete")
     assert response.status_code == 302 and response.headers["Location"] == "/admin/users"
     assert f"User {user.email} and their posts were deleted." in text_of(admin_client.get("/admin/users"))
@@ -292,12 +288,9 @@ def test_deleting_by_get_changes_nothing(app, admin_client, user):
     assert _user(app, user.id) is not None
 
 
-def test_user_detail_shows_details_and_recent_posts(app, admin_client, user):
-    with app.app_context():
-        author = users.get_user(user.id)
-        for i in range(12):
-            posts.create_post(author, title=f"Post number {i}", body="x")
-        db.session.commit()
+def test_user_detail_shows_details_and_recent_posts(app, admin_client, user, make_post):
+    for i in range(12):
+        make_post(user, f"Post number {i}", "x")
     body = assert_admin_html(admin_client.get(f"/admin/users/{user.id}"), 200)
     assert user.email in body
     assert "Post number 11" in body and "Post number 2" in body and "Post number 1<" not in body

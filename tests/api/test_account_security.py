@@ -13,8 +13,7 @@ from sqlalchemy import update
 
 from app.extensions import db, limiter
 from app.models import AuthSession
-from tests.helpers import PASSWORD, assert_problem, bearer
-from tests.test_account_mail import link_in, token_of
+from tests.helpers import PASSWORD, assert_problem, bearer, link_in, token_of
 
 WRONG = "Wr0ngPassword"
 NEW_PASSWORD = "N3wPassword"

@@ -3,7 +3,7 @@
 Resolving a bearer token (session alive, account active) is one statement on the read
 path's autocommit connection: no pre-ping, no BEGIN/ROLLBACK, nothing from the main pool.
 Authenticated reads make that one statement in all; writes open their transaction only
-to write. Revocation still holds at the next request (tests/test_account_sessions.py).
+to write. Revocation still holds at the next request (tests/api/test_account_sessions.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from app.errors import PreconditionFailed
 from app.extensions import db
 from app.models import Post
 from app.services import posts as post_service
-from tests.helpers import PASSWORD, assert_problem, write_post
+from tests.helpers import PASSWORD, assert_problem
 
 
 def etag(response) -> str:
@@ -21,17 +21,11 @@ def etag(response) -> str:
     return tag
 
 
-def new_post(client, author, title="Hello", body="Some text") -> tuple[int, str]:
-    response = client.post("/api/posts", json={"title": title, "body": body}, headers=author.headers)
-    assert response.status_code == 201
-    return response.get_json()["id"], response.headers["Location"]
-
-
 # ---- conditional reads ----------------------------------------------------------
 
 
-def test_a_post_has_a_strong_etag_and_a_matching_if_none_match_gets_304_without_body(client, user):
-    post_id, _ = new_post(client, user)
+def test_a_post_has_a_strong_etag_and_a_matching_if_none_match_gets_304_without_body(client, user, make_post):
+    post_id = make_post(user)
     first = client.get(f"/api/posts/{post_id}")
     tag = etag(first)
     assert first.headers["Cache-Control"] == "no-cache"
@@ -43,21 +37,21 @@ def test_a_post_has_a_strong_etag_and_a_matching_if_none_match_gets_304_without_
 
 
 @pytest.mark.parametrize("header", ["W/{tag}", "*", '"other", {tag}', '"a",W/{tag} , "b"'])
-def test_if_none_match_uses_weak_comparison_star_and_lists(client, user, header):
-    post_id, _ = new_post(client, user)
+def test_if_none_match_uses_weak_comparison_star_and_lists(client, user, header, make_post):
+    post_id = make_post(user)
     tag = etag(client.get(f"/api/posts/{post_id}"))
     response = client.get(f"/api/posts/{post_id}", headers={"If-None-Match": header.format(tag=tag)})
     assert response.status_code == 304
 
 
-def test_a_stale_or_unrelated_tag_gets_the_full_response(client, user):
-    post_id, _ = new_post(client, user)
+def test_a_stale_or_unrelated_tag_gets_the_full_response(client, user, make_post):
+    post_id = make_post(user)
     response = client.get(f"/api/posts/{post_id}", headers={"If-None-Match": '"nope", W/"neither"'})
     assert response.status_code == 200 and response.get_json()["id"] == post_id
 
 
-def test_head_is_get_without_the_body(client, user):
-    post_id, _ = new_post(client, user)
+def test_head_is_get_without_the_body(client, user, make_post):
+    post_id = make_post(user)
     get = client.get(f"/api/posts/{post_id}")
     head = client.head(f"/api/posts/{post_id}")
     assert head.status_code == 200 and head.get_data() == b""
@@ -66,8 +60,9 @@ def test_head_is_get_without_the_body(client, user):
     assert client.head("/api/posts", headers={"If-None-Match": etag(client.get("/api/posts"))}).status_code == 304
 
 
-def test_a_posts_etag_changes_with_its_title_body_and_authors_name(client, user):
-    _, location = new_post(client, user)
+def test_a_posts_etag_changes_with_its_title_body_and_authors_name(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     seen = {etag(client.get(location))}
     for changes, path in (({"title": "New title"}, location), ({"body": "New body"}, location),
                           ({"name": "Renamed Author"}, f"/api/users/{user.id}")):
@@ -77,17 +72,18 @@ def test_a_posts_etag_changes_with_its_title_body_and_authors_name(client, user)
         seen.add(tag)
 
 
-def test_the_etag_of_a_patch_answer_is_the_etag_a_later_get_shows(client, user):
-    _, location = new_post(client, user)
+def test_the_etag_of_a_patch_answer_is_the_etag_a_later_get_shows(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     patched = client.patch(location, json={"title": "Changed"}, headers=user.headers)
     assert patched.status_code == 200
     assert etag(patched) == etag(client.get(location))
 
 
-def test_a_pages_etag_changes_with_any_item_and_with_the_next_cursor(app, client, user):
-    oldest = write_post(app, user.id, "Oldest")
-    middle = write_post(app, user.id, "Middle")
-    newest = write_post(app, user.id, "Newest")
+def test_a_pages_etag_changes_with_any_item_and_with_the_next_cursor(app, client, user, make_post):
+    oldest = make_post(user, "Oldest")
+    middle = make_post(user, "Middle")
+    newest = make_post(user, "Newest")
     page = "/api/posts?limit=2"
     first = client.get(page)
     assert [p["id"] for p in first.get_json()] == [newest, middle] and "Link" in first.headers
@@ -105,9 +101,9 @@ def test_a_pages_etag_changes_with_any_item_and_with_the_next_cursor(app, client
 
 
 def test_a_current_page_is_answered_304_from_its_posts_stamps_without_their_titles_and_bodies(
-        app, client, user, sql_statements):
-    write_post(app, user.id, "One", "a long body " * 500)
-    write_post(app, user.id, "Two", "a long body " * 500)
+        app, client, user, sql_statements, make_post):
+    make_post(user, "One", "a long body " * 500)
+    make_post(user, "Two", "a long body " * 500)
     page = "/api/posts?limit=1"
     tag = etag(client.get(page))
     sql_statements.clear()
@@ -118,10 +114,10 @@ def test_a_current_page_is_answered_304_from_its_posts_stamps_without_their_titl
     assert "posts.body" not in sql_statements[0] and "posts.title" not in sql_statements[0]
 
 
-def test_a_write_outside_the_app_changes_the_pages_tag_when_it_moves_the_version(app, client, user):
+def test_a_write_outside_the_app_changes_the_pages_tag_when_it_moves_the_version(app, client, user, make_post):
     """Tags follow the rows' `version`, which every ORM write moves; plain SQL (an operator's)
     that changes what a post shows moves it too, as the ORM would."""
-    post_id = write_post(app, user.id, "Before")
+    post_id = make_post(user, "Before")
     page = "/api/posts"
     tag = etag(client.get(page))
     with app.app_context(), db.engine.begin() as connection:
@@ -132,10 +128,10 @@ def test_a_write_outside_the_app_changes_the_pages_tag_when_it_moves_the_version
     assert etag(changed) != tag
 
 
-def test_a_renamed_author_changes_the_pages_tag_and_a_new_follower_does_not(client, make_user):
+def test_a_renamed_author_changes_the_pages_tag_and_a_new_follower_does_not(client, make_user, make_post):
     """The page shows its authors' names, not their followers."""
     author, reader = make_user(), make_user()
-    new_post(client, author)
+    make_post(author)
     page = f"/api/users/{author.id}/posts"
     tag = etag(client.get(page))
     client.patch(f"/api/users/{author.id}", json={"name": "Renamed"}, headers=author.headers)
@@ -145,10 +141,10 @@ def test_a_renamed_author_changes_the_pages_tag_and_a_new_follower_does_not(clie
     assert client.get(page, headers={"If-None-Match": etag(renamed)}).status_code == 304
 
 
-def test_another_users_password_change_leaves_every_page_tag_alone(client, make_user):
+def test_another_users_password_change_leaves_every_page_tag_alone(client, make_user, make_post):
     """An anonymous client cannot watch private activity through 304 and 200."""
     author, stranger = make_user(), make_user()
-    new_post(client, author)
+    make_post(author)
     pages = ["/api/posts", f"/api/users/{author.id}/posts"]
     tags = {page: etag(client.get(page)) for page in pages}
     changed = client.patch(f"/api/users/{stranger.id}", json={"password": "N3wPassword", "current_password": PASSWORD},
@@ -158,22 +154,23 @@ def test_another_users_password_change_leaves_every_page_tag_alone(client, make_
         assert client.get(page, headers={"If-None-Match": tags[page]}).status_code == 304, page
 
 
-def test_a_post_not_on_the_page_leaves_its_tag_alone(app, client, make_user):
+def test_a_post_not_on_the_page_leaves_its_tag_alone(app, client, make_user, make_post):
     author, other = make_user(), make_user()
-    older = write_post(app, author.id, "Older")
-    write_post(app, author.id, "Newer")
+    older = make_post(author, "Older")
+    make_post(author, "Newer")
     pages = [f"/api/users/{author.id}/posts", f"/api/users/{author.id}/posts?limit=1"]
     tags = {page: etag(client.get(page)) for page in pages}
-    new_post(client, other, title="Someone else's")  # on /api/posts, not on the author's pages
+    make_post(other, title="Someone else's")  # on /api/posts, not on the author's pages
     assert client.get(pages[0], headers={"If-None-Match": tags[pages[0]]}).status_code == 304
     client.patch(f"/api/posts/{older}", json={"body": "edited"}, headers=author.headers)  # not on ?limit=1
     assert client.get(pages[1], headers={"If-None-Match": tags[pages[1]]}).status_code == 304
     assert client.get(pages[0], headers={"If-None-Match": tags[pages[0]]}).status_code == 200
 
 
-def test_a_posts_tag_changes_with_its_version_alone(app, client, user):
+def test_a_posts_tag_changes_with_its_version_alone(app, client, user, make_post):
     """The item tag is made of the row's version, not of the bytes of the response."""
-    post_id, location = new_post(client, user)
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     first = client.get(location)
     with app.app_context(), db.engine.begin() as connection:
         connection.execute(db.text("UPDATE posts SET version = version + 1 WHERE id = :id"), {"id": post_id})
@@ -209,9 +206,9 @@ def test_following_a_user_changes_the_tag_of_the_followers_view_of_them(client, 
     assert client.get(path, headers={**fan.headers, "If-None-Match": etag(after)}).status_code == 200
 
 
-def test_pages_of_other_urls_have_other_tags(app, client, user):
-    write_post(app, user.id, "One")
-    write_post(app, user.id, "Two")
+def test_pages_of_other_urls_have_other_tags(app, client, user, make_post):
+    make_post(user, "One")
+    make_post(user, "Two")
     tags = {etag(client.get(path)) for path in ("/api/posts", "/api/posts?limit=1", "/api/posts?limit=2",
                                                 f"/api/users/{user.id}/posts")}
     assert len(tags) == 4
@@ -229,10 +226,10 @@ def test_if_none_match_star_on_a_missing_authors_posts_is_404_not_304(client):
     assert_problem(response, 404)
 
 
-def test_a_feed_page_is_its_readers_and_changes_when_they_follow_someone(client, make_user):
+def test_a_feed_page_is_its_readers_and_changes_when_they_follow_someone(client, make_user, make_post):
     reader, stranger, author, other_author = make_user(), make_user(), make_user(), make_user()
-    new_post(client, author)
-    new_post(client, other_author)
+    make_post(author)
+    make_post(other_author)
     assert client.put(f"/api/users/{author.id}/follow", headers=reader.headers).status_code == 204
     first = client.get("/api/feed", headers=reader.headers)
     assert len(first.get_json()) == 1 and first.headers["Cache-Control"] == "no-store"
@@ -256,8 +253,8 @@ def test_follower_lists_revalidate_and_change_with_a_new_follower(client, make_u
     assert client.get(path, headers=current).status_code == 200
 
 
-def test_an_authors_post_list_revalidates_too(client, user):
-    new_post(client, user)
+def test_an_authors_post_list_revalidates_too(client, user, make_post):
+    make_post(user)
     path = f"/api/users/{user.id}/posts"
     assert client.get(path, headers={"If-None-Match": etag(client.get(path))}).status_code == 304
 
@@ -282,9 +279,9 @@ def test_a_user_seen_by_others_has_another_tag_than_their_own_account(client, ma
     assert etag(own) != etag(public)
 
 
-def test_a_compressed_representations_tag_revalidates_as_well(app, client, user):
+def test_a_compressed_representations_tag_revalidates_as_well(app, client, user, make_post):
     for n in range(10):
-        write_post(app, user.id, f"Post {n}", "long enough to compress " * 20)
+        make_post(user, f"Post {n}", "long enough to compress " * 20)
     gzip = {"Accept-Encoding": "gzip"}
     first = client.get("/api/posts", headers=gzip)
     assert first.headers["Content-Encoding"] == "gzip"
@@ -297,16 +294,18 @@ def test_a_compressed_representations_tag_revalidates_as_well(app, client, user)
 # ---- conditional writes ---------------------------------------------------------
 
 
-def test_patch_with_the_current_tag_succeeds_and_returns_the_new_tag(client, user):
-    _, location = new_post(client, user)
+def test_patch_with_the_current_tag_succeeds_and_returns_the_new_tag(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     tag = etag(client.get(location))
     response = client.patch(location, json={"title": "Mine"}, headers={**user.headers, "If-Match": tag})
     assert response.status_code == 200 and response.get_json()["title"] == "Mine"
     assert etag(response) != tag
 
 
-def test_patch_with_a_stale_tag_is_412_with_the_current_tag_and_changes_nothing(client, user):
-    _, location = new_post(client, user, title="Original")
+def test_patch_with_a_stale_tag_is_412_with_the_current_tag_and_changes_nothing(client, user, make_post):
+    post_id = make_post(user, title="Original")
+    location = f"/api/posts/{post_id}"
     stale = etag(client.get(location))
     client.patch(location, json={"title": "Someone else's"}, headers=user.headers)
     current = client.get(location)
@@ -316,22 +315,25 @@ def test_patch_with_a_stale_tag_is_412_with_the_current_tag_and_changes_nothing(
     assert client.get(location).get_json()["title"] == "Someone else's"
 
 
-def test_if_match_star_means_if_it_exists(client, user):
-    _, location = new_post(client, user)
+def test_if_match_star_means_if_it_exists(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     star = {**user.headers, "If-Match": "*"}
     assert client.patch(location, json={"title": "Any"}, headers=star).status_code == 200
     assert client.delete(location, headers=star).status_code == 204
     assert_problem(client.delete(location, headers=star), 404)
 
 
-def test_if_match_is_a_strong_comparison(client, user):
-    _, location = new_post(client, user)
+def test_if_match_is_a_strong_comparison(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     weak = "W/" + etag(client.get(location))
     assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": weak}), 412)
 
 
-def test_a_weak_if_match_is_412_saying_a_weak_tag_never_matches(client, user):
-    _, location = new_post(client, user)
+def test_a_weak_if_match_is_412_saying_a_weak_tag_never_matches(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     weak = "W/" + etag(client.get(location))
     body = assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": weak}),
                           412)
@@ -341,23 +343,26 @@ def test_a_weak_if_match_is_412_saying_a_weak_tag_never_matches(client, user):
 
 
 @pytest.mark.parametrize("header", ['"unterminated', "not-quoted", 'W/"a" "b"', ","])
-def test_a_malformed_if_match_is_412_saying_so_and_changes_nothing(client, user, header):
-    _, location = new_post(client, user)
+def test_a_malformed_if_match_is_412_saying_so_and_changes_nothing(client, user, header, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     body = assert_problem(client.patch(location, json={"title": "x"}, headers={**user.headers, "If-Match": header}),
                           412)
     assert "malformed" in body["detail"] and "double quotes" in body["detail"]
     assert client.get(location).get_json()["title"] == "Hello"
 
 
-def test_a_stale_if_match_still_says_the_resource_changed(client, user):
-    _, location = new_post(client, user)
+def test_a_stale_if_match_still_says_the_resource_changed(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     body = assert_problem(client.patch(location, json={"title": "x"},
                                        headers={**user.headers, "If-Match": '"stale", W/"older"'}), 412)
     assert "changed since you read it" in body["detail"]
 
 
-def test_delete_with_a_stale_tag_is_412_and_the_post_stays(client, user):
-    _, location = new_post(client, user)
+def test_delete_with_a_stale_tag_is_412_and_the_post_stays(client, user, make_post):
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     stale = etag(client.get(location))
     client.patch(location, json={"body": "changed"}, headers=user.headers)
     assert_problem(client.delete(location, headers={**user.headers, "If-Match": stale}), 412)
@@ -366,9 +371,10 @@ def test_delete_with_a_stale_tag_is_412_and_the_post_stays(client, user):
     assert client.delete(location, headers={**user.headers, "If-Match": current}).status_code == 204
 
 
-def test_someone_elses_post_is_403_whatever_if_match_says(client, make_user):
+def test_someone_elses_post_is_403_whatever_if_match_says(client, make_user, make_post):
     author, stranger = make_user(), make_user()
-    _, location = new_post(client, author)
+    post_id = make_post(author)
+    location = f"/api/posts/{post_id}"
     response = client.patch(location, json={"title": "x"}, headers={**stranger.headers, "If-Match": '"stale"'})
     assert_problem(response, 403)
 
@@ -394,10 +400,11 @@ def test_own_account_patch_with_the_tag_of_me_succeeds(client, user):
     assert etag(response) == etag(client.get("/api/users/me", headers=user.headers))
 
 
-def test_without_if_match_writes_work_unless_required(make_app, user):
+def test_without_if_match_writes_work_unless_required(make_app, user, make_post):
     strict = make_app(REQUIRE_IF_MATCH=True).test_client()
     relaxed = make_app().test_client()
-    _, location = new_post(relaxed, user)
+    post_id = make_post(user)
+    location = f"/api/posts/{post_id}"
     assert relaxed.patch(location, json={"title": "ok"}, headers=user.headers).status_code == 200
     assert_problem(strict.patch(location, json={"title": "no"}, headers=user.headers), 428)
     assert_problem(strict.delete(location, headers=user.headers), 428)
@@ -406,9 +413,9 @@ def test_without_if_match_writes_work_unless_required(make_app, user):
     assert strict.patch(location, json={"title": "yes"}, headers={**user.headers, "If-Match": tag}).status_code == 200
 
 
-def test_two_writers_that_read_the_same_version_cannot_both_write(app, user):
+def test_two_writers_that_read_the_same_version_cannot_both_write(app, user, make_post):
     """The version is checked in the UPDATE itself: the second commit changes nothing."""
-    post_id = write_post(app, user.id, "Original")
+    post_id = make_post(user, "Original")
     with app.app_context():
         first = post_service.load_post(post_id)
         with app.app_context():  # another request, its own session and transaction
@@ -422,9 +429,9 @@ def test_two_writers_that_read_the_same_version_cannot_both_write(app, user):
         assert db.session.get(Post, post_id).title == "Second"
 
 
-def test_concurrent_patches_with_the_same_if_match_give_one_200_and_one_412(live_server, app, user):
+def test_concurrent_patches_with_the_same_if_match_give_one_200_and_one_412(live_server, app, user, make_post):
     """Against gunicorn with several workers: each round, two PATCHes with the same tag race."""
-    post_id = write_post(app, user.id, "Race")
+    post_id = make_post(user, "Race")
     url = f"{live_server.url}/api/posts/{post_id}"
     for round_ in range(5):
         tag = requests.get(url, timeout=10).headers["ETag"]

@@ -7,9 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.helpers import assert_problem, follow, write_post
-from tests.test_pagination import next_url, walk
-from tests.test_posts import create_post, ids
+from tests.helpers import assert_problem, follow, ids, next_url, walk
 
 
 def feed(client, reader, **params):
@@ -17,29 +15,29 @@ def feed(client, reader, **params):
 
 
 @pytest.fixture
-def circle(client, make_user):
+def circle(client, make_user, make_follow):
     """A reader who follows two authors; a third author they do not follow."""
     reader, ann, bob, stranger = make_user(), make_user(name="Ann"), make_user(name="Bob"), make_user()
-    follow(client, reader, ann.id)
-    follow(client, reader, bob.id)
+    make_follow(reader, ann)
+    make_follow(reader, bob)
     return reader, ann, bob, stranger
 
 
-def test_the_feed_has_the_followed_authors_posts_newest_first(client, circle):
+def test_the_feed_has_the_followed_authors_posts_newest_first(client, circle, make_post):
     reader, ann, bob, stranger = circle
-    a1 = create_post(client, ann, "Ann one")["id"]
-    create_post(client, stranger, "Not followed")
-    b1 = create_post(client, bob, "Bob one")["id"]
-    create_post(client, reader, "My own")
-    a2 = create_post(client, ann, "Ann two")["id"]
+    a1 = make_post(ann, "Ann one")
+    make_post(stranger, "Not followed")
+    b1 = make_post(bob, "Bob one")
+    make_post(reader, "My own")
+    a2 = make_post(ann, "Ann two")
     response = feed(client, reader)
     assert ids(response) == [a2, b1, a1]
     assert response.get_json()[0]["author"] == {"id": ann.id, "name": "Ann"}
     assert "Link" not in response.headers
 
 
-def test_the_feed_is_empty_when_following_nobody(client, user, make_user):
-    create_post(client, make_user())
+def test_the_feed_is_empty_when_following_nobody(client, user, make_user, make_post):
+    make_post(make_user())
     assert ids(feed(client, user)) == []
 
 
@@ -54,14 +52,14 @@ def test_a_bad_cursor_limit_or_q_is_422(client, user):
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7])
-def test_walking_the_feed_visits_every_post_once_in_order(app, client, circle, limit):
+def test_walking_the_feed_visits_every_post_once_in_order(app, client, circle, limit, make_post):
     reader, ann, bob, stranger = circle
     start = datetime(2026, 1, 1, tzinfo=UTC)
     expected = []
     for i in range(12):
         at = start + timedelta(minutes=i // 2)  # pairs share a timestamp: the id breaks the tie
         author = (ann, bob, stranger)[i % 3]
-        post_id = write_post(app, author.id, f"P{i}", at=at)
+        post_id = make_post(author, f"P{i}", at=at)
         if author is not stranger:
             expected.append((at, post_id))
     expected_ids = [post_id for _, post_id in sorted(expected, reverse=True)]
@@ -70,49 +68,49 @@ def test_walking_the_feed_visits_every_post_once_in_order(app, client, circle, l
     assert all(len(page) == limit for page in pages[:-1])
 
 
-def test_a_walk_sees_every_post_once_while_new_posts_appear(client, circle):
+def test_a_walk_sees_every_post_once_while_new_posts_appear(client, circle, make_post):
     reader, ann, bob, _ = circle
-    old = [create_post(client, (ann, bob)[i % 2], f"Old {i}")["id"] for i in range(9)]
+    old = [make_post((ann, bob)[i % 2], f"Old {i}") for i in range(9)]
     response = feed(client, reader, limit=4)
     seen = ids(response)
     url = next_url(response)
     while url:
-        create_post(client, ann, "Newer")  # lands before the cursor, never on a later page
+        make_post(ann, "Newer")  # lands before the cursor, never on a later page
         response = client.get(url, headers=reader.headers)
         seen += ids(response)
         url = next_url(response)
     assert seen == list(reversed(old))
 
 
-def test_an_unfollowed_author_leaves_the_feed_at_once(client, circle):
+def test_an_unfollowed_author_leaves_the_feed_at_once(client, circle, make_post):
     reader, ann, bob, _ = circle
-    create_post(client, ann, "Ann's")
-    bobs = create_post(client, bob, "Bob's")["id"]
+    make_post(ann, "Ann's")
+    bobs = make_post(bob, "Bob's")
     follow(client, reader, ann.id, "DELETE")
     assert ids(feed(client, reader)) == [bobs]
 
 
-def test_a_deactivated_author_leaves_the_feed_at_once_and_returns_when_reactivated(client, circle, admin):
+def test_a_deactivated_author_leaves_the_feed_at_once_and_returns_when_reactivated(client, circle, admin, make_post):
     reader, ann, bob, _ = circle
-    anns = create_post(client, ann, "Ann's")["id"]
-    bobs = create_post(client, bob, "Bob's")["id"]
+    anns = make_post(ann, "Ann's")
+    bobs = make_post(bob, "Bob's")
     client.patch(f"/api/users/{ann.id}", json={"is_active": False}, headers=admin.headers)
     assert ids(feed(client, reader)) == [bobs]
     client.patch(f"/api/users/{ann.id}", json={"is_active": True}, headers=admin.headers)
     assert ids(feed(client, reader)) == [bobs, anns]
 
 
-def test_a_deleted_author_leaves_the_feed(client, circle, admin):
+def test_a_deleted_author_leaves_the_feed(client, circle, admin, make_post):
     reader, ann, bob, _ = circle
-    create_post(client, ann, "Ann's")
-    bobs = create_post(client, bob, "Bob's")["id"]
+    make_post(ann, "Ann's")
+    bobs = make_post(bob, "Bob's")
     assert client.delete(f"/api/users/{ann.id}", headers=admin.headers).status_code == 204
     assert ids(feed(client, reader)) == [bobs]
 
 
-def test_skip_pages_the_feed_by_offset_too(client, circle):
+def test_skip_pages_the_feed_by_offset_too(client, circle, make_post):
     reader, ann, bob, stranger = circle
-    posted = [create_post(client, (ann, bob, stranger)[i % 3], f"P{i}")["id"] for i in range(9)]
+    posted = [make_post((ann, bob, stranger)[i % 3], f"P{i}") for i in range(9)]
     followed = [p for i, p in enumerate(posted) if i % 3 != 2]
     assert ids(feed(client, reader, limit=2, skip=3)) == list(reversed(followed))[3:5]
 
@@ -120,32 +118,32 @@ def test_skip_pages_the_feed_by_offset_too(client, circle):
 # ---- q: searching the feed, as on /api/posts ---------------------------------------
 
 
-def test_q_searches_only_the_feed(client, circle):
+def test_q_searches_only_the_feed(client, circle, make_post):
     reader, ann, bob, stranger = circle
-    hit = create_post(client, ann, "Zeppelin notes", "about a zeppelin")["id"]
-    create_post(client, stranger, "Zeppelin elsewhere", "another zeppelin")
-    create_post(client, bob, "Nothing here", "balloons")
-    older = create_post(client, bob, "Café zeppelins", "Zeppelin, accented")["id"]
+    hit = make_post(ann, "Zeppelin notes", "about a zeppelin")
+    make_post(stranger, "Zeppelin elsewhere", "another zeppelin")
+    make_post(bob, "Nothing here", "balloons")
+    older = make_post(bob, "Café zeppelins", "Zeppelin, accented")
     assert ids(feed(client, reader, q="zeppelin")) == [older, hit]
     assert ids(feed(client, reader, q="zepp")) == [older, hit]  # the last word is a prefix
     assert ids(feed(client, reader, q="cafe")) == [older]
     assert ids(feed(client, reader, q="zeppelin -accented")) == [hit]
 
 
-def test_q_matches_the_same_posts_as_on_the_post_list(client, circle):
+def test_q_matches_the_same_posts_as_on_the_post_list(client, circle, make_post):
     reader, ann, bob, _ = circle
     for i in range(12):
-        create_post(client, (ann, bob)[i % 2], f"Note {i}", "kestrel" if i % 3 else "sparrow")
+        make_post((ann, bob)[i % 2], f"Note {i}", "kestrel" if i % 3 else "sparrow")
     for q in ("kestrel", "sparrow", '"note" -kestrel', "kes"):
         everywhere = [i for page in walk(client, f"/api/posts?limit=5&q={q}") for i in page]
         in_feed = [i for page in walk(client, f"/api/feed?limit=5&q={q}", headers=reader.headers) for i in page]
         assert in_feed == everywhere, q
 
 
-def test_a_feed_page_is_at_most_two_statements_with_sign_in(client, circle, sql_statements):
+def test_a_feed_page_is_at_most_two_statements_with_sign_in(client, circle, sql_statements, make_post):
     reader, ann, bob, _ = circle
     for i in range(5):
-        create_post(client, (ann, bob)[i % 2], f"P{i}")
+        make_post((ann, bob)[i % 2], f"P{i}")
     first = feed(client, reader, limit=2)
     sql_statements.clear()
     feed(client, reader, limit=2)
@@ -156,26 +154,28 @@ def test_a_feed_page_is_at_most_two_statements_with_sign_in(client, circle, sql_
 
 
 @pytest.mark.parametrize("window", [1, 3, 50])
-def test_the_feed_is_the_same_however_few_newest_posts_the_first_step_reads(client, circle, monkeypatch, window):
+def test_the_feed_is_the_same_however_few_newest_posts_the_first_step_reads(client, circle, make_post, monkeypatch,
+                                                                             window):
     """PostgreSQL first looks among the newest posts, then reads each followed author's own
     newest posts when that window holds less than a page: both give the same pages."""
     from app.services import posts
 
     reader, ann, bob, stranger = circle
-    followed = [create_post(client, (ann, bob)[i % 2], f"Old {i}")["id"] for i in range(8)]
+    followed = [make_post((ann, bob)[i % 2], f"Old {i}") for i in range(8)]
     for i in range(6):
-        create_post(client, stranger, f"Newer, not followed {i}")
-    followed.append(create_post(client, bob, "Newest")["id"])
+        make_post(stranger, f"Newer, not followed {i}")
+    followed.append(make_post(bob, "Newest"))
     monkeypatch.setattr(posts, "FEED_WINDOW", window)
     pages = walk(client, "/api/feed?limit=3", headers=reader.headers)
     assert [i for page in pages for i in page] == list(reversed(followed))
 
 
-def test_a_deactivated_or_unfollowed_author_leaves_even_a_page_found_among_the_newest_posts(client, circle, admin):
+def test_a_deactivated_or_unfollowed_author_leaves_even_a_page_found_among_the_newest_posts(client, circle, admin,
+                                                                                             make_post):
     """A small page that the newest posts fill at once (PostgreSQL's first step) leaves them out too."""
     reader, ann, bob, _ = circle
-    bobs = [create_post(client, bob, f"Bob {i}")["id"] for i in range(3)]
-    create_post(client, ann, "Ann, newest")
+    bobs = [make_post(bob, f"Bob {i}") for i in range(3)]
+    make_post(ann, "Ann, newest")
     client.patch(f"/api/users/{ann.id}", json={"is_active": False}, headers=admin.headers)
     assert ids(feed(client, reader, limit=1)) == [bobs[-1]]
     client.patch(f"/api/users/{ann.id}", json={"is_active": True}, headers=admin.headers)

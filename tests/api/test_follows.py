@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Follow
-from tests.helpers import assert_problem, follow
-from tests.test_pagination import next_url, walk
+from tests.helpers import assert_problem, follow, next_url, walk
 
 
 def profile(client, viewer, user_id: int) -> dict:

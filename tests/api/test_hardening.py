@@ -23,9 +23,8 @@ JSON_ROUTES = [
 
 
 @pytest.fixture
-def post_id(client, user) -> int:
-    response = client.post("/api/posts", json={"title": "Hello", "body": "World"}, headers=user.headers)
-    return response.get_json()["id"]
+def post_id(make_post, user) -> int:
+    return make_post(user, "Hello", "World")
 
 
 def call(client, method: str, path: str, user, post_id: int, **kwargs):

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,39 +10,7 @@ from sqlalchemy import update
 from app.extensions import db
 from app.models import Post
 from app.pagination import MAX_SKIP
-from tests.helpers import assert_problem
-
-LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
-
-
-def create_posts(client, author, count: int, title: str = "Post") -> list[int]:
-    created = []
-    for i in range(count):
-        response = client.post("/api/posts", json={"title": f"{title} {i}", "body": "b"}, headers=author.headers)
-        assert response.status_code == 201
-        created.append(response.get_json()["id"])
-    return created
-
-
-def next_url(response) -> str | None:
-    header = response.headers.get("Link")
-    if header is None:
-        return None
-    match = LINK.match(header)
-    assert match, header
-    return match["url"]
-
-
-def walk(client, url: str, headers=None) -> list[list[int]]:
-    """Follow `next` links from `url`; the ids on each page."""
-    pages = []
-    while url:
-        response = client.get(url, headers=headers)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        pages.append([item["id"] for item in response.get_json()])
-        url = next_url(response)
-        assert len(pages) < 100, "the walk does not end"
-    return pages
+from tests.helpers import assert_problem, next_url, walk
 
 
 def cursor_of(values) -> str:
@@ -57,23 +24,24 @@ LISTS = ["/api/posts", "/api/users", "/api/users/{user_id}/posts"]
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_every_list_is_a_json_array(client, user, path):
-    create_posts(client, user, 1)
+def test_every_list_is_a_json_array(client, user, path, make_post):
+    make_post(user, "Post 0", "b")
     response = client.get(path.format(user_id=user.id), headers=user.headers)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     assert isinstance(json.loads(response.get_data()), list)
 
 
-def test_default_limit_is_20(client, user):
-    created = create_posts(client, user, 21)
+def test_default_limit_is_20(client, user, make_post):
+    created = [make_post(user, f"Post {i}", "b") for i in range(21)]
     response = client.get("/api/posts")
     assert [p["id"] for p in response.get_json()] == list(reversed(created))[:20]
     assert next_url(response) is not None
 
 
-def test_no_link_when_the_page_holds_the_last_item(client, user):
-    create_posts(client, user, 20)
+def test_no_link_when_the_page_holds_the_last_item(client, user, make_post):
+    for i in range(20):
+        make_post(user, f"Post {i}", "b")
     response = client.get("/api/posts")
     assert len(response.get_json()) == 20
     assert "Link" not in response.headers
@@ -85,8 +53,9 @@ def test_no_link_on_an_empty_list(client):
     assert "Link" not in response.headers
 
 
-def test_link_when_more_items_exist(client, user):
-    create_posts(client, user, 3)
+def test_link_when_more_items_exist(client, user, make_post):
+    for i in range(3):
+        make_post(user, f"Post {i}", "b")
     response = client.get("/api/posts?limit=2")
     assert len(response.get_json()) == 2
     url = next_url(response)
@@ -94,8 +63,9 @@ def test_link_when_more_items_exist(client, user):
 
 
 @pytest.mark.parametrize("limit", [1, 100])
-def test_limit_bounds_are_accepted(client, user, limit):
-    create_posts(client, user, 2)
+def test_limit_bounds_are_accepted(client, user, limit, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     response = client.get(f"/api/posts?limit={limit}")
     assert len(response.get_json()) == min(limit, 2)
 
@@ -110,8 +80,8 @@ def test_out_of_range_or_malformed_limit_is_422(client, user, path, limit):
 # ---- walking the pages ----------------------------------------------------------
 
 
-def test_walking_next_links_visits_every_post_once_in_order(client, user):
-    created = create_posts(client, user, 45)
+def test_walking_next_links_visits_every_post_once_in_order(client, user, make_post):
+    created = [make_post(user, f"Post {i}", "b") for i in range(45)]
     pages = walk(client, "/api/posts?limit=10")
     assert [len(page) for page in pages] == [10, 10, 10, 10, 5]
     assert [post_id for page in pages for post_id in page] == list(reversed(created))
@@ -124,36 +94,40 @@ def test_walking_users_visits_every_user_once_in_id_order(client, admin, make_us
     assert [user_id for page in pages for user_id in page] == everyone
 
 
-def test_walking_one_authors_posts(client, make_user):
+def test_walking_one_authors_posts(client, make_user, make_post):
     ann, bob = make_user(), make_user()
-    ann_posts = create_posts(client, ann, 12)
-    create_posts(client, bob, 5)
+    ann_posts = [make_post(ann, f"Post {i}", "b") for i in range(12)]
+    for i in range(5):
+        make_post(bob, f"Post {i}", "b")
     pages = walk(client, f"/api/users/{ann.id}/posts?limit=5")
     assert [post_id for page in pages for post_id in page] == list(reversed(ann_posts))
 
 
-def test_next_links_keep_the_filters(client, make_user):
+def test_next_links_keep_the_filters(client, make_user, make_post):
     ann, bob = make_user(), make_user()
-    wanted = create_posts(client, ann, 7, title="Match")
-    create_posts(client, ann, 4, title="Other")
-    create_posts(client, bob, 4, title="Match")
+    wanted = [make_post(ann, f"Match {i}", "b") for i in range(7)]
+    for i in range(4):
+        make_post(ann, f"Other {i}", "b")
+    for i in range(4):
+        make_post(bob, f"Match {i}", "b")
     pages = walk(client, f"/api/posts?author_id={ann.id}&q=match&limit=3")
     assert [len(page) for page in pages] == [3, 3, 1]
     assert [post_id for page in pages for post_id in page] == list(reversed(wanted))
 
 
-def test_walk_is_not_disturbed_by_posts_created_meanwhile(client, user):
-    created = create_posts(client, user, 25)
+def test_walk_is_not_disturbed_by_posts_created_meanwhile(client, user, make_post):
+    created = [make_post(user, f"Post {i}", "b") for i in range(25)]
     first = client.get("/api/posts?limit=10")
     seen = [p["id"] for p in first.get_json()]
-    create_posts(client, user, 5, title="Late")
+    for i in range(5):
+        make_post(user, f"Late {i}", "b")
     pages = walk(client, next_url(first))
     seen += [post_id for page in pages for post_id in page]
     assert seen == list(reversed(created))
 
 
-def test_walk_is_not_disturbed_by_posts_deleted_meanwhile(client, user):
-    created = create_posts(client, user, 12)
+def test_walk_is_not_disturbed_by_posts_deleted_meanwhile(client, user, make_post):
+    created = [make_post(user, f"Post {i}", "b") for i in range(12)]
     first = client.get("/api/posts?limit=5")
     seen = [p["id"] for p in first.get_json()]
     for post_id in seen:
@@ -163,8 +137,8 @@ def test_walk_is_not_disturbed_by_posts_deleted_meanwhile(client, user):
     assert seen == list(reversed(created))
 
 
-def test_walk_handles_posts_with_identical_timestamps(app, client, user):
-    created = create_posts(client, user, 13)
+def test_walk_handles_posts_with_identical_timestamps(app, client, user, make_post):
+    created = [make_post(user, f"Post {i}", "b") for i in range(13)]
     same_instant = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     with app.app_context():
         db.session.execute(update(Post).values(created_at=same_instant))
@@ -212,16 +186,17 @@ def test_cursor_of_another_list_is_422(client, user, make_user):
     assert "cursor" in assert_problem(client.get(f"/api/posts?cursor={users_cursor}"), 422)["errors"]
 
 
-def test_skip_is_an_offset(client, user):
-    created = list(reversed(create_posts(client, user, 12)))
+def test_skip_is_an_offset(client, user, make_post):
+    created = list(reversed([make_post(user, f"Post {i}", "b") for i in range(12)]))
     response = client.get("/api/posts?skip=5&limit=4")
     assert [p["id"] for p in response.get_json()] == created[5:9]
     rest = walk(client, next_url(response))
     assert [post_id for page in rest for post_id in page] == created[9:]
 
 
-def test_skip_past_the_end_is_empty(client, user):
-    create_posts(client, user, 3)
+def test_skip_past_the_end_is_empty(client, user, make_post):
+    for i in range(3):
+        make_post(user, f"Post {i}", "b")
     response = client.get("/api/posts?skip=3")
     assert response.get_json() == []
     assert "Link" not in response.headers
@@ -250,8 +225,9 @@ def with_skip(path: str, user_id: int, skip: int) -> str:
 
 
 @pytest.mark.parametrize("path", SKIP_LISTS)
-def test_skip_past_its_bound_is_422_pointing_at_cursors(client, user, path):
-    create_posts(client, user, 2)
+def test_skip_past_its_bound_is_422_pointing_at_cursors(client, user, path, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     for skip in (MAX_SKIP + 1, 1_000_000):
         response = client.get(with_skip(path, user.id, skip), headers=user.headers)
         body = assert_problem(response, 422)
@@ -260,8 +236,9 @@ def test_skip_past_its_bound_is_422_pointing_at_cursors(client, user, path):
 
 
 @pytest.mark.parametrize("path", SKIP_LISTS)
-def test_skip_up_to_its_bound_is_accepted(client, user, path):
-    create_posts(client, user, 2)
+def test_skip_up_to_its_bound_is_accepted(client, user, path, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     response = client.get(with_skip(path, user.id, MAX_SKIP), headers=user.headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == []
@@ -282,8 +259,9 @@ def test_every_list_that_takes_skip_documents_its_bound(client):
 
 
 @pytest.mark.parametrize("path", LISTS)
-def test_cursor_and_skip_together_is_422(client, user, path):
-    create_posts(client, user, 3)
+def test_cursor_and_skip_together_is_422(client, user, path, make_post):
+    for i in range(3):
+        make_post(user, f"Post {i}", "b")
     cursor = next_url(client.get("/api/posts?limit=1")).split("cursor=")[1]
     if path == "/api/users":
         cursor = cursor_of([user.id])

@@ -12,17 +12,6 @@ from app.schemas import PostSchema
 from app.services import posts
 
 
-def _write_posts(client, person, count: int) -> list[int]:
-    ids = []
-    for n in range(count):
-        response = client.post(
-            "/api/posts", json={"title": f"Post {n}", "body": f"Body {n}\nline two"}, headers=person.headers
-        )
-        assert response.status_code == 201
-        ids.append(response.get_json()["id"])
-    return ids
-
-
 def _next_path(response) -> str | None:
     link = response.headers.get("Link")
     if link is None:
@@ -31,10 +20,12 @@ def _next_path(response) -> str | None:
     return link[len("<http://localhost") : link.index(">")]
 
 
-def test_list_items_are_byte_for_byte_what_marshmallow_dumps_from_post_schema(app, client, make_user):
+def test_list_items_are_byte_for_byte_what_marshmallow_dumps_from_post_schema(app, client, make_user, make_post):
     ann, bob = make_user(name="Ann Author"), make_user(name="Bob Writer")
-    _write_posts(client, ann, 2)
-    _write_posts(client, bob, 2)
+    for n in range(2):
+        make_post(ann, f"Post {n}", f"Body {n}\nline two")
+    for n in range(2):
+        make_post(bob, f"Post {n}", f"Body {n}\nline two")
 
     response = client.get("/api/posts")
 
@@ -49,8 +40,8 @@ def test_list_items_are_byte_for_byte_what_marshmallow_dumps_from_post_schema(ap
     assert {item["author"]["name"] for item in response.get_json()} == {"Ann Author", "Bob Writer"}
 
 
-def test_one_post_reads_the_same_as_its_list_item(app, client, user):
-    (post_id,) = _write_posts(client, user, 1)
+def test_one_post_reads_the_same_as_its_list_item(app, client, user, make_post):
+    post_id = make_post(user, "Post 0", "Body 0\nline two")
 
     single = client.get(f"/api/posts/{post_id}")
 
@@ -60,8 +51,8 @@ def test_one_post_reads_the_same_as_its_list_item(app, client, user):
         assert single.get_data() == app.json.response(client.get("/api/posts").get_json()[0]).get_data()
 
 
-def test_list_timestamps_are_iso_8601_in_utc(client, user):
-    _write_posts(client, user, 1)
+def test_list_timestamps_are_iso_8601_in_utc(client, user, make_post):
+    make_post(user, "Post 0", "Body 0\nline two")
 
     item = client.get(f"/api/users/{user.id}/posts").get_json()[0]
 
@@ -72,8 +63,8 @@ def test_list_timestamps_are_iso_8601_in_utc(client, user):
 
 
 @pytest.mark.parametrize("path", ["/api/posts?limit=3", "/api/users/{id}/posts?limit=3"])
-def test_next_links_walk_every_post_once_newest_first(client, user, path):
-    written = _write_posts(client, user, 7)
+def test_next_links_walk_every_post_once_newest_first(client, user, path, make_post):
+    written = [make_post(user, f"Post {n}", f"Body {n}\nline two") for n in range(7)]
     seen, pages, next_path = [], 0, path.format(id=user.id)
 
     while next_path:
@@ -87,8 +78,9 @@ def test_next_links_walk_every_post_once_newest_first(client, user, path):
     assert pages == 3
 
 
-def test_the_next_link_keeps_the_filters_and_drops_skip(client, user):
-    _write_posts(client, user, 3)
+def test_the_next_link_keeps_the_filters_and_drops_skip(client, user, make_post):
+    for n in range(3):
+        make_post(user, f"Post {n}", f"Body {n}\nline two")
 
     response = client.get(f"/api/posts?limit=1&author_id={user.id}&skip=1")
 
@@ -98,10 +90,12 @@ def test_the_next_link_keeps_the_filters_and_drops_skip(client, user):
 
 
 @pytest.mark.parametrize("limit", [1, 20, 100])
-def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(client, make_user, sql_statements, limit):
+def test_list_endpoints_send_at_most_two_statements_whatever_the_page_size(client, make_user, make_post, sql_statements,
+                                                                          limit):
     authors = [make_user() for _ in range(3)]
     for author in authors:
-        _write_posts(client, author, 4)
+        for n in range(4):
+            make_post(author, f"Post {n}", f"Body {n}\nline two")
 
     totals = {
         f"/api/posts?limit={limit}": 12,

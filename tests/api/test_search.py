@@ -12,9 +12,7 @@ from app.pagination import PageRequest
 from app.search import InvalidSearch, SearchQuery, Term, WordStatistics, parse_search
 from app.services import posts
 from tests.admin_support import signed_in
-from tests.helpers import assert_problem, write_post
-from tests.test_pagination import walk
-from tests.test_posts import create_post, ids
+from tests.helpers import assert_problem, ids, walk
 
 
 def titles(response) -> list[str]:
@@ -27,7 +25,7 @@ def search(client, q: str, path: str = "/api/posts", **params) -> list[str]:
 
 
 @pytest.fixture
-def library(client, user):
+def library(client, user, make_post):
     """A few posts whose titles say what they contain."""
     for title, body in [
         ("Flask tips", "How to structure a Flask application"),
@@ -38,7 +36,7 @@ def library(client, user):
         ("Python intro", "Variables and loops"),
         ("Pythagoras", "Triangles everywhere"),
     ]:
-        create_post(client, user, title=title, body=body)
+        make_post(user, title=title, body=body)
     return user
 
 
@@ -180,31 +178,31 @@ def test_a_search_the_database_cannot_read_is_a_422_on_the_field(app, client, li
     assert search(client, "flask") == ["Flask tips"]  # the connection that saw the error still serves
 
 
-def test_a_users_posts_can_be_searched(client, make_user):
+def test_a_users_posts_can_be_searched(client, make_user, make_post):
     ann, bob = make_user(), make_user()
-    create_post(client, ann, title="Ann on flask")
-    create_post(client, bob, title="Bob on flask")
-    create_post(client, ann, title="Ann on django")
+    make_post(ann, title="Ann on flask")
+    make_post(bob, title="Bob on flask")
+    make_post(ann, title="Ann on django")
     assert search(client, "flask", f"/api/users/{ann.id}/posts") == ["Ann on flask"]
     assert_problem(client.get(f"/api/users/{ann.id}/posts", query_string={"q": "!!"}), 422)
 
 
-def test_search_combines_with_the_author_filter(client, make_user):
+def test_search_combines_with_the_author_filter(client, make_user, make_post):
     ann, bob = make_user(), make_user()
-    mine = create_post(client, ann, title="Flask by Ann")["id"]
-    create_post(client, bob, title="Flask by Bob")
+    mine = make_post(ann, title="Flask by Ann")
+    make_post(bob, title="Flask by Bob")
     assert ids(client.get(f"/api/posts?author_id={ann.id}&q=flask")) == [mine]
 
 
-def test_paging_a_search_visits_every_match_once_while_posts_arrive(client, user):
-    matching = [create_post(client, user, title=f"needle {n}")["id"] for n in range(7)]
+def test_paging_a_search_visits_every_match_once_while_posts_arrive(client, user, make_post):
+    matching = [make_post(user, title=f"needle {n}") for n in range(7)]
     for n in range(5):
-        create_post(client, user, title=f"hay {n}")
+        make_post(user, title=f"hay {n}")
     pages, url = [], "/api/posts?q=needle&limit=3"
     while url:
         response = client.get(url)
         pages.append([post["id"] for post in response.get_json()])
-        create_post(client, user, title="needle arriving late")  # newer than every cursor
+        make_post(user, title="needle arriving late")  # newer than every cursor
         link = response.headers.get("Link")
         url = link[link.index("<") + 1:link.index(">")].split("localhost", 1)[-1] if link else None
     seen = [post_id for page in pages for post_id in page]
@@ -212,22 +210,22 @@ def test_paging_a_search_visits_every_match_once_while_posts_arrive(client, user
     assert [len(page) for page in pages] == [3, 3, 1]
 
 
-def test_the_next_link_keeps_the_search(client, user):
-    needles = [create_post(client, user, title=f"needle {n}")["id"] for n in range(4)]
-    create_post(client, user, title="hay")
+def test_the_next_link_keeps_the_search(client, user, make_post):
+    needles = [make_post(user, title=f"needle {n}") for n in range(4)]
+    make_post(user, title="hay")
     pages = walk(client, "/api/posts?q=needle&limit=2")
     assert pages == [needles[:1:-1], needles[1::-1]]
 
 
-def test_editing_or_deleting_a_post_changes_what_search_finds_at_once(client, user):
-    post = create_post(client, user, title="Original words", body="nothing")
+def test_editing_or_deleting_a_post_changes_what_search_finds_at_once(client, user, make_post):
+    post_id = make_post(user, title="Original words", body="nothing")
     assert search(client, "original") == ["Original words"]
-    response = client.patch(f"/api/posts/{post['id']}", json={"body": "now mentions zeppelin"}, headers=user.headers)
+    response = client.patch(f"/api/posts/{post_id}", json={"body": "now mentions zeppelin"}, headers=user.headers)
     assert response.status_code == 200
     assert search(client, "zeppelin") == ["Original words"]
-    client.patch(f"/api/posts/{post['id']}", json={"title": "Renamed"}, headers=user.headers)
+    client.patch(f"/api/posts/{post_id}", json={"title": "Renamed"}, headers=user.headers)
     assert search(client, "original") == []
-    assert client.delete(f"/api/posts/{post['id']}", headers=user.headers).status_code == 204
+    assert client.delete(f"/api/posts/{post_id}", headers=user.headers).status_code == 204
     assert search(client, "zeppelin") == []
 
 
@@ -254,10 +252,10 @@ def test_search_while_posts_are_written_concurrently_stays_consistent(app, clien
     assert len(search(client, "needle", limit=100)) == 10
 
 
-def test_admin_posts_page_searches_title_and_body(app, admin, client, make_user):
+def test_admin_posts_page_searches_title_and_body(app, admin, client, make_user, make_post):
     writer = make_user()
-    create_post(client, writer, title="About caching", body="with redis")
-    create_post(client, writer, title="About queues", body="with rabbitmq")
+    make_post(writer, title="About caching", body="with redis")
+    make_post(writer, title="About queues", body="with rabbitmq")
     signed_in(client, admin)
     page = client.get("/admin/posts?q=redis")
     assert page.status_code == 200
@@ -289,7 +287,7 @@ def test_parser_refuses_queries_without_a_wanted_word(q):
 
 
 @pytest.mark.parametrize("window", [1, 3, 4, 5000])
-def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user, monkeypatch, window):
+def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user, monkeypatch, window, make_post):
     """A search looks among the newest posts first, then asks the index: the pages must not
     depend on where that switch happens."""
     from app.services import posts
@@ -297,9 +295,9 @@ def test_search_pages_are_the_same_whatever_the_newest_posts_window(client, user
     monkeypatch.setattr(posts, "SEARCH_WINDOW", window)
     wanted = []
     for n in range(12):
-        post = create_post(client, user, title=f"{'needle' if n % 3 else 'hay'} {n}")
+        post_id = make_post(user, title=f"{'needle' if n % 3 else 'hay'} {n}")
         if n % 3:
-            wanted.append(post["id"])
+            wanted.append(post_id)
     pages = walk(client, "/api/posts?q=needle&limit=2")
     assert [post_id for page in pages for post_id in page] == wanted[::-1]
     assert all(len(page) == 2 for page in pages)
@@ -327,7 +325,7 @@ def test_at_ten_posts_every_query_is_cheapest_through_the_index():
 
 
 def test_a_common_word_missing_from_the_newest_posts_is_found_by_one_walk(app, client, user, database_url,
-                                                                         sql_statements, monkeypatch):
+                                                                         sql_statements, monkeypatch, make_post):
     """ANALYZE says `needle` is common: the search walks the newest posts until its page is full,
     past a run of newer posts without it, in one statement (the index would read every match)."""
     if not database_url.startswith("postgresql"):
@@ -335,9 +333,9 @@ def test_a_common_word_missing_from_the_newest_posts_is_found_by_one_walk(app, c
     from app.extensions import db
     from app.services import posts
 
-    older = [write_post(app, user.id, f"needle {n}") for n in range(30)]
+    older = [make_post(user, f"needle {n}") for n in range(30)]
     for n in range(10):
-        write_post(app, user.id, f"hay {n}")
+        make_post(user, f"hay {n}")
     monkeypatch.setattr(posts, "SEARCH_WINDOW", 5)  # the newest five posts hold no needle
     with app.app_context():
         db.session.execute(text("ANALYZE posts"))
@@ -362,7 +360,7 @@ def which_step(statements: list[str]) -> str:
 
 
 def test_a_word_the_statistics_do_not_list_is_rare_and_every_query_finds_exactly_its_posts(
-        app, client, user, database_url, sql_statements):
+        app, client, user, database_url, sql_statements, make_post):
     """ANALYZE lists the posts' common words. A query they call common walks the newest posts;
     any other, a word added since the last ANALYZE or in no post at all included, is rare and
     gets its matches from the search index, in one statement with no look at the newest posts
@@ -376,13 +374,13 @@ def test_a_word_the_statistics_do_not_list_is_rare_and_every_query_finds_exactly
     for n in range(60):
         title = f"python flask {n}" if n % 5 == 0 else f"flask python {n}"
         body = "a kestrel overhead" if n % 4 == 0 else "nothing to see"
-        written.append((write_post(app, user.id, title, body), f"{title} {body}"))
+        written.append((make_post(user, title, body), f"{title} {body}"))
     with app.app_context():
         db.session.execute(text("ANALYZE posts"))
         db.session.commit()
     posts._word_statistics.clear()
     client.get("/api/posts?q=flask")  # reads the statistics
-    written.append((write_post(app, user.id, "An ocelot", "first seen after the statistics were made"),
+    written.append((make_post(user, "An ocelot", "first seen after the statistics were made"),
                     "An ocelot first seen after the statistics were made"))
 
     def expected(keep) -> list[int]:

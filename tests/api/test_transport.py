@@ -10,19 +10,12 @@ from flask import Response
 GOOD_ORIGIN = "https://app.example.com"
 
 
-def make_posts(client, author, count: int, body_size: int = 300) -> None:
-    for i in range(count):
-        response = client.post(
-            "/api/posts", json={"title": f"Post {i}", "body": "x" * body_size}, headers=author.headers
-        )
-        assert response.status_code == 201
-
-
 # ---- gzip ----------------------------------------------------------------------
 
 
-def test_large_response_is_gzipped_when_accepted(client, user):
-    make_posts(client, user, 10)
+def test_large_response_is_gzipped_when_accepted(client, user, make_post):
+    for i in range(10):
+        make_post(user, f"Post {i}", "x" * 300)
     plain = client.get("/api/posts")
     assert len(plain.get_data()) >= 1000
     assert "Content-Encoding" not in plain.headers
@@ -42,8 +35,9 @@ def test_small_response_is_not_gzipped(client):
     assert response.get_json() == {"status": "healthy"}
 
 
-def test_large_response_is_not_gzipped_for_clients_that_do_not_accept_it(client, user):
-    make_posts(client, user, 10)
+def test_large_response_is_not_gzipped_for_clients_that_do_not_accept_it(client, user, make_post):
+    for i in range(10):
+        make_post(user, f"Post {i}", "x" * 300)
     response = client.get("/api/posts", headers={"Accept-Encoding": "identity"})
     assert "Content-Encoding" not in response.headers
     assert len(response.get_json()) == 10

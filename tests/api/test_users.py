@@ -17,12 +17,6 @@ def patch(client, actor, target_id, **changes):
     return client.patch(f"/api/users/{target_id}", json=changes, headers=actor.headers)
 
 
-def create_post(client, author, title="Hello"):
-    response = client.post("/api/posts", json={"title": title, "body": "text"}, headers=author.headers)
-    assert response.status_code == 201
-    return response.get_json()
-
-
 # ---- reading -------------------------------------------------------------------
 
 
@@ -311,24 +305,24 @@ def test_reactivated_user_can_log_in_again(client, admin, make_user):
 # ---- deletion ------------------------------------------------------------------
 
 
-def test_admin_deletes_a_user_and_their_posts(client, admin, make_user):
+def test_admin_deletes_a_user_and_their_posts(client, admin, make_user, make_post):
     author, reader = make_user(), make_user()
-    post = create_post(client, author)
+    post_id = make_post(author)
     response = client.delete(f"/api/users/{author.id}", headers=admin.headers)
     assert response.status_code == 204
     assert response.get_data() == b""
     assert_problem(client.get(f"/api/users/{author.id}", headers=reader.headers), 404)
-    assert_problem(client.get(f"/api/posts/{post['id']}"), 404)
+    assert_problem(client.get(f"/api/posts/{post_id}"), 404)
     assert_problem(client.get(f"/api/users/{author.id}/posts"), 404)
     assert client.get("/api/posts").get_json() == []
 
 
-def test_deleting_a_user_keeps_other_users_posts(client, admin, make_user):
+def test_deleting_a_user_keeps_other_users_posts(client, admin, make_user, make_post):
     doomed, survivor = make_user(), make_user()
-    create_post(client, doomed)
-    kept = create_post(client, survivor)
+    make_post(doomed)
+    kept = make_post(survivor)
     assert client.delete(f"/api/users/{doomed.id}", headers=admin.headers).status_code == 204
-    assert [p["id"] for p in client.get("/api/posts").get_json()] == [kept["id"]]
+    assert [p["id"] for p in client.get("/api/posts").get_json()] == [kept]
 
 
 def test_user_cannot_delete_users(client, make_user):

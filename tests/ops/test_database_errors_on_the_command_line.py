@@ -77,7 +77,7 @@ def test_flask_db_upgrade_on_an_sqlite_file_in_a_missing_folder_says_so_in_one_l
 
 
 def pytest_with(test_database_url: str) -> tuple[int, list[str]]:
-    return run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_health.py",
+    return run(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/ops/test_health.py",
                env={"TEST_DATABASE_URL": test_database_url})
 
 

@@ -1,7 +1,7 @@
 """`make run` (development) has limits a person trying the API, or a generated client's
 test run, never meets: without Redis each gunicorn worker counts on its own, so limits
 near the production defaults would make 429s come and go from one request to the next.
-Production keeps its defaults (tests/test_rate_limits.py)."""
+Production keeps its defaults (tests/api/test_rate_limits.py)."""
 
 from __future__ import annotations
 

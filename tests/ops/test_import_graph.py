@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-APP = Path(__file__).resolve().parent.parent / "app"
+from tests.helpers import ROOT
+
+APP = ROOT / "app"
 
 
 def _module_name(path: Path) -> str:

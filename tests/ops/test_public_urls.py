@@ -14,21 +14,22 @@ import requests
 from app import create_app
 from config import ConfigurationError
 from scripts.live_server import LiveServer, free_port
-from tests.helpers import assert_problem, production_settings
-from tests.test_pagination import create_posts, next_url
+from tests.helpers import assert_problem, next_url, production_settings
 
 
-def test_without_public_base_url_links_follow_the_request(make_app, client, user):
-    create_posts(client, user, 2)
+def test_without_public_base_url_links_follow_the_request(make_app, client, user, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     unset = make_app(PUBLIC_BASE_URL="").test_client()
     response = unset.get("/api/posts?limit=1", base_url="http://api.internal.test")
     assert next_url(response).startswith("http://api.internal.test/api/posts?")
 
 
-def test_in_development_links_lead_to_the_port_the_server_was_started_on(client, user, database_url):
+def test_in_development_links_lead_to_the_port_the_server_was_started_on(client, user, database_url, make_post):
     """PUBLIC_BASE_URL left unset, as `PORT=... make run` leaves it: the `Link` header, the
     OpenAPI `servers` (Swagger's try-it-out) and the mailed links name this server's port."""
-    create_posts(client, user, 2)
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     port = free_port()
     env = {name: value for name, value in os.environ.items() if name not in ("PUBLIC_BASE_URL", "TRUSTED_HOSTS")}
     env.update(APP_ENV="development", DATABASE_URL=database_url, WEB_CONCURRENCY="1", LOG_LEVEL="INFO",
@@ -47,8 +48,9 @@ def test_in_development_links_lead_to_the_port_the_server_was_started_on(client,
         server.stop()
 
 
-def test_a_forged_host_never_reaches_the_link_header(make_app, client, user):
-    create_posts(client, user, 2)
+def test_a_forged_host_never_reaches_the_link_header(make_app, client, user, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     public = make_app(PUBLIC_BASE_URL="https://api.example.org/").test_client()
     response = public.get("/api/posts?limit=1", headers={"Host": "evil.example"})
     assert response.status_code == 200
@@ -65,8 +67,9 @@ def test_the_openapi_servers_are_the_public_base_url_whatever_the_host(make_app)
     assert [server["url"] for server in document["servers"]] == ["https://example.org/users-api"]
 
 
-def test_public_base_url_may_carry_a_path_prefix(make_app, client, user):
-    create_posts(client, user, 2)
+def test_public_base_url_may_carry_a_path_prefix(make_app, client, user, make_post):
+    for i in range(2):
+        make_post(user, f"Post {i}", "b")
     public = make_app(PUBLIC_BASE_URL="https://example.org/users-api").test_client()
     assert next_url(public.get("/api/posts?limit=1")).startswith("https://example.org/users-api/api/posts?")
 

@@ -31,7 +31,7 @@ def test_redis_tests_touch_only_their_own_keys(redis_connection: redis.Redis):
     run_prefix = f"suite-{uuid.uuid4().hex}"
     redis_connection.set(someone_elses, "keep me", ex=600)
     try:
-        result = run_pytest("-m", "redis", "tests/test_rate_limits.py", "tests/test_scale_out.py",
+        result = run_pytest("-m", "redis", "tests/api/test_rate_limits.py", "tests/ops/test_scale_out.py",
                             env={"TEST_REDIS_URL": REDIS_TEST_URL, "TEST_REDIS_KEY_PREFIX": run_prefix})
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert re.search(r"\b5 passed", result.stdout) and "skipped" not in result.stdout, result.stdout[-2000:]
@@ -43,7 +43,7 @@ def test_redis_tests_touch_only_their_own_keys(redis_connection: redis.Redis):
 
 def test_without_redis_the_redis_tests_are_skipped_saying_why():
     nobody_listens = f"redis://127.0.0.1:{free_port()}/0"
-    result = run_pytest("-m", "redis", "tests/test_rate_limits.py", env={"TEST_REDIS_URL": nobody_listens})
+    result = run_pytest("-m", "redis", "tests/api/test_rate_limits.py", env={"TEST_REDIS_URL": nobody_listens})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert not re.search(r"\d+ error", result.stdout), result.stdout[-3000:]
     assert "skipped" in result.stdout
