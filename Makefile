@@ -101,7 +101,7 @@ faults: $(DEV)
 	scripts/faults/run.sh
 
 # The OpenAPI document through Redocly CLI (recommended rules, warnings fail) and Spectral (spectral:oas), both
-# clean; tests/test_openapi_docs.py asserts the same facts without them. Needs Node.js (npm):
+# clean; tests/ops/test_openapi_docs.py asserts the same facts without them. Needs Node.js (npm):
 # the linters are installed once under $(OPENAPI_LINT_DIR), never into the project.
 OPENAPI_LINT_DIR ?= $(VENV)/openapi-lint
 OPENAPI_LINTERS := @redocly/cli@2.77.0 @stoplight/spectral-cli@6.16.3

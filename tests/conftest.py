@@ -1,4 +1,12 @@
-"""Shared fixtures.
+"""Shared fixtures, for every layer of tests:
+
+- tests/api: the HTTP contract, through the Flask test client (a live gunicorn where it needs one);
+- tests/services: the services called directly;
+- tests/admin: the admin pages and the pages the mailed links open;
+- tests/ops: configuration, the command line, migrations, metrics, logs, servers, replicas, docs;
+- tests/e2e: the admin in a real browser.
+
+Factories for users, posts and follows are in tests/factories.py; helpers in tests/helpers.py.
 
 The database is real: PostgreSQL when `TEST_DATABASE_URL` is set (its name must
 contain "test", so a developer's database is never touched), otherwise a
@@ -9,8 +17,7 @@ session; every test starts from empty tables (they are emptied after each test).
 - `sql_statements`: the SQL statements run during a test (for query counts), seen through
   SQLAlchemy's cursor events: the path production runs.
 - `make_app`: another app on the same database, with config overrides.
-- `make_user`: creates a user through the service; returns a `Person` with
-  `id`, `email`, `password` and ready `headers` (a bearer access token).
+- `make_user`, `make_post`, `make_follow`, `user`, `admin`: the factories of tests/factories.py.
 - `live_server`: the same app under gunicorn with several workers, for tests
   that need real concurrency or separate processes.
 - `redis_keys`: a real Redis (`TEST_REDIS_URL`, default redis://127.0.0.1:6379/0)
@@ -21,7 +28,6 @@ session; every test starts from empty tables (they are emptied after each test).
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import uuid
@@ -37,14 +43,12 @@ from sqlalchemy.exc import DBAPIError
 from app import create_app, database
 from app.database import check_url, connection_problem
 from app.extensions import db
-from app.models import Role
-from app.services import tokens, users
 from config import ConfigurationError
 from scripts.live_server import LiveServer
-from tests.helpers import PASSWORD, REDIS_TEST_URL, ROOT, Person, RedisKeys, bearer, free_port, start_gunicorn
+from tests.factories import admin, make_follow, make_post, make_user, user  # noqa: F401 (fixtures, found by name)
+from tests.helpers import REDIS_TEST_URL, ROOT, RedisKeys, free_port, start_gunicorn
 
 REDIS_TEST_PREFIX = os.environ.get("TEST_REDIS_KEY_PREFIX", "test")
-_counter = itertools.count(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -113,14 +117,22 @@ def _rebuild_schema() -> None:
 
 
 def empty_tables() -> None:
-    tables = ["sessions", "follows", "posts", "users", "daily_counts", "idempotency_keys"]
+    """Empty every table of the models, so a new model's table is emptied with no list to edit."""
+    tables = db.metadata.sorted_tables
     with db.engine.begin() as connection:
+        quote = connection.dialect.identifier_preparer.format_table
         if connection.dialect.name == "postgresql":
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))
-            connection.execute(text("DELETE FROM sqlite_sequence"))  # as RESTART IDENTITY does
+            connection.execute(text(f"TRUNCATE {', '.join(map(quote, tables))} RESTART IDENTITY CASCADE"))
+            return
+        # Dependents first. Deleting rows fires the triggers that keep `daily_counts` and the
+        # search index: a second pass empties what they wrote while the first one ran.
+        for _ in range(2):
+            for table in reversed(tables):
+                connection.execute(table.delete())
+        if connection.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'posts_fts'")).first():
+            # The search index is no model's table (migration 0005): emptied as FTS5 documents.
+            connection.execute(text("INSERT INTO posts_fts (posts_fts) VALUES ('delete-all')"))
+        connection.execute(text("DELETE FROM sqlite_sequence"))  # as RESTART IDENTITY does
 
 
 @pytest.fixture(autouse=True)
@@ -166,38 +178,6 @@ def sql_statements(app: Flask) -> Iterator[list[str]]:
     yield statements
     for engine in engines:
         event.remove(engine, "before_cursor_execute", record)
-
-
-@pytest.fixture
-def make_user(app: Flask):
-    """Create a user (through the service) and sign them in."""
-
-    def make(role: Role = Role.USER, *, email: str | None = None, name: str | None = None,
-             password: str = PASSWORD, is_active: bool = True, age: int | None = None) -> Person:
-        n = next(_counter)
-        email = email or f"person{n}@example.com"
-        with app.app_context():
-            user = users.register(email=email, name=name or f"Person {n}", password=password,
-                                  age=age, role=role)
-            pair = tokens.start_session(user)
-            user.is_active = is_active
-            db.session.commit()  # the services flush; a test's set-up is its own unit of work
-            person = Person(user.id, user.email, password, role, pair["access_token"],
-                            pair["refresh_token"])
-        person.headers = bearer(person.access_token)
-        return person
-
-    return make
-
-
-@pytest.fixture
-def user(make_user) -> Person:
-    return make_user()
-
-
-@pytest.fixture
-def admin(make_user) -> Person:
-    return make_user(Role.ADMIN)
 
 
 # ---- Redis ---------------------------------------------------------------------

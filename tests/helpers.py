@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import redis
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
 from werkzeug.test import TestResponse
 
-from app.extensions import db
-from app.models import Post, Role
-from app.services import posts, users
+from app.models import Role
 from scripts.live_server import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
 REDIS_TEST_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+BASE = "http://localhost"  # TestingConfig.PUBLIC_BASE_URL
+NEXT_LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 
 
 def bearer(token: str) -> dict[str, str]:
     """The `Authorization` header of a bearer token."""
     return {"Authorization": f"Bearer {token}"}
-
 
 
 @dataclass
@@ -92,16 +90,59 @@ def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] |
     return LiveServer.start(env=environment, port=port, workers=workers)
 
 
-def write_post(app: Flask, author_id: int, title: str, body: str = "Body", *, at: datetime | None = None) -> int:
-    """Create a post through the service; `at` backdates it (created and updated then)."""
-    with app.app_context():
-        post_id = posts.create_post(users.get_user(author_id), title=title, body=body).id
-        if at is not None:
-            db.session.execute(update(Post).where(Post.id == post_id).values(created_at=at, updated_at=at))
-        db.session.commit()  # the services flush; the set-up commits as a request would
-    return post_id
-
-
 def follow(client: FlaskClient, who: Person, whom_id: int, method: str = "PUT") -> TestResponse:
     """`who` follows (PUT) or unfollows (DELETE) user `whom_id` through the API."""
     return client.open(f"/api/users/{whom_id}/follow", method=method, headers=who.headers)
+
+
+# ---- pages ---------------------------------------------------------------------
+
+
+def ids(response: TestResponse) -> list[int]:
+    """The ids on a page of a list."""
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [item["id"] for item in response.get_json()]
+
+
+def next_url(response: TestResponse) -> str | None:
+    """The target of the `Link: rel="next"` header, if any."""
+    header = response.headers.get("Link")
+    if header is None:
+        return None
+    match = NEXT_LINK.match(header)
+    assert match, header
+    return match["url"]
+
+
+def walk(client: FlaskClient, url: str, headers: dict[str, str] | None = None) -> list[list[int]]:
+    """Follow `next` links from `url`; the ids on each page."""
+    pages = []
+    while url:
+        response = client.get(url, headers=headers)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        pages.append([item["id"] for item in response.get_json()])
+        url = next_url(response)
+        assert len(pages) < 100, "the walk does not end"
+    return pages
+
+
+# ---- mail ----------------------------------------------------------------------
+
+
+def parts(message) -> dict[str, str]:
+    """The plain-text and HTML parts of a message, by content type."""
+    return {part.get_content_type(): part.get_content() for part in message.walk()
+            if part.get_content_type() in ("text/plain", "text/html")}
+
+
+def link_in(message, path: str) -> str:
+    """The link to `path` (with its token) that a message carries, the same in both parts."""
+    text = parts(message)["text/plain"]
+    match = re.search(rf"{re.escape(BASE)}{path}\?token=[^\s]+", text)
+    assert match, text
+    assert match.group(0) in parts(message)["text/html"]
+    return match.group(0)
+
+
+def token_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["token"][0]

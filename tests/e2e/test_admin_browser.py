@@ -14,13 +14,8 @@ from app.extensions import db
 from app.models import Post, Role, User
 from app.services import users
 from tests.e2e.conftest import sign_in
-from tests.helpers import write_post
 
 XSS = "<script>alert(1)</script>"
-
-
-def _write(app, person, title: str, *, age: timedelta = timedelta(0)) -> int:
-    return write_post(app, person.id, title, f"Body of {title}", at=datetime.now(UTC) - age if age else None)
 
 
 def _database_counts(app) -> dict[str, int]:
@@ -45,7 +40,7 @@ def _no_csp_violations(page) -> None:
     assert not [m for m in page.console_problems if "Content Security Policy" in m], page.console_problems
 
 
-def test_admin_signs_in_and_the_dashboard_matches_the_database(app, page, make_user, admin, artifacts):
+def test_admin_signs_in_and_the_dashboard_matches_the_database(app, page, make_user, admin, artifacts, make_post):
     writers = [make_user(name=f"Writer {i}") for i in range(4)]
     make_user(Role.ADMIN, name="Second Admin")
     make_user(name="Dormant", is_active=False)
@@ -54,7 +49,8 @@ def test_admin_signs_in_and_the_dashboard_matches_the_database(app, page, make_u
                            .values(created_at=datetime.now(UTC) - timedelta(days=40)))
         db.session.commit()
     for i, days in enumerate([0, 0, 0, 1, 2, 2, 3, 5, 8, 9, 12, 15, 15, 15, 20, 24, 27, 29, 35]):
-        _write(app, writers[i % 4], f"Post {i}", age=timedelta(days=days, minutes=5))
+        at = datetime.now(UTC) - timedelta(days=days, minutes=5)
+        make_post(writers[i % 4], f"Post {i}", f"Body of Post {i}", at=at)
 
     sign_in(page, admin)
     expect(page).to_have_url(re.compile(r"/admin/$"))
@@ -106,9 +102,9 @@ def test_search_a_user_deactivate_them_and_their_api_token_is_refused(page, live
     _no_csp_violations(page)
 
 
-def test_delete_a_post_and_it_is_gone_from_the_api(app, page, live_server, user, admin):
-    keep = _write(app, user, "Keep me", age=timedelta(minutes=2))
-    doomed = _write(app, user, "Delete me")
+def test_delete_a_post_and_it_is_gone_from_the_api(app, page, live_server, user, admin, make_post):
+    keep = make_post(user, "Keep me", "Body of Keep me", at=datetime.now(UTC) - timedelta(minutes=2))
+    doomed = make_post(user, "Delete me", "Body of Delete me")
     listed = [p["id"] for p in requests.get(f"{live_server.url}/api/posts", timeout=10).json()]
     assert doomed in listed and keep in listed
 
@@ -127,8 +123,8 @@ def test_delete_a_post_and_it_is_gone_from_the_api(app, page, live_server, user,
     assert requests.get(f"{live_server.url}/api/posts/{doomed}", timeout=10).status_code == 404
 
 
-def test_an_xss_title_is_rendered_as_text(app, page, user, admin):
-    post_id = _write(app, user, XSS)
+def test_an_xss_title_is_rendered_as_text(app, page, user, admin, make_post):
+    post_id = make_post(user, XSS, f"Body of {XSS}")
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
 
@@ -188,7 +184,7 @@ def test_logout_ends_the_session(page, admin):
 
 
 def test_the_admins_own_page_offers_no_change_the_rules_refuse(app, page, admin):
-    """Demoting, deactivating or deleting yourself always fails (tests/test_admin_users.py
+    """Demoting, deactivating or deleting yourself always fails (tests/admin/test_admin_users.py
     posts each anyway): the page offers none of them, only ending your sessions."""
     sign_in(page, admin)
     page.goto(f"/admin/users/{admin.id}")
@@ -216,10 +212,11 @@ def test_delete_user_asks_for_confirmation(app, page, user, admin):
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/users", "/admin/posts"])
-def test_pages_fit_a_phone_screen(app, page, make_user, admin, artifacts, path):
+def test_pages_fit_a_phone_screen(app, page, make_user, admin, artifacts, path, make_post):
     wordy = make_user(name="A person with a rather long name to wrap", email="someone.with.a.long.address@example.com")
     for days in (0, 1, 1, 4, 9, 9, 9, 20):
-        _write(app, wordy, f"A fairly long title for a post written {days} days ago", age=timedelta(days=days))
+        title = f"A fairly long title for a post written {days} days ago"
+        make_post(wordy, title, f"Body of {title}", at=datetime.now(UTC) - timedelta(days=days))
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, admin)
     page.goto(path)

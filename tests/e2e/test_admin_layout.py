@@ -17,7 +17,6 @@ from sqlalchemy import insert
 from app.extensions import db
 from app.models import Post
 from tests.e2e.conftest import sign_in
-from tests.helpers import follow, write_post
 
 ZALGO = "Z" + "\u0301\u0316" * 50  # one letter and 100 combining marks
 VIEWPORTS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
@@ -131,13 +130,13 @@ ONE_LINE = 8  # px: centres of things on one line differ by less; a second line 
 
 
 @pytest.fixture
-def crowd(app, client, make_user, admin):
+def crowd(app, client, make_user, admin, make_post, make_follow):
     """Users with long addresses who follow the admin and write about Flask."""
     people = [make_user(name=f"Someone with a name {i}", email=f"someone.with.a.long.address.{i}@example.com")
               for i in range(4)]
     for person in people:
-        follow(client, person, admin.id)
-        write_post(app, person.id, "A post about the framework",
+        make_follow(person, admin)
+        make_post(person, "A post about the framework",
                    "Lorem ipsum dolor sit amet, consectetur adipiscing elit. Flask is a microframework, sed do "
                    "eiusmod tempor incididunt ut labore et dolore magna aliqua.")
     return people
