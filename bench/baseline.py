@@ -137,7 +137,8 @@ def render(rows: list[Row], revision: str, first_now: Any, floor: Any, baseline_
         f"## Against `{revision}`",
         "",
         f"The code of `{revision}` (`--baseline`) served beside today's under the same gunicorn settings, on the "
-        "same seeded database (migrated by today's code). Each row alternates the two servers round by round "
+        "same seeded data (a copy, migrated down to that revision's schema, for the old code). "
+        "Each row alternates the two servers round by round "
         "and shows each side's median round; the first page is alternated with the floor and the other "
         "first-page runs above. Tokens and ETags are each server's own. CPU counts the gunicorn workers and "
         "their PostgreSQL backends, the noise-proof figure on a shared machine.",
