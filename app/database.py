@@ -159,7 +159,7 @@ def _read_again_on_a_new_connection(state: ORMExecuteState) -> Any:
         return state.invoke_statement()
     except DBAPIError as error:
         replica = session.info.get("replica")
-        if not (error.connection_invalidated or (replica is not None and _connection_lost(error))):
+        if not (error.connection_invalidated or (replica is not None and connection_lost(error))):
             raise
         if replica is not None:
             replica.failed(error)
@@ -180,7 +180,8 @@ def wrote(session: Any) -> bool:
     return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
 
 
-def _connection_lost(error: DBAPIError) -> bool:
+def connection_lost(error: DBAPIError) -> bool:
+    """Whether the error says the server or the connection to it went away (not the statement)."""
     return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
 
 

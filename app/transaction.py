@@ -10,9 +10,9 @@ into a page of its own (the admin's flash messages) rolls back where it catches 
 from __future__ import annotations
 
 from flask import Flask, Response
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from app.database import wrote
+from app.database import connection_lost, wrote
 from app.errors import handle_database_unavailable, handle_unexpected_error
 from app.extensions import db
 
@@ -30,11 +30,7 @@ def commit_the_request(response: Response) -> Response:
         db.session.commit()
     except SQLAlchemyError as error:
         db.session.rollback()
-        if isinstance(error, DBAPIError):
-            return handle_database_unavailable(error) if _lost(error) else handle_unexpected_error(error)
+        if isinstance(error, DBAPIError) and connection_lost(error):
+            return handle_database_unavailable(error)
         return handle_unexpected_error(error)
     return response
-
-
-def _lost(error: DBAPIError) -> bool:
-    return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))

@@ -103,12 +103,13 @@ def ensure_postgres(admin_url: str) -> None:
     sys.exit(f"PostgreSQL does not answer at {admin_url}")
 
 
-def recreate_database(admin_url: str, name: str) -> None:
+def recreate_database(admin_url: str, name: str, template: str | None = None) -> None:
+    """Drop `name` and create it afresh, empty or as a copy of `template`."""
     connection = psycopg2.connect(admin_url)
     connection.autocommit = True
     with connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     connection.close()
 
 
@@ -192,12 +193,7 @@ def baseline_database(admin_url: str, name: str, env: dict[str, str], revision: 
     tree = conditional.baseline_tree(ROOT, OUT, revision)
     head = _newest_migration(tree / "migrations" / "versions")
     copy = f"{name}_baseline"
-    connection = psycopg2.connect(admin_url)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"')
-    connection.close()
+    recreate_database(admin_url, copy, template=name)
     copy_url = f"{admin_url.rsplit('/', 1)[0]}/{copy}"
     copy_env = {**env, "DATABASE_URL": copy_url}
     flask(copy_env, "db", "downgrade", head, log_file=OUT / "seed.log")

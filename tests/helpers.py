@@ -146,3 +146,15 @@ def link_in(message, path: str) -> str:
 
 def token_of(link: str) -> str:
     return parse_qs(urlsplit(link).query)["token"][0]
+
+
+def login(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResponse:
+    """`POST /api/auth/login`."""
+    return client.post("/api/auth/login", json={"email": email, "password": password})
+
+
+def signed_in(client: FlaskClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    """The bearer headers of a new API session of this account."""
+    response = login(client, email, password)
+    assert response.status_code == 200, response.text
+    return bearer(response.get_json()["access_token"])

@@ -215,31 +215,21 @@ def set_password(user: User, password: str) -> User:
 
 def promote(user: User) -> User:
     """Make an existing account admin (an operator's command), keeping its password."""
-    if not user.is_admin:
-        user.role = Role.ADMIN
-        sessions.end_all_of(user.id, EndReason.ROLE)
-    flush()
-    return user
+    return _apply_update(user, {"role": Role.ADMIN})
 
 
 def demote(user: User) -> User:
     """Make an admin a regular user (an operator's command); the last active admin stays."""
     if user.is_admin:
         _guard_last_admin(user, "demote")
-        user.role = Role.USER
-        sessions.end_all_of(user.id, EndReason.ROLE)
-    flush()
-    return user
+    return _apply_update(user, {"role": Role.USER})
 
 
 def deactivate(user: User) -> User:
     """Deactivate an account and end its sessions (an operator's command); the last active admin stays."""
     if user.is_active:
         _guard_last_admin(user, "deactivate")
-        user.is_active = False
-        sessions.end_all_of(user.id, EndReason.DEACTIVATED)
-    flush()
-    return user
+    return _apply_update(user, {"is_active": False})
 
 
 def end_sessions(actor: User, user: User) -> None:

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from tests.helpers import PASSWORD, bearer, link_in, token_of
+from tests.helpers import PASSWORD, link_in, login, signed_in, token_of
 
 NEW_PASSWORD = "N3wPassword"
 
 
 def register(client, email: str = "ann@example.com"):
     return client.post("/api/users", json={"email": email, "name": "Ann Example", "password": PASSWORD})
-
-
-def login(client, email: str, password: str = PASSWORD):
-    return client.post("/api/auth/login", json={"email": email, "password": password})
-
-
-def signed_in(client, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = login(client, email, password)
-    assert response.status_code == 200, response.text
-    return bearer(response.get_json()["access_token"])
 
 
 def path_of(link: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from app.extensions import db, limiter
 from app.models import User
-from tests.helpers import PASSWORD, assert_problem, bearer, free_port, link_in, parts, token_of
+from tests.helpers import PASSWORD, assert_problem, free_port, link_in, login, parts, signed_in, token_of
 
 NEW_PASSWORD = "N3wPassword"
 
@@ -19,16 +19,6 @@ NEW_PASSWORD = "N3wPassword"
 def register(client, email: str = "ann@example.com", **kwargs):
     return client.post("/api/users", json={"email": email, "name": "Ann Example", "password": PASSWORD},
                        **kwargs)
-
-
-def login(client, email: str, password: str = PASSWORD):
-    return client.post("/api/auth/login", json={"email": email, "password": password})
-
-
-def signed_in(client, email: str, password: str = PASSWORD) -> dict[str, str]:
-    response = login(client, email, password)
-    assert response.status_code == 200, response.text
-    return bearer(response.get_json()["access_token"])
 
 
 def user_count(app) -> int:
