@@ -223,7 +223,8 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
         **options,
         "connect_args": connect_args,
         "isolation_level": "AUTOCOMMIT",  # a single-statement read needs no transaction
-        "pool_reset_on_return": None,  # and so there is nothing to roll back when it returns
+        "pool_reset_on_return": None,  # and so there is nothing to roll back when it returns,
+        "skip_autocommit_rollback": True,  # nor when the session that used it closes
         # Optimistic disconnect handling (see `Session.execute`): a ping would cost every GET a
         # round trip to find what a read that fails finds anyway, and a read is safe to run again.
         "pool_pre_ping": False,
