@@ -52,7 +52,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from sqlalchemy import Engine, event
 
 from app.database import PRIMARY, named_engines
-from app.metrics import TRACE_SPANS_DROPPED
+from app.metrics import TRACE_SPANS_DROPPED, method_label
 from config import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -176,9 +176,11 @@ def start_tracing(app: Flask, processor: SpanProcessor | None = None) -> bool:
     check_environment()
     with _lock:
         if not _process:
-            _start_process(processor or _batch_processor(names))
-        elif processor is not None:
-            _process["provider"].add_span_processor(processor)
+            _start_process()
+        given = processor or _process.get("exporting") or _batch_processor(names)
+        if given not in _process["processors"]:
+            _process["processors"].append(given)
+            _process["provider"].add_span_processor(given)
         if "tracing" not in app.extensions:
             app.extensions["tracing"] = True
             _trace_app(app)
@@ -193,7 +195,8 @@ def _batch_processor(names: list[str]) -> SpanProcessor:
     _process["meter_provider"] = meter_provider
     processors = [BatchSpanProcessor(_exporter(name, meter_provider), meter_provider=meter_provider)
                   for name in names]
-    return processors[0] if len(processors) == 1 else _Processors(processors)
+    _process["exporting"] = processors[0] if len(processors) == 1 else _Processors(processors)
+    return _process["exporting"]
 
 
 class _Processors(SpanProcessor):
@@ -218,14 +221,13 @@ class _Processors(SpanProcessor):
         return all(each.force_flush(timeout_millis) for each in self.processors)
 
 
-def _start_process(processor: SpanProcessor) -> None:
+def _start_process() -> None:
     # The sampler is the SDK's choice from OTEL_TRACES_SAMPLER(_ARG); no atexit hook: the
     # process that started tracing ends it (`stop_tracing`), within its own time limit.
     provider = TracerProvider(resource=_resource(), shutdown_on_exit=False)
     provider.add_span_processor(_EngineNameProcessor())
-    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    _process["provider"] = provider
+    _process.update(provider=provider, processors=[])
     LoggingInstrumentor().instrument(tracer_provider=provider, inject_trace_context=True,
                                      enable_log_auto_instrumentation=False)
     RedisInstrumentor().instrument(tracer_provider=provider)
@@ -242,17 +244,26 @@ def _trace_app(app: Flask) -> None:
     instrumentor = SQLAlchemyInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=provider, engines=list(_traced_engines))
-    app.wsgi_app = OpenTelemetryMiddleware(app.wsgi_app, tracer_provider=provider)  # type: ignore[method-assign]
+    # skip_dep_check: its declared range stops below SQLAlchemy 2.1, whose engine events it uses are unchanged.
+    instrumentor.instrument(tracer_provider=provider, engines=list(_traced_engines), skip_dep_check=True)
+    app.wsgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, request_hook=_name_by_method, tracer_provider=provider)
     request_started.connect(_name_the_request_span, app, weak=False)
 
 
 def _watch_engine(engine: Engine, name: str) -> None:
     """Note the engine of each statement for `_EngineNameProcessor`, before the instrumentation's
     own listener starts the statement's span (hence `insert`)."""
-    event.listen(engine, "before_cursor_execute", lambda *_: _engine_name.set(name), insert=True)
-    event.listen(engine, "after_cursor_execute", lambda *_: _engine_name.set(None))
-    event.listen(engine, "handle_error", lambda *_: _engine_name.set(None))
+
+    def note(*_: Any) -> None:
+        _engine_name.set(name)
+
+    def forget(*_: Any) -> None:  # returns None: a `handle_error` listener's value replaces the error
+        _engine_name.set(None)
+
+    event.listen(engine, "before_cursor_execute", note, insert=True)
+    event.listen(engine, "after_cursor_execute", forget)
+    event.listen(engine, "handle_error", forget)
 
 
 _FLASK_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -264,16 +275,24 @@ def route_template(rule: str) -> str:
     return _FLASK_VARIABLE.sub(r"{\1}", rule)
 
 
+def _name_by_method(span: trace.Span, environ: dict[str, Any]) -> None:
+    """Until a route matches, the server span is named by the method alone (the WSGI
+    instrumentation would name it by the path, which clients choose); any method outside the
+    standard ones as `OTHER`, as the metrics count it."""
+    if span.is_recording():
+        span.update_name(method_label(environ.get("REQUEST_METHOD", "")))
+
+
 def _name_the_request_span(sender: Flask, **_: Any) -> None:
     """The server span's name and `http.route`, once Flask has matched the route: the route's
-    template, never the path (a request that matched no route keeps the method alone)."""
+    template, never the path (a request that matched no route keeps `_name_by_method`'s)."""
     rule = request.url_rule
     if rule is None:
         return
     span = trace.get_current_span()
     if span.is_recording():
         route = route_template(rule.rule)
-        span.update_name(f"{request.method} {route}")
+        span.update_name(f"{method_label(request.method)} {route}")
         span.set_attribute("http.route", route)
 
 
