@@ -68,6 +68,7 @@ _SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 # a span they counted with an `error.type` never reached the collector.
 _SDK_SPAN_COUNTERS = {"otel.sdk.processor.span.processed": "queue", "otel.sdk.exporter.span.exported": "export"}
 _DROP_COUNT_INTERVAL_MS = 5000
+SDK_INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 
 _lock = threading.Lock()
 _process: dict[str, Any] = {}  # this process's provider and meter provider, once started
@@ -190,6 +191,10 @@ def start_tracing(app: Flask, processor: SpanProcessor | None = None) -> bool:
 def _batch_processor(names: list[str]) -> SpanProcessor:
     """One batch processor per exporter: spans leave from a thread of their own, and a queue
     that is full (a collector that does not answer) drops spans and counts them, never waits."""
+    # The SDK counts what its processor and exporter drop only when this switch of its own is on
+    # (read as they are built); on unless the operator turned it off, since those counts are what
+    # tells that a collector is failing.
+    os.environ.setdefault(SDK_INTERNAL_METRICS, "true")
     meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
         _DroppedSpanCounter(), export_interval_millis=_DROP_COUNT_INTERVAL_MS)])
     _process["meter_provider"] = meter_provider

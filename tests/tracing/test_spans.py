@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.trace import StatusCode
 
 from app.logformat import JsonFormatter, TextFormatter
+from app.tracing import start_tracing
 from tests.helpers import PASSWORD, assert_problem
 from tests.tracing.conftest import call, children_of, server_spans
 
@@ -160,3 +161,24 @@ def test_a_503_problem_carries_the_trace_id(traced, exporter, make_user):
 def test_a_4xx_problem_has_no_trace_id(traced):
     body = assert_problem(call(traced, "GET", "/api/posts/999999"), 404)
     assert "trace_id" not in body
+
+
+def test_a_read_a_replica_answered_names_that_replica(make_app, redis_keys, processor, exporter, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas are PostgreSQL's")
+    # The test database stands in for a hot standby: it answers the lag check as fully caught up.
+    app = make_app(DATABASE_REPLICA_URLS=[database_url], REDIS_URL=redis_keys.url,
+                   RATELIMIT_KEY_PREFIX=redis_keys.prefix, REPLICA_CHECK_SECONDS=0.1)
+    router = app.extensions["read_router"]
+    try:
+        assert router.start_checks(wait=5)
+        start_tracing(app, processor)
+        exporter.clear()
+        assert call(app, "GET", "/api/posts").status_code == 200
+        [request_span] = server_spans(exporter)
+        statements = sql_spans(children_of(exporter, request_span))
+        assert statements
+        assert {(span.attributes["db.client.connection.pool.name"], span.attributes["app.db.server"])
+                for span in statements} == {("replica1", "replica1")}
+    finally:
+        router.stop_checks()
