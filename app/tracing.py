@@ -5,11 +5,13 @@ fork, `flask worker` at its start), and does nothing at all when tracing is off:
 processor, no instrumentation, nothing wrapped. It is on when `OTEL_TRACES_EXPORTER` names an
 exporter (`otlp`, `console`; `none` turns it off), or, that unset, when `OTEL_EXPORTER_OTLP_ENDPOINT`
 or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set; `OTEL_SDK_DISABLED=true` turns it off. Everything
-else the OpenTelemetry SDK reads itself, as the specification defines it: the sampler
-(`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`, `parentbased_always_on` when unset), the
-resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), the exporter's endpoint, headers,
-timeout and compression (`OTEL_EXPORTER_OTLP_*`), the batch processor's queue (`OTEL_BSP_*`) and
-the propagators (`OTEL_PROPAGATORS`, W3C Trace Context and Baggage when unset).
+else the OpenTelemetry SDK and its instrumentations read themselves, as the specification defines
+it (docs/configuration.md lists them): the sampler (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`,
+`parentbased_always_on` when unset), the resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`),
+the exporter's `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
+`OTEL_EXPORTER_OTLP_COMPRESSION` and `OTEL_EXPORTER_OTLP_CERTIFICATE`, the batch processor's
+`OTEL_BSP_MAX_QUEUE_SIZE` and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, the propagators (`OTEL_PROPAGATORS`,
+W3C Trace Context and Baggage when unset) and the attribute names (`OTEL_SEMCONV_STABILITY_OPT_IN`).
 
 What is traced, by the maintained instrumentations: each request (the WSGI instrumentation's
 server span, renamed to `METHOD /route/{template}` once Flask has matched the route: the Flask
@@ -21,7 +23,6 @@ trace ids on every log record. bcrypt has a span of its own (`app.security`).
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import re
 import threading
@@ -54,8 +55,6 @@ from sqlalchemy import Engine, event
 from app.database import PRIMARY, named_engines
 from app.metrics import TRACE_SPANS_DROPPED, method_label
 from config import ConfigurationError
-
-log = logging.getLogger(__name__)
 
 DEFAULT_SERVICE_NAME = "users-posts"
 EXPORTERS = ("otlp", "console")
@@ -152,7 +151,7 @@ class _DroppedSpanCounter(MetricExporter):
 class _EngineNameProcessor(SpanProcessor):
     """Names, on each SQL statement's span, the engine the statement ran on: the SQLAlchemy
     instrumentation starts that span in its `before_cursor_execute` listener, which runs after
-    `_note_engine` (inserted first) has noted the engine in this context."""
+    the one of `_watch_engine` (inserted ahead of it) has noted the engine in this context."""
 
     def on_start(self, span: Span, parent_context: Any = None) -> None:
         name = _engine_name.get()
@@ -301,14 +300,15 @@ def _name_the_request_span(sender: Flask, **_: Any) -> None:
         span.set_attribute("http.route", route)
 
 
-def stop_tracing(timeout_millis: int = 5000) -> None:
-    """Send what is queued, then stop (a gunicorn worker on its way out)."""
+def stop_tracing() -> None:
+    """Send what is queued, then stop (a gunicorn worker on its way out). A collector that does
+    not answer holds the exit for at most the exporter's timeout per batch (`OTEL_EXPORTER_OTLP_TIMEOUT`),
+    and gunicorn's `graceful_timeout` bounds the whole."""
     with _lock:
         provider = _process.get("provider")
         if provider is None:
             return
-        provider.force_flush(timeout_millis)
-        provider.shutdown()
+        provider.shutdown()  # the batch processor sends everything it holds, then stops
         meter_provider = _process.get("meter_provider")
         if meter_provider is not None:
-            meter_provider.shutdown(timeout_millis=timeout_millis)
+            meter_provider.shutdown()  # its last count of lost spans reaches the Prometheus counter
