@@ -190,15 +190,21 @@ def start_tracing(app: Flask, processor: SpanProcessor | None = None) -> bool:
 def _batch_processor(names: list[str]) -> SpanProcessor:
     """One batch processor per exporter: spans leave from a thread of their own, and a queue
     that is full (a collector that does not answer) drops spans and counts them, never waits."""
-    # The SDK counts what its processor and exporter drop only when this switch of its own is on
-    # (read as they are built); on unless the operator turned it off, since those counts are what
-    # tells that a collector is failing.
-    os.environ.setdefault(SDK_INTERNAL_METRICS, "true")
     meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(
         _DroppedSpanCounter(), export_interval_millis=_DROP_COUNT_INTERVAL_MS)])
     _process["meter_provider"] = meter_provider
-    processors = [BatchSpanProcessor(_exporter(name, meter_provider), meter_provider=meter_provider)
-                  for name in names]
+    # The SDK counts what its processor and exporter drop only when its switch is on as they are
+    # built: on for them unless the operator turned it off, since those counts tell that a
+    # collector is failing. Unset again after, so that the tracers built later do not count every
+    # span they start (nothing reports those counts, and each span would pay for them).
+    unset = SDK_INTERNAL_METRICS not in os.environ
+    os.environ.setdefault(SDK_INTERNAL_METRICS, "true")
+    try:
+        processors = [BatchSpanProcessor(_exporter(name, meter_provider), meter_provider=meter_provider)
+                      for name in names]
+    finally:
+        if unset:
+            del os.environ[SDK_INTERNAL_METRICS]
     _process["exporting"] = processors[0] if len(processors) == 1 else _Processors(processors)
     return _process["exporting"]
 
