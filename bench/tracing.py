@@ -135,7 +135,9 @@ def render(results: dict, sink: Sink, mode, connections: int, load_start: str, l
         "alternated round by round, median round. CPU per request counts the workers and their PostgreSQL "
         "backends: the steadier figure on a busy machine.",
         "",
-        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}.",
+        f"Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end} ({os.cpu_count()} "
+        "cores; the machine may be shared with other work, which the alternation spreads over every setting "
+        "alike).",
         "",
         "| setting | req/s | / off | p50 ms | p99 ms | CPU ms/request | errors |",
         "|---|---|---|---|---|---|---|",
