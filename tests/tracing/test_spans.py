@@ -182,3 +182,12 @@ def test_a_read_a_replica_answered_names_that_replica(make_app, redis_keys, proc
                 for span in statements} == {("replica1", "replica1")}
     finally:
         router.stop_checks()
+
+
+def test_starting_tracing_again_changes_nothing(traced, processor, exporter):
+    wrapped = traced.wsgi_app
+    assert start_tracing(traced, processor)
+    assert traced.wsgi_app is wrapped
+    assert call(traced, "GET", "/api/posts").status_code == 200
+    assert len(server_spans(exporter)) == 1
+    assert len(exporter.get_finished_spans()) == len({span.context.span_id for span in exporter.get_finished_spans()})
