@@ -83,6 +83,21 @@ def pre_fork(server, worker) -> None:
     gc.freeze()
 
 
+def post_fork(server, worker) -> None:
+    """Traces (app/tracing.py), when the environment turns them on: the SDK and its batch
+    processor's thread start in each worker, never in the master (a thread does not survive a fork)."""
+    from app.tracing import start_tracing
+
+    start_tracing(worker.app.wsgi())
+
+
+def worker_exit(server, worker) -> None:
+    """Send the spans still queued before the worker goes."""
+    from app.tracing import stop_tracing
+
+    stop_tracing()
+
+
 def child_exit(server, worker) -> None:
     """A worker is gone: its live gauges (pool connections) stop counting, and its exit is counted
     unless the whole server is stopping (gunicorn has closed its listeners by then)."""
