@@ -6,7 +6,8 @@
 #   docker run --env-file app.env --read-only --tmpfs /tmp users-posts flask worker # the mail worker
 #
 # Configuration comes from the environment only (docs/configuration.md); nothing is baked in but
-# APP_ENV=production and where to listen. Stop it with SIGTERM (`docker stop -t 30`): gunicorn
+# APP_ENV=production and where to listen. gunicorn keeps its metrics files in a fresh folder under
+# /tmp (PROMETHEUS_MULTIPROC_DIR unset), which is why a read-only container needs a tmpfs there. Stop it with SIGTERM (`docker stop -t 30`): gunicorn
 # finishes the requests in flight (up to its graceful timeout, 20 s) and exits.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -55,8 +56,7 @@ ENV PATH=/venv/bin:$PATH \
     FLASK_SKIP_DOTENV=1 \
     APP_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8000 \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/metrics
+    PORT=8000
 USER app
 EXPOSE 8000
 STOPSIGNAL SIGTERM
