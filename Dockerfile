@@ -7,8 +7,9 @@
 #
 # Configuration comes from the environment only (docs/configuration.md); nothing is baked in but
 # APP_ENV=production and where to listen. gunicorn keeps its metrics files in a fresh folder under
-# /tmp (PROMETHEUS_MULTIPROC_DIR unset), which is why a read-only container needs a tmpfs there. Stop it with SIGTERM (`docker stop -t 30`): gunicorn
-# finishes the requests in flight (up to its graceful timeout, 20 s) and exits.
+# /tmp (PROMETHEUS_MULTIPROC_DIR unset), which is why a read-only container needs a tmpfs there.
+# Stop it with SIGTERM (`docker stop -t 30`): gunicorn finishes the requests in flight (up to its
+# graceful timeout, 20 s) and exits.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: the app's dependencies (requirements.txt only) in a virtualenv ----

@@ -8,6 +8,11 @@ configured by SQLAlchemy's documented options only: pre-ping for the main engine
 connections, optimistic disconnect handling for the read pools (a read on a dropped connection
 runs again once), recycling, `isolation_level="AUTOCOMMIT"` and no reset-on-return for the read
 pools, `dispose(close=False)` after a fork.
+
+Each connection runs with server settings (`server_settings`: a statement timeout, `jit=off`):
+sent when it opens, or, behind a transaction pooler (`DB_POOLER=transaction`, PgBouncer), as
+`SET LOCAL` at the start of each transaction, with one pool on the primary
+(docs/decisions/0013-server-settings-through-a-transaction-pooler.md).
 """
 
 from __future__ import annotations
