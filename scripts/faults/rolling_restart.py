@@ -14,6 +14,7 @@ Expected: 0 failed requests, reads (wrk) and writes (a client registering accoun
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ def main() -> None:
         servers = [stack.enter_context(gunicorn(database_url, workers=WORKERS, port=port, PROXY_FIX_HOPS="1"))
                    for port in ports]
         nginx, nginx_port, prefix = start_nginx(ports)
+        stack.callback(shutil.rmtree, prefix, ignore_errors=True)
         stack.callback(nginx.wait, 10)
         stack.callback(nginx.terminate)
         front = f"http://127.0.0.1:{nginx_port}"
