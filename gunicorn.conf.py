@@ -1,7 +1,7 @@
 """Gunicorn settings; each can be overridden from the environment.
 
 Nothing of gunicorn is patched: what it answers itself (its `Server` header, its error pages
-for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf).
+for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf.template).
 """
 
 import gc
