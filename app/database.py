@@ -78,11 +78,22 @@ def is_postgresql(uri: str) -> bool:
     return make_url(uri).get_backend_name() == "postgresql"
 
 
+def session_settings(timeout_ms: int) -> dict[str, str]:
+    """The settings every connection of the app's engines runs with, in one place:
+
+    - a statement timeout;
+    - no JIT compilation, which costs more than the whole of the short queries a web request
+      makes and pays off only on long analytical ones (a search's plan can cross `jit_above_cost`);
+    - no parallel query: starting workers costs milliseconds, more than a request's whole query
+      when the planner overestimates its rows (a search for a rare word or prefix on millions of
+      posts), and under load two workers per query take the cores other requests need.
+    """
+    return {"statement_timeout": str(timeout_ms), "jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
 def _session_options(timeout_ms: int) -> str:
-    """Per-connection settings: a statement timeout, and no JIT compilation, which costs
-    more than the whole of the short queries a web request makes and pays off only on
-    long analytical ones (a search's plan can cross `jit_above_cost`)."""
-    return f"-c statement_timeout={timeout_ms} -c jit=off"
+    """`session_settings` as libpq's `options` (command-line switches for the server)."""
+    return " ".join(f"-c {name}={value}" for name, value in session_settings(timeout_ms).items())
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
