@@ -49,35 +49,39 @@ def main() -> None:
     parser.add_argument("--admin-url",
                         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--only", help="only the rows whose label contains this text")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for the EXPLAIN's transaction (SET LOCAL), e.g. the server's default "
+                             "max_parallel_workers_per_gather=2 to see a plan as it was before session_settings")
     options = parser.parse_args()
     database_url = f"{options.admin_url.rsplit('/', 1)[0]}/{options.database}"
     os.environ.update(run.app_environment(database_url))
     data = run.describe_dataset(database_url, run.TEN_MILLION.posts)
-    reader = feed.busiest_follower(database_url)
     admin = _admin_email(database_url)
     app = create_app()
     logging.getLogger("app.request").setLevel(logging.WARNING)
     client = app.test_client()
-    login = client.post("/api/auth/login", json={"email": reader.email, "password": run.SEED_PASSWORD})
-    bearer = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
     page = client.get("/admin/login", base_url=HTTPS).get_data(as_text=True)
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
         r'value="([^"]+)"[^>]*name="csrf_token"', page)
-    signed_in = client.post("/admin/login", base_url=HTTPS, data={
+    signed_in = client.post("/admin/login", base_url=HTTPS, headers={"Referer": f"{HTTPS}/admin/login"}, data={
         "email": admin, "password": run.SEED_PASSWORD, "csrf_token": csrf.group(1) if csrf else ""})
     if signed_in.status_code != 302:
-        sys.exit(f"admin sign-in failed: {signed_in.status_code}")
+        sys.exit(f"admin sign-in failed: {signed_in.status_code} {signed_in.get_data(as_text=True)[:2000]}")
 
     rows: list[tuple[str, str, dict[str, str], str | None]] = [
         ("first page", f"/api/posts?limit={run.PAGE}", {}, None),
         (f"deep page ({data.deep_pages:,} pages)", f"/api/posts?limit={run.PAGE}&cursor={data.deep_cursor}", {},
          None),
         *[(f"q={q} ({what})", search.search_path(q), {}, None) for what, q in search.SEARCHES],
-        (f"feed, first page ({reader.following} authors)", feed.first_path(), bearer, None),
-        (f"feed, {reader.deep_pages:,} pages deep", feed.deep_path(reader), bearer, None),
         ("admin dashboard", "/admin/", {}, HTTPS),
         ("admin post search q=kestrel", "/admin/posts?q=kestrel", {}, HTTPS),
     ]
+    if not options.only or "feed" in options.only:
+        reader = feed.busiest_follower(database_url)
+        login = client.post("/api/auth/login", json={"email": reader.email, "password": run.SEED_PASSWORD})
+        bearer = {"Authorization": f"Bearer {login.get_json()['access_token']}"}
+        rows[-2:-2] = [(f"feed, first page ({reader.following} authors)", feed.first_path(), bearer, None),
+                       (f"feed, {reader.deep_pages:,} pages deep", feed.deep_path(reader), bearer, None)]
     seen: list[tuple[str, Any]] = []
 
     def on_execute(_conn, _cursor, statement, parameters, _context, _many) -> None:
@@ -98,24 +102,28 @@ def main() -> None:
                     sys.exit(f"{label}: {path} gave {response.status_code}")
             captured = [(s, p) for s, p in seen if "posts" in s or "daily_counts" in s]
             for statement, parameters in captured:
-                out.append(_explain(engines[0], label, statement, parameters))
+                out.append(_explain(engines[0], label, statement, parameters, options.set))
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", on_execute)
     print("\n".join(out))
 
 
-def _explain(engine: Any, label: str, statement: str, parameters: Any) -> str:
+def _explain(engine: Any, label: str, statement: str, parameters: Any, settings: list[str]) -> str:
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        for setting in settings:
+            name, value = setting.split("=", 1)
+            cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
         plan = "\n".join(row[0] for row in cursor.fetchall())
         shown = cursor.mogrify(statement, parameters).decode()
         raw.rollback()
     finally:
         raw.close()
-    return f"#### {label}\n\n```\n{shown}\n\n{plan}\n```\n"
+    with_settings = f" (with {', '.join(settings)})" if settings else ""
+    return f"#### {label}{with_settings}\n\n```\n{shown}\n\n{plan}\n```\n"
 
 
 if __name__ == "__main__":
