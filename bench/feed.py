@@ -100,7 +100,8 @@ def render_rows(rows: list[tuple[Any, Any]], first: Any, reader: FeedReader, eve
         f"({reader.feed_posts:,} posts in their feed), first page and {reader.deep_pages:,} pages deep; and the first "
         f"page for a user following all {everyone:,} other users. Same wrk settings as above, limits off. "
         "One statement in two steps (app/services/posts.py, `_feed_statement`): the followed authors' posts "
-        "among the 2,000 newest after the cursor, read through the `created_at` index; only when those are "
+        "among the newest after the cursor (up to 20,000, until a page is found), read through the `created_at` "
+        "index; only when those are "
         "fewer than a page, each followed author's newest posts through the `(author_id, created_at, id)` "
         "index (`LATERAL ... LIMIT`), merged, whose cost grows with the number of authors followed.",
         "",
