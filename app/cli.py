@@ -7,7 +7,8 @@ import functools
 import io
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from app.emails import normalise_email
@@ -38,6 +39,8 @@ LIST_PAGE = 1000
 # tells them from real accounts by it, so fake posts and follows never touch a real one.
 SEED_DOMAIN = "seed.example"
 FOLLOWS_MIN, FOLLOWS_MAX = 50, 500
+COPY_CHUNK_ROWS = 2000
+LOAD_MAINTENANCE_WORK_MEM = "512MB"
 _WORDS = ("flask", "python", "postgres", "keyset", "cursor", "token", "worker", "index",
           "schema", "request", "deploy", "cache", "query", "latency", "backend", "note")
 
@@ -261,18 +264,9 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows
         select(User.id).where(User.email.endswith(f"@{SEED_DOMAIN}", autoescape=True)).order_by(User.id)))
     if post_count and not author_ids:
         _fail("There are no users to write posts (seeded posts go to seeded users only); seed some with --users.")
-    span = timedelta(days=60)
     with click.progressbar(length=post_count, label="posts") as bar:
-        for offset in range(0, post_count, batch):
-            count = min(batch, post_count - offset)
-            rows = []
-            for i in range(offset, offset + count):
-                created = now - span + span * (i / max(post_count, 1))
-                title = " ".join(rng.choices(_WORDS, k=4)).capitalize()
-                body = " ".join(rng.choices(_WORDS, k=40)) + _rare_words(rng, i, post_count)
-                rows.append((rng.choice(author_ids), f"{title} #{i}", body, created, created))
-            _bulk_insert(Post, ("author_id", "title", "body", "created_at", "updated_at"), rows)
-            bar.update(count)
+        _load(Post, ("author_id", "title", "body", "created_at", "updated_at"),
+              _post_rows(rng, author_ids, post_count, now), post_count, batch, bar.update)
     click.echo(f"Seeded {user_count} users and {post_count} posts.")
     if follows and user_count:
         followers = author_ids[-user_count:]
@@ -280,6 +274,16 @@ def seed(user_count: int, post_count: int, batch: int, random_seed: int, follows
     if author_ids:
         email = db.session.scalar(select(User.email).where(User.id == author_ids[-1]))
         click.echo(f"Sign in as a seeded user, e.g. {email}, with the password {SEED_PASSWORD}.")
+
+
+def _post_rows(rng: random.Random, author_ids: list[int], post_count: int, now: datetime) -> Iterator[tuple]:
+    """The seeded posts, oldest first, spread evenly over the last 60 days."""
+    span = timedelta(days=60)
+    for i in range(post_count):
+        created = now - span + span * (i / max(post_count, 1))
+        title = " ".join(rng.choices(_WORDS, k=4)).capitalize()
+        body = " ".join(rng.choices(_WORDS, k=40)) + _rare_words(rng, i, post_count)
+        yield (rng.choice(author_ids), f"{title} #{i}", body, created, created)
 
 
 def _rare_words(rng: random.Random, index: int, post_count: int) -> str:
@@ -301,40 +305,114 @@ def _seed_follows(rng: random.Random, followers: list[int], candidates: list[int
     first exactly FOLLOWS_MAX), drawn with Zipf-like weights so that early users are popular."""
     weights = list(itertools.accumulate(1 / (rank + 10) for rank in range(len(candidates))))
     now = datetime.now(UTC)
-    rows: list[tuple] = []
-    total = 0
-    with click.progressbar(followers, label="follows") as bar:
-        for index, follower in enumerate(bar):
-            wanted = FOLLOWS_MAX if index == 0 else FOLLOWS_MIN + int((FOLLOWS_MAX - FOLLOWS_MIN) * rng.random() ** 3)
-            wanted = min(wanted, len(candidates) - 1)
-            chosen: set[int] = set()
-            while len(chosen) < wanted:
-                chosen.update(rng.choices(candidates, cum_weights=weights, k=wanted - len(chosen)))
-                chosen.discard(follower)
-            rows += [(follower, followed, now) for followed in chosen]
-            if len(rows) >= batch:
-                total += _bulk_insert(Follow, ("follower_id", "followed_id", "created_at"), rows)
-                rows = []
-    return total + _bulk_insert(Follow, ("follower_id", "followed_id", "created_at"), rows)
+    counted = [0]
+
+    def rows() -> Iterator[tuple]:
+        with click.progressbar(followers, label="follows") as bar:
+            for index, follower in enumerate(bar):
+                wanted = FOLLOWS_MAX if index == 0 else FOLLOWS_MIN + int(
+                    (FOLLOWS_MAX - FOLLOWS_MIN) * rng.random() ** 3)
+                wanted = min(wanted, len(candidates) - 1)
+                chosen: set[int] = set()
+                while len(chosen) < wanted:
+                    chosen.update(rng.choices(candidates, cum_weights=weights, k=wanted - len(chosen)))
+                    chosen.discard(follower)
+                counted[0] += len(chosen)
+                for followed in chosen:
+                    yield (follower, followed, now)
+
+    _load(Follow, ("follower_id", "followed_id", "created_at"), rows(), len(followers) * FOLLOWS_MIN, batch,
+          lambda _: None)
+    return counted[0]
 
 
-def _bulk_insert(model: type[db.Model], columns: tuple[str, ...], rows: list[tuple]) -> int:
-    """COPY on PostgreSQL (an order of magnitude faster than INSERT); executemany elsewhere."""
-    if not rows:
-        return 0
+def _load(model: type[db.Model], columns: tuple[str, ...], rows: Iterable[tuple], expected: int, batch: int,
+          progress: Callable[[int], None]) -> None:
+    """Rows into a table, committed. On PostgreSQL the way its documentation says to populate a
+    database ("Populating a Database"): one COPY, streamed, so the server parses one chunk while
+    the next is made; and when the load is at least as big as the table, its secondary indexes
+    and foreign keys are dropped first and built again once at the end, which is far cheaper than
+    maintaining them row by row. All of it is one transaction: nobody sees the table without its
+    indexes or keys (they wait on its lock), and a failure leaves it as it was.
+    Elsewhere: executemany in batches, each committed."""
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        buffer = io.StringIO()
-        csv.writer(buffer).writerows(
-            [value.isoformat() if isinstance(value, datetime) else value for value in row] for row in rows
-        )
-        buffer.seek(0)
-        cursor = connection.connection.cursor()
-        cursor.copy_expert(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
-    else:
-        db.session.execute(insert(model), [dict(zip(columns, row, strict=True)) for row in rows])
+    if connection.dialect.name != "postgresql":
+        iterator = iter(rows)
+        while chunk := list(itertools.islice(iterator, batch)):
+            db.session.execute(insert(model), [dict(zip(columns, row, strict=True)) for row in chunk])
+            db.session.commit()
+            progress(len(chunk))
+        return
+    table = model.__tablename__
+    # One statement loads the whole table: the request-sized statement timeout would cancel it.
+    connection.execute(text("SET LOCAL statement_timeout = 0"))
+    rebuilt = _rebuilt_after_load(connection, table, expected)
+    for name, _ in rebuilt.indexes:
+        connection.execute(text(f"DROP INDEX {name}"))
+    for name, _ in rebuilt.foreign_keys:
+        connection.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
+    cursor = connection.connection.cursor()
+    cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)",
+                       _CsvStream(rows, progress))
+    # Index builds sort in memory up to maintenance_work_mem: the default is small for millions of rows.
+    connection.execute(text(f"SET LOCAL maintenance_work_mem = '{LOAD_MAINTENANCE_WORK_MEM}'"))
+    for _, definition in rebuilt.indexes:
+        connection.execute(text(definition))
+    for name, definition in rebuilt.foreign_keys:
+        # One query checks every row against the referenced table, instead of one check per row.
+        connection.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"))
     db.session.commit()
-    return len(rows)
+
+
+@dataclass(frozen=True)
+class _Rebuilt:
+    indexes: list[tuple[str, str]]  # (quoted name, CREATE INDEX statement)
+    foreign_keys: list[tuple[str, str]]  # (quoted name, constraint definition)
+
+
+def _rebuilt_after_load(connection: Connection, table: str, rows: int) -> _Rebuilt:
+    """What a load of `rows` rows drops and builds again: nothing when the table already holds
+    more (rebuilding would cost more than maintaining). Definitions come from the catalog
+    (`pg_get_indexdef`, `pg_get_constraintdef`), so they are rebuilt exactly as the migrations
+    made them; indexes that back a constraint (primary key, unique) stay."""
+    present = connection.scalar(text("SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                                {"t": table})
+    if rows < (present or 0):
+        return _Rebuilt([], [])
+    indexes = connection.execute(text("""
+        SELECT quote_ident(c.relname), pg_get_indexdef(i.indexrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = CAST(:t AS regclass)
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+        ORDER BY c.relname"""), {"t": table}).all()
+    foreign_keys = connection.execute(text("""
+        SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = CAST(:t AS regclass) AND contype = 'f' ORDER BY conname"""), {"t": table}).all()
+    return _Rebuilt([tuple(row) for row in indexes], [tuple(row) for row in foreign_keys])
+
+
+class _CsvStream(io.TextIOBase):
+    """The file psycopg2's `copy_expert` reads COPY's input from: CSV made from the rows a chunk
+    at a time, as the copy asks for it, so no load is ever held in memory whole."""
+
+    def __init__(self, rows: Iterable[tuple], progress: Callable[[int], None]) -> None:
+        self._rows = iter(rows)
+        self._progress = progress
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        chunk = list(itertools.islice(self._rows, COPY_CHUNK_ROWS))
+        self._writer.writerows(chunk)
+        self._progress(len(chunk))
+        return self._buffer.getvalue()
+
+    readline = read
 
 
 def register_commands(app: Flask) -> None:

@@ -91,6 +91,10 @@ REQUEST_SETTINGS: dict[str, str] = {
     # No JIT compilation: it costs more than the whole of the short queries a web request makes
     # and pays off only on long analytical ones (a search's plan can cross `jit_above_cost`).
     "jit": "off",
+    # No parallel query: starting workers costs milliseconds, more than a request's whole query
+    # when the planner overestimates its rows (a search for a rare word or prefix on millions of
+    # posts), and under load two workers per query take the cores other requests need.
+    "max_parallel_workers_per_gather": "0",
 }
 
 
