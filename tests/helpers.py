@@ -224,9 +224,10 @@ class WorkerProcess:
     process: subprocess.Popen
     log: IO[bytes]
     path: Path
+    final: str | None = None
 
     def output(self) -> str:
-        return self.path.read_text(errors="replace")
+        return self.final if self.final is not None else self.path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:
         if self.process.poll() is None:
@@ -236,8 +237,10 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.log.close()
-        self.path.unlink(missing_ok=True)
+        if self.final is None:
+            self.log.close()
+            self.final = self.path.read_text(errors="replace")
+            self.path.unlink(missing_ok=True)
         return self.process.returncode
 
 
