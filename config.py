@@ -73,6 +73,15 @@ def integer(raw: str) -> int:
     return int(raw)
 
 
+def mail_backend(raw: str) -> str:
+    """`smtp` or `file` (the development mailbox); `log`, this setting's earlier value for test
+    harnesses without a mail server, means `file`."""
+    value = raw.strip().lower()
+    if value not in ("smtp", "file", "log"):
+        raise ValueError("smtp or file")
+    return "file" if value == "log" else value
+
+
 def items(raw: str) -> list[str]:
     """A comma-separated list; blanks around and between the commas are dropped."""
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -285,7 +294,7 @@ class Config:
     MAIL_USE_SSL = Setting(boolean, False)
     MAIL_DEFAULT_SENDER = Setting(text, "Users & Posts <no-reply@localhost>")
     MAIL_TIMEOUT = Setting(Duration("s"), 10)
-    MAIL_BACKEND = Setting(text, "")  # "file": the development mailbox even with a server set
+    MAIL_BACKEND = Setting(mail_backend, "")  # "file": the development mailbox even with a server set
     MAIL_FILE_PATH = Setting(text, "")  # the development mailbox; by default instance/mail
     MAIL_MAX_ATTEMPTS = Setting(integer, 15)  # the first within a minute, the last about a day later
     MAIL_RETRY_DELAY = Setting(Duration("s", whole=False), 10)  # before the first retry; doubles each time
