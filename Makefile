@@ -44,8 +44,9 @@ venv: $(RUNTIME)
 run: $(RUNTIME)
 	@echo "==> migrating the database (flask db upgrade)"
 	$(BIN)/flask db upgrade
-	@echo "==> starting gunicorn (gunicorn.conf.py); Ctrl-C stops it"
-	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	@echo "==> starting gunicorn (gunicorn.conf.py) and a mail worker (flask worker); Ctrl-C stops both"
+	@echo "    without MAIL_SERVER, mail is written to instance/mail/, one file per message"
+	BIN=$(BIN) scripts/run.sh
 
 # The project's own entry to the `flask` command, with FLASK_SKIP_DOTENV (exported above):
 # `make admin EMAIL=you@example.com` (the first admin), `make flask ARGS="users list"`.

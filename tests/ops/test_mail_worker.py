@@ -4,16 +4,21 @@ hand on SIGTERM, leaves a message to be sent again after its lease when killed w
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import requests
 from flask import Flask
 from sqlalchemy import func, select
 
 from app import mail
 from app.extensions import db
 from app.models import MailStatus, OutboxMessage, ScheduledJob
-from tests.helpers import ScriptedSmtp, free_port, smtp_on, start_worker, wait_for
+from tests.helpers import ROOT, ScriptedSmtp, free_port, production_settings, smtp_on, start_worker, wait_for
 
 BOOT = 60  # seconds a worker may take to start on a busy machine
 
@@ -125,3 +130,41 @@ def test_two_workers_racing_send_each_message_once(app, database_url):
     assert sorted(handler.seen) == sorted(message_ids)  # no message was even begun twice
     assert statuses(app) == {"sent": 40}
     assert all("mail sent" in worker.output() for worker in workers), "one worker sent everything"
+
+
+def test_make_runs_a_worker_beside_gunicorn_that_writes_readable_mail_and_one_sigint_stops_both(
+        app, database_url, make_user, tmp_path):
+    """`make run`'s supervisor (scripts/run.sh), as a terminal's Ctrl-C reaches it: SIGINT to its group."""
+    person = make_user()
+    port = free_port()
+    mailbox = tmp_path / "mail"
+    env = {**os.environ, **production_settings(PUBLIC_BASE_URL=f"http://127.0.0.1:{port}"),
+           "DATABASE_URL": database_url, "MAIL_BACKEND": "file", "MAIL_FILE_PATH": str(mailbox),
+           "PORT": str(port), "WEB_CONCURRENCY": "1", "FLASK_APP": "wsgi.py", "FLASK_SKIP_DOTENV": "1",
+           "BIN": str(Path(sys.executable).parent)}
+    run = subprocess.Popen(["scripts/run.sh"], cwd=ROOT, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), BOOT, "gunicorn")
+        response = requests.post(f"http://127.0.0.1:{port}/api/auth/password-reset", json={"email": person.email},
+                                 timeout=10)
+        assert response.status_code == 202
+        wait_for(lambda: list(mailbox.glob("*")), 30, "a message in the mailbox")
+        [written] = list(mailbox.glob("*"))
+        lines = written.read_text().splitlines()
+        assert any(line.startswith(f"http://127.0.0.1:{port}/reset-password?token=") and " " not in line
+                   for line in lines), lines  # the link on a line of its own, ready to open
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(30) == 130
+        assert subprocess.run(["pgrep", "-g", str(run.pid)], capture_output=True).stdout == b""  # none left
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
