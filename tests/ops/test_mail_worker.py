@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from app import mail
@@ -168,3 +169,20 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_worker_serves_its_sent_retried_and_failed_counters(app, database_url):
+    smtp_port, metrics_port = free_port(), free_port()
+    handler = ScriptedSmtp(replies=["451 4.3.0 Later", "250 OK", "550 5.1.1 No such mailbox"])
+    queue(app, 2)
+    with smtp_on(smtp_port, handler):
+        worker = start_worker(database_url, smtp_port, WORKER_METRICS_BIND=f"127.0.0.1:{metrics_port}",
+                              MAIL_RETRY_DELAY="0.1")
+        try:
+            wait_for(lambda: statuses(app) == {"sent": 1, "failed": 1}, BOOT, "one sent and one failed")
+            text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+        finally:
+            assert worker.stop() == 0, worker.output()
+    counted = {s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples}
+    assert (counted["app_mail_sent_total"], counted["app_mail_retried_total"], counted["app_mail_failed_total"]) \
+        == (1, 1, 1)
