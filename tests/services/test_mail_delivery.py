@@ -10,6 +10,8 @@ from datetime import timedelta
 
 import pytest
 from flask import Flask
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import select, text, update
 
 from app import mail
@@ -260,3 +262,20 @@ def test_an_upkeep_job_another_worker_holds_is_skipped(app, make_app, database_u
                 db.session.remove()
             other.rollback()
     assert "prune-sessions" not in ran and len(ran) == len(UPKEEP) - 1
+
+
+# ---- the trace context travels with the message ----------------------------------------------
+
+
+def test_a_message_queued_inside_a_trace_carries_its_w3c_trace_context(app):
+    context = SpanContext(trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331,
+                          is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    with app.test_request_context(), trace.use_span(NonRecordingSpan(context)):
+        message = mail.enqueue("ann@example.com", "Reset your password", "reset_password", user=None,
+                               link="http://x/?token=t", minutes=30)
+        db.session.commit()
+        assert message.trace_context == {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    with app.test_request_context():
+        untraced = mail.enqueue("bob@example.com", "Reset your password", "reset_password", user=None,
+                                link="http://x/?token=t", minutes=30)
+        assert untraced.trace_context is None  # no span, no SDK: nothing to carry
