@@ -46,7 +46,7 @@ run: $(RUNTIME)
 	$(BIN)/flask db upgrade
 	@echo "==> starting gunicorn (gunicorn.conf.py) and a mail worker (flask worker); Ctrl-C stops both"
 	@echo "    without MAIL_SERVER, mail is written to instance/mail/, one file per message"
-	BIN=$(BIN) scripts/run.sh
+	BIN=$(BIN) exec scripts/run.sh
 
 # The project's own entry to the `flask` command, with FLASK_SKIP_DOTENV (exported above):
 # `make admin EMAIL=you@example.com` (the first admin), `make flask ARGS="users list"`.
