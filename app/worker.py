@@ -20,6 +20,7 @@ On SQLite, where FOR UPDATE does not exist, run a single worker.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import signal
@@ -103,7 +104,9 @@ def send(message: OutboxMessage) -> bool:
         try:
             with tracer.start_as_current_span("smtp.send", kind=trace.SpanKind.CLIENT):
                 mail.deliver(message)
-        except (OSError, smtplib.SMTPException) as error:
+        except Exception as error:  # any error: one message the backend cannot take must not stop the worker
+            if not isinstance(error, OSError | smtplib.SMTPException):
+                log.exception("mail %s could not be sent", message.id)
             span.record_exception(error)
             span.set_status(trace.StatusCode.ERROR, describe(error))
             _record_failure(message, error)
@@ -167,8 +170,8 @@ UPKEEP: dict[str, Callable[[], str]] = {
 }
 
 
-def ensure_schedule() -> None:
-    """Give each upkeep job its row, due now, unless it has one."""
+def ensure_schedule() -> bool:
+    """Give each upkeep job its row, due now, unless it has one (True once done)."""
     for name in UPKEEP:
         if db.session.get(ScheduledJob, name) is None:
             db.session.add(ScheduledJob(name=name, next_run_at=utcnow()))
@@ -177,6 +180,7 @@ def ensure_schedule() -> None:
             except IntegrityError:  # another worker made it meanwhile
                 db.session.rollback()
     db.session.rollback()
+    return True
 
 
 def run_due_upkeep() -> list[str]:
@@ -218,10 +222,11 @@ class Worker:
         config = self.app.config
         poll = config["WORKER_POLL_INTERVAL"]
         next_upkeep = 0.0
-        self._guarded(ensure_schedule)
+        scheduled = False
         log.info("worker started: mail backend %s, polling every %ss", config["MAIL_BACKEND"], poll)
         while not self.stopping.is_set():
             if time.monotonic() >= next_upkeep:
+                scheduled = scheduled or self._guarded(ensure_schedule) is not None
                 self._guarded(run_due_upkeep)
                 next_upkeep = time.monotonic() + min(UPKEEP_CHECK_SECONDS, config["UPKEEP_INTERVAL"])
             handled = self._guarded(lambda: deliver_due(stopping=self.stopping))
@@ -235,7 +240,8 @@ class Worker:
         try:
             return step()
         except SQLAlchemyError as error:
-            db.session.rollback()
+            with contextlib.suppress(SQLAlchemyError):
+                db.session.rollback()
             log.warning("worker: database error, retrying shortly: %s",
                         str(getattr(error, "orig", None) or error).strip().splitlines()[0])
             return None

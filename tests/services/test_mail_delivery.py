@@ -279,3 +279,14 @@ def test_a_message_queued_inside_a_trace_carries_its_w3c_trace_context(app):
         untraced = mail.enqueue("bob@example.com", "Reset your password", "reset_password", user=None,
                                 link="http://x/?token=t", minutes=30)
         assert untraced.trace_context is None  # no span, no SDK: nothing to carry
+
+
+def test_a_backend_error_of_another_kind_is_recorded_and_retried_not_the_end_of_the_worker(make_app, tmp_path):
+    not_a_folder = tmp_path / "mail"
+    not_a_folder.write_text("a file where the mailbox folder should be")
+    app = make_app(MAIL_BACKEND="file", MAIL_FILE_PATH=str(not_a_folder), MAIL_RETRY_DELAY=RETRY)
+    queue(app)
+    queue(app, "bob@example.com")
+    assert deliver(app) == 2  # both tried: the first one's error did not stop the loop
+    assert [(r.status, r.attempts) for r in rows(app)] == [(MailStatus.WAITING, 1)] * 2
+    assert rows(app)[0].last_error.startswith("ImproperlyConfigured")
