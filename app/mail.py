@@ -39,6 +39,11 @@ def init_app(app: Flask) -> None:
     if not app.config.get("MAIL_FILE_PATH"):
         app.config["MAIL_FILE_PATH"] = os.path.join(app.instance_path, "mail")
     mail.init_app(app)
+    # Compiled now, once: under gunicorn's preload every worker inherits them, so a request
+    # that queues mail right after a start does not pay for the compilation (nor answers
+    # later than one that queues nothing).
+    for name in app.jinja_env.list_templates(filter_func=lambda name: name.startswith("mail/")):
+        app.jinja_env.get_template(name)
 
 
 def link(path: str, **query: str) -> str:
