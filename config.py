@@ -87,6 +87,19 @@ def items(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """One word of a fixed few, in any case (`DB_POOLER=transaction`)."""
+
+    choices: tuple[str, ...]
+
+    def __call__(self, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in self.choices:
+            raise ValueError(f"one of {', '.join(self.choices)}")
+        return value
+
+
 def rate_limits(raw: str) -> str:
     """Flask-Limiter's notation, one limit or several separated by `;`: checked now, since the
     limiter would first read it at a request, and answer that request with a 500. Empty (only
@@ -200,6 +213,10 @@ class Config:
     REPLICA_MAX_LAG_SECONDS = Setting(Duration("s", whole=False), 5.0)
     REPLICA_CHECK_SECONDS = Setting(Duration("s", whole=False), 1.0)  # per worker and replica
     DB_APPLICATION_NAME = Setting(text, "users-posts")  # + ":reads", ":replica1"...
+    # What sits between the app and PostgreSQL: `none` (a direct connection, or a pooler that keeps
+    # a server connection per client) or `transaction` (PgBouncer's pool_mode = transaction): then
+    # the per-connection settings go to the server in each transaction (app/database.py).
+    DB_POOLER = Setting(OneOf(("none", "transaction")), "none")
 
     JWT_ACCESS_TOKEN_EXPIRES = Setting(seconds, timedelta(seconds=900), env="JWT_ACCESS_TOKEN_SECONDS")
     JWT_REFRESH_TOKEN_EXPIRES = Setting(seconds, timedelta(days=30), env="JWT_REFRESH_TOKEN_SECONDS")

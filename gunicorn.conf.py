@@ -1,7 +1,7 @@
 """Gunicorn settings; each can be overridden from the environment.
 
 Nothing of gunicorn is patched: what it answers itself (its `Server` header, its error pages
-for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf).
+for requests it cannot parse) nginx hides or answers first (deploy/nginx.conf.template).
 """
 
 import gc
@@ -81,6 +81,21 @@ def pre_fork(server, worker) -> None:
     worker's collections neither walk nor write to the pages it shares with the master
     (the `gc.freeze` documentation's advice for a process that forks without exec)."""
     gc.freeze()
+
+
+def post_fork(server, worker) -> None:
+    """Traces (app/tracing.py), when the environment turns them on: the SDK and its batch
+    processor's thread start in each worker, never in the master (a thread does not survive a fork)."""
+    from app.tracing import start_tracing
+
+    start_tracing(worker.app.wsgi())
+
+
+def worker_exit(server, worker) -> None:
+    """Send the spans still queued before the worker goes."""
+    from app.tracing import stop_tracing
+
+    stop_tracing()
 
 
 def child_exit(server, worker) -> None:

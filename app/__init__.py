@@ -12,7 +12,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import account, admin, database, extensions, mail, metrics, requestlog, search, transaction
+from app import account, admin, database, extensions, mail, metrics, requestlog, search, tracing, transaction
 from app.api import auth, feed, health, index, posts, users
 from app.auth import register_jwt_callbacks
 from app.cli import register_commands
@@ -49,6 +49,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     app.session_interface = SessionInterface()
     config_class = _configure(app, config)
     config_class.validate(app.config)
+    tracing.check_environment()  # started later, in the process that serves (app/tracing.py)
 
     database.configure_engine(app)
     extensions.db.init_app(app)

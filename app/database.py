@@ -8,6 +8,11 @@ configured by SQLAlchemy's documented options only: pre-ping for the main engine
 connections, optimistic disconnect handling for the read pools (a read on a dropped connection
 runs again once), recycling, `isolation_level="AUTOCOMMIT"` and no reset-on-return for the read
 pools, `dispose(close=False)` after a fork.
+
+Each connection runs with server settings (`server_settings`: a statement timeout, `jit=off`):
+sent when it opens, or, behind a transaction pooler (`DB_POOLER=transaction`, PgBouncer), as
+`SET LOCAL` at the start of each transaction, with one pool on the primary
+(docs/decisions/0013-server-settings-through-a-transaction-pooler.md).
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ def configure_engine(app: Flask) -> None:
         options.setdefault("pool_pre_ping", True)
         connect_args = options.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT"])
-        connect_args.setdefault("options", _session_options(app.config["DB_STATEMENT_TIMEOUT_MS"]))
+        if not behind_a_transaction_pooler(app):
+            connect_args.setdefault("options", _startup_options(server_settings(app.config["DB_STATEMENT_TIMEOUT_MS"])))
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
@@ -78,11 +84,60 @@ def is_postgresql(uri: str) -> bool:
     return make_url(uri).get_backend_name() == "postgresql"
 
 
-def _session_options(timeout_ms: int) -> str:
-    """Per-connection settings: a statement timeout, and no JIT compilation, which costs
-    more than the whole of the short queries a web request makes and pays off only on
-    long analytical ones (a search's plan can cross `jit_above_cost`)."""
-    return f"-c statement_timeout={timeout_ms} -c jit=off"
+# The server settings every connection of the app runs with, beside its statement timeout. One
+# list for both ways of sending them (`server_settings`): add a setting here and it reaches the
+# server directly and through a transaction pooler alike.
+REQUEST_SETTINGS: dict[str, str] = {
+    # No JIT compilation: it costs more than the whole of the short queries a web request makes
+    # and pays off only on long analytical ones (a search's plan can cross `jit_above_cost`).
+    "jit": "off",
+}
+
+
+def server_settings(timeout_ms: int) -> dict[str, str]:
+    """The settings of a connection whose statements may run `timeout_ms` at most."""
+    return {"statement_timeout": str(timeout_ms), **REQUEST_SETTINGS}
+
+
+def behind_a_transaction_pooler(app: Flask) -> bool:
+    return app.config.get("DB_POOLER", "none") == "transaction"
+
+
+def _startup_options(settings: dict[str, str]) -> str:
+    """The settings as libpq's `options` startup parameter: the server applies them once, when
+    the connection opens, for its whole life (no statement, no round trip)."""
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
+def set_in_each_transaction(engine: Engine, settings: Callable[[], dict[str, str]]) -> None:
+    """Behind a transaction pooler (DB_POOLER=transaction), which hands this client a server
+    connection one transaction at a time and refuses the `options` startup parameter (PgBouncer:
+    "unsupported startup parameter: options"): every transaction of `engine` starts with
+    `settings()` as `SET LOCAL`, one statement for all (`set_config(name, value, is_local => true)`).
+    They end with the transaction, so the next client of that server connection never inherits
+    them. SQLAlchemy's `begin` event runs before the first statement of each transaction, on its
+    connection."""
+
+    def set_locally(connection: Any) -> None:
+        pairs = list(settings().items())
+        statement = text("SELECT " + ", ".join(f"set_config(:name{n}, :value{n}, true)" for n in range(len(pairs))))
+        connection.execute(statement, {key: item for n, (name, value) in enumerate(pairs)
+                                       for key, item in ((f"name{n}", name), (f"value{n}", value))})
+
+    event.listen(engine, "begin", set_locally)
+
+
+def _settings_of_the_request(app: Flask) -> Callable[[], dict[str, str]]:
+    """Behind a transaction pooler the primary has one pool (see `ReadEngine`): a transaction begun
+    by a GET request runs with the read timeout, any other (writes, the command line) with the
+    statement timeout."""
+    reads = server_settings(app.config["DB_READ_TIMEOUT_MS"])
+    writes = server_settings(app.config["DB_STATEMENT_TIMEOUT_MS"])
+
+    def settings() -> dict[str, str]:
+        return reads if has_request_context() and request.method in READ_METHODS else writes
+
+    return settings
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -194,8 +249,17 @@ class ReadEngine:
         uri = app.config["SQLALCHEMY_DATABASE_URI"]
         engine = None
         replicas: list[Replica] = []
-        if is_postgresql(uri):
+        if is_postgresql(uri) and behind_a_transaction_pooler(app):
+            # One pool on the primary: a request that held a pooled server connection in one
+            # transaction while it waited for a second one (a read beside its writes) could wait
+            # forever once every server connection is held that way; with one, it never waits
+            # holding another. The pooler, not a second pool, keeps idle connections cheap.
+            with app.app_context():
+                engine = current_app.extensions["sqlalchemy"].engine
+            set_in_each_transaction(engine, _settings_of_the_request(app))
+        elif is_postgresql(uri):
             engine = _read_engine(app, uri, "reads")
+        if engine is not None:
             for n, replica_uri in enumerate(app.config.get("DATABASE_REPLICA_URLS") or [], start=1):
                 replica_uri = normalise_url(replica_uri)
                 check_url(replica_uri, "DATABASE_REPLICA_URLS")
@@ -213,21 +277,36 @@ class ReadEngine:
 def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = None) -> Engine:
     """An autocommit pool for the reads of GET requests, with the read timeout; its connections
     carry `application_name` so that `pg_stat_activity` tells the pools apart. A replica's
-    connect timeout is libpq's shortest (2 s): an unreachable one stalls its health check no longer."""
+    connect timeout is libpq's shortest (2 s): an unreachable one stalls its health check no longer.
+
+    Behind a transaction pooler (where only replicas have a read pool) it is not autocommit: a
+    statement outside a transaction is a transaction of its own, which a `SET LOCAL` cannot reach,
+    and a plain `SET` would stay on a server connection that the pooler then hands to other
+    clients. So a unit of work's reads run in one transaction that starts with the settings and is
+    rolled back when the connection returns."""
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    connect_args = {**options["connect_args"], "options": _session_options(app.config["DB_READ_TIMEOUT_MS"]),
-                    "application_name": f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"}
+    settings = server_settings(app.config["DB_READ_TIMEOUT_MS"])
+    pooled = behind_a_transaction_pooler(app)
+    connect_args = {key: value for key, value in options["connect_args"].items() if key != "options"}
+    connect_args["application_name"] = f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"
+    if not pooled:
+        connect_args["options"] = _startup_options(settings)
     if connect_timeout is not None:
         connect_args["connect_timeout"] = min(connect_timeout, connect_args.get("connect_timeout", 2))
-    return create_engine(uri, **{
+    engine = create_engine(uri, **{
         **options,
         "connect_args": connect_args,
-        "isolation_level": "AUTOCOMMIT",  # a single-statement read needs no transaction
-        "pool_reset_on_return": None,  # and so there is nothing to roll back when it returns
+        # a single-statement read needs no transaction, and so there is nothing to roll back when
+        # it returns, nor when the session that used it closes
+        **({"pool_reset_on_return": "rollback"} if pooled else
+           {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "skip_autocommit_rollback": True}),
         # Optimistic disconnect handling (see `Session.execute`): a ping would cost every GET a
         # round trip to find what a read that fails finds anyway, and a read is safe to run again.
         "pool_pre_ping": False,
     })
+    if pooled:
+        set_in_each_transaction(engine, lambda: settings)
+    return engine
 
 
 # ---- replicas ---------------------------------------------------------------------------------
@@ -472,7 +551,7 @@ def named_engines(app: Flask) -> dict[str, Engine]:
     """Every engine of the app by name: `primary`, and `reads` and `replica<n>` where there are."""
     with app.app_context():
         found = {"primary": current_app.extensions["sqlalchemy"].engine}
-    if app.extensions.get("read_engine") is not None:
+    if app.extensions.get("read_engine") not in (None, found["primary"]):  # behind a pooler: the same
         found["reads"] = app.extensions["read_engine"]
     router = app.extensions.get("read_router")
     for replica in router.replicas if router is not None else []:

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, json, request
 from markupsafe import escape
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -137,12 +139,22 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    if status >= 500:
+        trace_id = current_trace_id()
+        if trace_id is not None:
+            body["trace_id"] = trace_id  # a client's report of the failure leads to its trace
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
+
+
+def current_trace_id() -> str | None:
+    """The trace this request belongs to (32 hex digits), or None when it is not traced."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
 
 
 def unauthorized(detail: str, error: str = "invalid_token") -> Response:
@@ -354,6 +366,9 @@ def handle_unexpected_error(error: Exception) -> Response:
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return handle_database_unavailable(error)
     log.exception("unhandled error on %s %s", escape_controls(request.method), loggable_path(request.path))
+    span = trace.get_current_span()  # the request's span; answered here, the exception reaches no instrumentation
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
     return _render(500, "An unexpected error occurred. It has been logged.")
 
 

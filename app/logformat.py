@@ -32,14 +32,26 @@ def escape_controls(text: str) -> str:
     return _UNSAFE.sub(_escape, text)
 
 
+def trace_ids(record: logging.LogRecord) -> tuple[str, str] | None:
+    """The trace and span the record was written in (`otelTraceID`, `otelSpanID`, which the
+    OpenTelemetry logging instrumentation adds when tracing is on), or None."""
+    trace_id = getattr(record, "otelTraceID", None)
+    if trace_id is None or trace_id == "0":
+        return None
+    return trace_id, record.otelSpanID  # type: ignore[attr-defined]
+
+
 class TextFormatter(logging.Formatter):
-    """The usual line, control characters escaped; a traceback still follows on its own lines."""
+    """The usual line, control characters escaped; a traceback still follows on its own lines.
+    A line written in a traced request ends with its `trace_id=... span_id=...`."""
 
     def __init__(self, fmt: str = TEXT_FORMAT, *args, **kwargs) -> None:
         super().__init__(fmt, *args, **kwargs)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        return escape_controls(super().formatMessage(record))
+        line = escape_controls(super().formatMessage(record))
+        ids = trace_ids(record)
+        return line if ids is None else f"{line} trace_id={ids[0]} span_id={ids[1]}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -55,6 +67,9 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)
+        ids = trace_ids(record)
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:

@@ -60,6 +60,9 @@ READS = Counter("app_db_reads", "GET requests, by the server that answered their
                 ["server", "reason"])
 REPLICA_LAG = Gauge("app_db_replica_lag_seconds", "Replay lag of each replica at its last check "
                     "(-1: it did not answer).", ["replica"], multiprocess_mode="livemostrecent")
+TRACE_SPANS_DROPPED = Counter("app_tracing_spans_dropped", "Spans that never reached the trace collector, by "
+                              "where they were lost (queue: the batch queue was full or shut down; export: the "
+                              "collector did not take them) and the SDK's error type.", ["stage", "error"])
 WORKER_RESTARTS = Counter("app_gunicorn_worker_exits", "gunicorn workers that exited (killed, timed out, "
                           "max_requests reached) while the server ran; the master replaces each one.")
 

@@ -73,6 +73,26 @@ class Result:
     runs: list[dict] = field(default_factory=list)
 
 
+TRACING_SECTION = "## Traces (issue 29)"  # bench/tracing.py writes it; a full run keeps it
+
+
+def tracing_section(results: str) -> str:
+    """bench/tracing.py's section of a results file ("" when it has none)."""
+    start = results.find(TRACING_SECTION + "\n")
+    if start < 0:
+        return ""
+    end = results.find("\n## ", start + len(TRACING_SECTION))
+    return results[start:] if end < 0 else results[start:end + 1]
+
+
+def with_tracing_section(results: str, section: str) -> str:
+    """The results with `section` in place of their tracing section (before "## Set-up" if none)."""
+    old = tracing_section(results)
+    if old:
+        return results.replace(old, section.rstrip("\n") + "\n\n")
+    return results.replace("## Set-up\n", section.rstrip("\n") + "\n\n## Set-up\n", 1)
+
+
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -984,6 +1004,9 @@ def main() -> None:
         elapsed=time.perf_counter() - started,
     )
     target = BENCH / "results.md" if mode is FULL else OUT / "results-quick.md"
+    if mode is FULL and target.exists():  # bench/tracing.py's figures stay until it runs again
+        report = with_tracing_section(report, tracing_section(target.read_text())) \
+            if tracing_section(target.read_text()) else report
     target.write_text(report)
     print(report)
     log(f"written to {target.relative_to(ROOT)} in {(time.perf_counter() - started) / 60:.1f} min")

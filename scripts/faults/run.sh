@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make faults`: the five fault scenarios, each bounded in time, loopback only.
+# `make faults`: the six fault scenarios, each bounded in time, loopback only.
 # Installs wrk and nginx from Debian's packages when missing. Writes the tables
 # to docs/faults.md. Note: scenario 1 restarts the local PostgreSQL server.
 set -uo pipefail
@@ -15,7 +15,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 failed=()
-for scenario in ${FAULTS:-pg_restart kill_worker races slow_clients replica_stop}; do
+for scenario in ${FAULTS:-pg_restart kill_worker races slow_clients replica_stop rolling_restart}; do
   echo "==> fault: $scenario"
   rm -f "test-artifacts/faults/${scenario//_/-}.md"
   .venv/bin/python -m "scripts.faults.$scenario" || failed+=("$scenario")
@@ -28,7 +28,7 @@ mkdir -p docs
   echo "\`make faults\` on $(nproc) cores, PostgreSQL $(ls /etc/postgresql | sort | tail -1), $(date -u +%Y-%m-%d)."
   echo "Each scenario starts gunicorn (production settings, sync workers) on a throwaway database."
   echo
-  for table in pg-restart kill-worker races slow-clients replica-stop; do
+  for table in pg-restart kill-worker races slow-clients replica-stop rolling-restart; do
     [ -f "test-artifacts/faults/$table.md" ] && cat "test-artifacts/faults/$table.md" && echo
   done
 } > docs/faults.md.new

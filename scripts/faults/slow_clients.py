@@ -2,7 +2,7 @@
 
 A sync worker reads a request itself: a client that sends its headers or body
 a byte at a time holds that worker. A handful of such clients starve bare
-gunicorn; behind nginx (deploy/nginx.conf), which buffers whole requests, the
+gunicorn; behind nginx (deploy/nginx.conf.template), which buffers whole requests, the
 same workers keep serving everyone else.
 """
 
@@ -77,29 +77,25 @@ class SlowClients:
             sock.close()
 
 
-def nginx_config(upstream_port: int, listen_port: int, prefix: Path, *, access_log: bool = False) -> Path:
-    """deploy/nginx.conf with loopback ports and a private prefix (checked, not guessed); with
-    `access_log`, requests are logged in the shipped format to `prefix/logs/access.log`."""
-    text = (ROOT / "deploy" / "nginx.conf").read_text()
-    replacements = {
-        "listen 80;": f"listen 127.0.0.1:{listen_port};",
-        "listen 80 default_server;": f"listen 127.0.0.1:{listen_port} default_server;",
-        "server_name api.example.com;": "server_name 127.0.0.1;",
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
-        "access_log /var/log/nginx/access.log without_tokens;":
-            f"access_log {prefix}/logs/access.log without_tokens;" if access_log else "access_log off;",
-        "worker_processes auto;": "worker_processes 1;",
-    }
-    for old, new in replacements.items():
-        if old not in text:
-            raise Failed(f"deploy/nginx.conf no longer contains {old!r}")
-        text = text.replace(old, new)
+def nginx_config(upstream_ports: int | list[int], listen_port: int, prefix: Path, *,
+                 access_log: bool = False) -> Path:
+    """deploy/nginx.conf.template rendered by deploy/render-nginx.sh (as operators render it) for
+    loopback ports and a private prefix; with `access_log`, requests are logged in the shipped
+    format to `prefix/logs/access.log`."""
+    ports = [upstream_ports] if isinstance(upstream_ports, int) else upstream_ports
+    env = {**os.environ, "NGINX_LISTEN": f"127.0.0.1:{listen_port}", "NGINX_SERVER_NAME": "127.0.0.1",
+           "NGINX_UPSTREAMS": " ".join(f"127.0.0.1:{port}" for port in ports),
+           "NGINX_ACCESS_LOG": f"{prefix}/logs/access.log" if access_log else "off",
+           "NGINX_ERROR_LOG": f"{prefix}/logs/error.log", "NGINX_WORKER_PROCESSES": "1"}
+    rendered = subprocess.run([str(ROOT / "deploy" / "render-nginx.sh")], env=env, capture_output=True, text=True)
+    if rendered.returncode != 0:
+        raise Failed(f"deploy/render-nginx.sh failed: {rendered.stderr}")
     path = prefix / "nginx.conf"
-    path.write_text(text)
+    path.write_text(rendered.stdout)
     return path
 
 
-def start_nginx(upstream_port: int, *, access_log: bool = False) -> tuple[subprocess.Popen, int, Path]:
+def start_nginx(upstream_ports: int | list[int], *, access_log: bool = False) -> tuple[subprocess.Popen, int, Path]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.path.exists(nginx):
         raise Failed("nginx is not installed (`make faults` installs it: apt-get install -y nginx)")
@@ -108,8 +104,8 @@ def start_nginx(upstream_port: int, *, access_log: bool = False) -> tuple[subpro
         (prefix / sub).mkdir()
     prefix.chmod(0o755)
     port = free_port()
-    conf = nginx_config(upstream_port, port, prefix, access_log=access_log)
-    globals_ = (f"daemon off; master_process on; pid {prefix}/nginx.pid; error_log {prefix}/logs/error.log; "
+    conf = nginx_config(upstream_ports, port, prefix, access_log=access_log)
+    globals_ = (f"daemon off; master_process on; pid {prefix}/nginx.pid; "
                 f"user {'root' if os.geteuid() == 0 else os.environ.get('USER', 'nobody')};")
     http_temp = (f"client_body_temp_path {prefix}/tmp/body; proxy_temp_path {prefix}/tmp/proxy; "
                  f"fastcgi_temp_path {prefix}/tmp/fastcgi; uwsgi_temp_path {prefix}/tmp/uwsgi; "

@@ -319,9 +319,17 @@ def test_word_statistics_walk_the_newest_posts_for_common_words_and_ask_the_inde
     assert statistics.best_walked(parse_search("flask -kestrel"))  # exclusions do not narrow the estimate
 
 
-def test_at_ten_posts_every_query_is_cheapest_through_the_index():
-    statistics = WordStatistics({"flask": 1.0}, posts=10)
-    assert not statistics.best_walked(parse_search("flask"))  # 1 * 1 * 10 < a page of 21
+def test_a_match_found_by_the_index_weighs_more_than_a_walked_post():
+    # Walking reads ~2,100 posts for a page of a 1% word, the index 1,000 matches at 100,000 posts:
+    # fewer rows, but each match costs a visit to its row and a place in a sort.
+    statistics = WordStatistics({"kestrel": 0.01, "cafe": 0.001}, posts=100_000)
+    assert statistics.best_walked(parse_search("kestrel"))
+    assert not statistics.best_walked(parse_search("café"))  # ~21,000 posts against 100 matches
+
+
+def test_on_a_small_table_a_word_in_few_posts_is_read_through_the_index():
+    statistics = WordStatistics({"flask": 0.2}, posts=100)
+    assert not statistics.best_walked(parse_search("flask"))  # 20 matches: fewer than one page
 
 
 def test_a_common_word_missing_from_the_newest_posts_is_found_by_one_walk(app, client, user, database_url,

@@ -198,6 +198,7 @@ def test_require_if_match_is_read_as_a_boolean(make_app, monkeypatch, user, valu
                                                     "5 per 15 minutes), got '5 per fortnight'"),
     ("LOGIN_FAILURES_PER_DEVICE", "5/minute;50/day", "LOGIN_FAILURES_PER_DEVICE: expected one rate limit "
                                                      "(10/minute, 5 per 15 minutes), got '5/minute;50/day'"),
+    ("DB_POOLER", "statement", "DB_POOLER: expected one of none, transaction, got 'statement'"),
 ])
 def test_a_value_that_is_not_understood_stops_the_start_naming_the_variable(monkeypatch, variable, value, line):
     monkeypatch.setenv(variable, value)

@@ -129,7 +129,7 @@ def test_a_public_base_url_that_is_no_absolute_http_url_is_refused(url):
         create_app({"APP_ENV": "testing", "PUBLIC_BASE_URL": url})
 
 
-# ---- nginx (deploy/nginx.conf) -----------------------------------------------------
+# ---- nginx (deploy/nginx.conf.template) -----------------------------------------------------
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 

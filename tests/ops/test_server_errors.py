@@ -1,4 +1,5 @@
-"""What the shipped nginx (deploy/nginx.conf) answers itself, in front of an unpatched gunicorn:
+"""What the shipped nginx (deploy/nginx.conf.template, rendered by deploy/render-nginx.sh) answers
+itself, in front of an unpatched gunicorn:
 requests it cannot read never reach a worker and get problem JSON, and no response names the
 server software behind it."""
 
