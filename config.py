@@ -73,6 +73,15 @@ def integer(raw: str) -> int:
     return int(raw)
 
 
+def mail_backend(raw: str) -> str:
+    """`smtp` or `file` (the development mailbox); `log`, this setting's earlier value for test
+    harnesses without a mail server, means `file`."""
+    value = raw.strip().lower()
+    if value not in ("smtp", "file", "log"):
+        raise ValueError("smtp or file")
+    return "file" if value == "log" else value
+
+
 def items(raw: str) -> list[str]:
     """A comma-separated list; blanks around and between the commas are dropped."""
     return [item.strip() for item in raw.split(",") if item.strip()]
@@ -292,7 +301,8 @@ class Config:
     LOG_LEVEL = Setting(text, "INFO")
     LOG_FORMAT = Setting(text, "text")  # or json: one object per line
 
-    # Mail (Flask-Mailman). Without MAIL_SERVER, development and tests write messages to the log.
+    # Mail (Flask-Mailman), sent by `flask worker` from the outbox (app/worker.py). Without
+    # MAIL_SERVER the worker writes each message to a file under MAIL_FILE_PATH instead.
     MAIL_SERVER = Setting(text, "")
     MAIL_PORT = Setting(integer, 587)
     MAIL_USERNAME = Setting(text)
@@ -301,7 +311,15 @@ class Config:
     MAIL_USE_SSL = Setting(boolean, False)
     MAIL_DEFAULT_SENDER = Setting(text, "Users & Posts <no-reply@localhost>")
     MAIL_TIMEOUT = Setting(Duration("s"), 10)
-    MAIL_BACKEND = Setting(text, "")  # "log": write messages to the log (test harnesses)
+    MAIL_BACKEND = Setting(mail_backend, "")  # "file": the development mailbox even with a server set
+    MAIL_FILE_PATH = Setting(text, "")  # the development mailbox; by default instance/mail
+    MAIL_MAX_ATTEMPTS = Setting(integer, 15)  # the first within a minute, the last about a day later
+    MAIL_RETRY_DELAY = Setting(Duration("s", whole=False), 10)  # before the first retry; doubles each time
+    MAIL_LEASE = Setting(Duration("s"), 120)  # a worker silent this long is presumed dead: its message goes again
+    MAIL_KEEP_SENT_DAYS = Setting(Duration("d"), 7)  # sent messages' rows are pruned after this
+    WORKER_POLL_INTERVAL = Setting(Duration("s", whole=False), 1)  # how often an idle worker looks for mail
+    UPKEEP_INTERVAL = Setting(Duration("s"), 3600)  # how often each upkeep job runs (one worker at a time)
+    WORKER_METRICS_BIND = Setting(text, "")  # host:port for the worker's own counters; unset: not served
 
     # Accounts: password reset and email verification by mail.
     PASSWORD_RESET_MINUTES = Setting(Duration("m"), 30)
@@ -467,7 +485,7 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-that-is-long-enough-012345"
     SQLALCHEMY_DATABASE_URI = Setting(text, "sqlite://", env="TEST_DATABASE_URL")
     BCRYPT_ROUNDS = 4
-    MAIL_SERVER = ""  # messages go to the log unless a test starts its own SMTP server
+    MAIL_SERVER = ""  # the worker writes files unless a test starts its own SMTP server
     WTF_CSRF_ENABLED = True
 
     @classmethod

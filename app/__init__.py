@@ -19,8 +19,10 @@ from app.cli import register_commands
 from app.errors import register_error_handlers
 from app.extensions import csrf
 from app.jsonprovider import JSONProvider
+from app.metrics import OutboxCollector
 from app.openapi import api
 from app.security import register_security_headers
+from app.services import outbox
 from app.sessions import SessionInterface
 from config import Config, get_config
 
@@ -73,7 +75,7 @@ def create_app(config: str | type[Config] | Mapping[str, Any] | None = None) -> 
     register_jwt_callbacks(app)
     register_security_headers(app)
     requestlog.init_app(app)
-    metrics.init_app(app, database.named_engines(app))
+    metrics.init_app(app, database.named_engines(app), scraped=(OutboxCollector(outbox.state),))
     transaction.init_app(app)  # last: its commit runs before the other hooks report
     _install_proxy_fix(app)
 

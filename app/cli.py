@@ -1,4 +1,4 @@
-"""`flask` commands for deployers: users, seed data and token upkeep."""
+"""`flask` commands for deployers: users, seed data, token upkeep, the mail worker and the outbox."""
 
 from __future__ import annotations
 
@@ -7,30 +7,35 @@ import functools
 import io
 import itertools
 import random
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from marshmallow import ValidationError
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
+from app import metrics, tracing
 from app.emails import normalise_email
 from app.errors import DomainError
 from app.extensions import db
-from app.models import Follow, Post, Role, User
+from app.models import Follow, MailStatus, Post, Role, User
 from app.pagination import PageRequest
 from app.schemas import UserCreateSchema
 from app.security import hash_password
-from app.services import idempotency, sessions, users
+from app.services import idempotency, outbox, sessions, users
+from app.worker import Worker
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 tokens_cli = AppGroup("tokens", help="Session and token upkeep.")
 idempotency_cli = AppGroup("idempotency", help="Idempotency-Key upkeep.")
+mail_cli = AppGroup("mail", help="The mail outbox.")
 
 SEED_PASSWORD = "Password123"
 USER_COLUMNS = ("id", "email", "name", "role", "active", "verified")
@@ -218,6 +223,54 @@ def prune_idempotency_keys() -> None:
     """Delete stored responses whose Idempotency-Key has expired (IDEMPOTENCY_TTL_HOURS)."""
     removed = idempotency.prune()
     click.echo(f"Removed {removed} expired idempotency keys.")
+
+
+@click.command("worker")
+@with_appcontext
+def worker_command() -> None:
+    """Deliver the mail outbox and run the periodic upkeep (pruning sessions, idempotency keys
+    and sent mail), until SIGTERM or SIGINT. Run as many as you like, on any hosts (PostgreSQL);
+    on SQLite, one."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    tracing.start_tracing(app)  # in this process, as gunicorn's workers do after their fork
+    if app.config["WORKER_METRICS_BIND"]:
+        metrics.serve_worker_metrics(app.config["WORKER_METRICS_BIND"])
+    worker = Worker(app, threading.Event())
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    try:
+        worker.run()
+    finally:
+        tracing.stop_tracing()  # what is queued leaves before the process does
+
+
+@mail_cli.command("status")
+@unit_of_work
+def mail_status() -> None:
+    """Print how many messages wait and have failed, then each waiting or failed message."""
+    state = outbox.state()
+    click.echo(f"{state.waiting} waiting (the oldest for {state.oldest_age_seconds:.0f} s), {state.failed} failed.")
+    rows = [("id", "status", "to", "template", "attempts", "next attempt", "last error")]
+    rows += [(str(m.id), m.status.value, outbox.mask(m.recipient), m.template, str(m.attempts),
+              m.next_attempt_at.isoformat(timespec="seconds") if m.status == MailStatus.WAITING else "-",
+              m.last_error or "-") for m in outbox.unsent()]
+    if len(rows) == 1:
+        return
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]))
+
+
+@mail_cli.command("retry")
+@click.argument("message_id", type=int)
+@unit_of_work
+def mail_retry(message_id: int) -> None:
+    """Send a failed message again (its id is in `flask mail status`)."""
+    try:
+        message = outbox.send_again(message_id)
+    except DomainError as error:
+        _fail(error.detail)
+    click.echo(f"Message {message.id} to {outbox.mask(message.recipient)} is queued again.")
 
 
 @click.command("seed")
@@ -419,4 +472,6 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(idempotency_cli)
+    app.cli.add_command(mail_cli)
+    app.cli.add_command(worker_command)
     app.cli.add_command(seed)

@@ -96,15 +96,6 @@ class Conflict(DomainError):
     default_detail = "The request conflicts with the current state of the resource."
 
 
-class MailUnavailable(DomainError):
-    """The mail server did not take the message; nothing the request would have changed was kept."""
-
-    default_detail = "The mail server is unavailable, so nothing was changed. Try again shortly."
-
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": "30"})
-
-
 class TooManyAttempts(DomainError):
     default_detail = "Too many attempts. Try again later."
 
@@ -334,7 +325,6 @@ STATUS: dict[type[DomainError], int] = {
     PreconditionFailed: 412,
     PreconditionRequired: 428,
     TooManyAttempts: 429,
-    MailUnavailable: 503,
 }
 
 

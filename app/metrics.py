@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import os
 import time
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -28,9 +29,13 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    start_http_server,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.bearer import bearer_token
 
@@ -61,6 +66,38 @@ TRACE_SPANS_DROPPED = Counter("app_tracing_spans_dropped", "Spans that never rea
 WORKER_RESTARTS = Counter("app_gunicorn_worker_exits", "gunicorn workers that exited (killed, timed out, "
                           "max_requests reached) while the server ran; the master replaces each one.")
 
+# Counted by `flask worker` (app/worker.py), served on its own port (WORKER_METRICS_BIND).
+MAIL_SENT = Counter("app_mail_sent", "Messages the mail worker handed to the mail server.")
+MAIL_RETRIED = Counter("app_mail_retried", "Sends that failed and will be tried again later.")
+MAIL_FAILED = Counter("app_mail_failed", "Messages given up on: refused for good (5xx) or out of attempts.")
+
+
+class OutboxState(NamedTuple):
+    waiting: int
+    oldest_age_seconds: float
+    failed: int
+
+
+class OutboxCollector(Collector):
+    """The outbox as the database has it, read at each scrape: every worker and host gives the
+    same figures. A database that does not answer leaves them out rather than failing the scrape."""
+
+    def __init__(self, read: Callable[[], OutboxState]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            state = self.read()
+        except SQLAlchemyError:
+            return
+        yield GaugeMetricFamily("app_mail_waiting_messages", "Messages in the outbox waiting to be sent.",
+                                value=state.waiting)
+        yield GaugeMetricFamily("app_mail_oldest_waiting_age_seconds",
+                                "Age of the oldest message waiting to be sent (0: none waits).",
+                                value=state.oldest_age_seconds)
+        yield GaugeMetricFamily("app_mail_failed_messages", "Messages given up on, kept for an operator to send "
+                                "again (the admin's Mail page).", value=state.failed)
+
 
 class _Series(NamedTuple):
     requests: Counter
@@ -86,9 +123,10 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
-def init_app(app: Flask, engines: dict[str, Engine]) -> None:
+def init_app(app: Flask, engines: dict[str, Engine], scraped: tuple[Collector, ...] = ()) -> None:
     """Count every request and the connections in use of each engine (by name), and serve
-    /metrics when a token is set. `METRICS_ENABLED=0` leaves
+    /metrics when a token is set, adding what the `scraped` collectors read at each scrape
+    (the outbox's state). `METRICS_ENABLED=0` leaves
     requests and pools uncounted (the benchmark's baseline for the metrics' cost)."""
     if not app.config.get("METRICS_ENABLED", True):
         return
@@ -108,6 +146,7 @@ def init_app(app: Flask, engines: dict[str, Engine]) -> None:
 
     for name, engine in engines.items():
         watch_pool(engine, name)
+    app.extensions["scraped_collectors"] = scraped
     if app.config.get("METRICS_TOKEN"):
         app.add_url_rule("/metrics", "metrics", serve_metrics, methods=["GET"])
 
@@ -122,11 +161,24 @@ def serve_metrics() -> Response:
 
 
 def exposition() -> bytes:
+    scraped = CollectorRegistry()
+    for collector in current_app.extensions.get("scraped_collectors", ()):
+        scraped.register(collector)
+    return generate_latest(_process_registry()) + generate_latest(scraped)
+
+
+def _process_registry() -> CollectorRegistry:
     if multiprocess_mode():
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return registry
+    return REGISTRY
+
+
+def serve_worker_metrics(bind: str) -> None:
+    """Serve this process's counters (the mail worker's) at `host:port`, in a thread of its own."""
+    host, _, port = bind.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=_process_registry())
 
 
 def watch_pool(engine: Engine, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The tables: users, their posts, who follows whom, sign-in sessions and idempotency keys."""
+"""The tables: users, their posts, who follows whom, sign-in sessions, idempotency keys and the mail outbox."""
 
 from __future__ import annotations
 
@@ -261,3 +261,64 @@ class IdempotencyKey(db.Model):
     body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class MailStatus(enum.StrEnum):
+    WAITING = "waiting"  # due at `next_attempt_at`; a worker holds it while `locked_until` is ahead
+    SENT = "sent"
+    FAILED = "failed"  # refused for good (5xx) or out of attempts: an operator may send it again
+
+
+class OutboxMessage(db.Model):
+    """One message to send, written in the transaction of the change that causes it.
+
+    The request renders it and adds the row; `flask worker` (app/worker.py) claims it, sends it
+    and records the result. `message_id` is fixed at enqueue time, so a message sent twice
+    (a worker killed after the server took it) carries the same `Message-ID` both times.
+    """
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (
+        # The workers' claim: the due messages, oldest first.
+        Index("ix_mail_outbox_due", "status", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    template: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(255))
+    # Rendered at enqueue time (docs/decisions/0011-*); emptied once sent: the links they carry
+    # are live for a while, and a sent message is not needed again.
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[MailStatus] = mapped_column(
+        Enum(MailStatus, name="mail_status", values_callable=lambda e: [m.value for m in e],
+             native_enum=False, create_constraint=True, length=10, validate_strings=True),
+        default=MailStatus.WAITING, server_default=MailStatus.WAITING.value,
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    # The lease of the worker sending it: past it, the worker is presumed dead and another may send it.
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    # W3C trace context of the request that queued it (opentelemetry.propagate), when tracing is on.
+    trace_context: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    def __repr__(self) -> str:
+        return f"<OutboxMessage {self.id} {self.template} {self.status}>"
+
+
+class ScheduledJob(db.Model):
+    """A periodic upkeep job and when it is next due: the worker that locks its row (SKIP LOCKED)
+    runs it, so one worker at a time runs each job, however many there are."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=func.now())
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_result: Mapped[str | None] = mapped_column(String(200))

@@ -39,8 +39,7 @@ def main() -> None:
         RATELIMIT_ENABLED="0",
         LOG_LEVEL=options.log_level,
         PUBLIC_BASE_URL="http://localhost",  # the test client's host
-        MAIL_SERVER="127.0.0.1",  # production requires one; nothing is mailed here
-        MAIL_BACKEND="log",
+        MAIL_SERVER="127.0.0.1",  # production requires one; requests only queue mail, and no worker runs
     )
     sys.path.insert(0, str(ROOT))
     from pyinstrument import Profiler

@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from app import create_app, database
 from app.database import check_url, connection_problem
 from app.extensions import db
+from app.worker import deliver_due
 from config import ConfigurationError
 from scripts.live_server import LiveServer
 from tests.factories import admin, make_follow, make_post, make_user, user  # noqa: F401 (fixtures, found by name)
@@ -224,19 +225,47 @@ def live_server(app: Flask, database_url: str) -> Iterator[LiveServer]:
 # ---- a real mail server -------------------------------------------------------------
 
 
-class MailBox:
-    """Messages received by an SMTP server (aiosmtpd) that the tests start on loopback."""
+class Inbox:
+    """The SMTP server's handler (aiosmtpd): keeps what it receives. Plain attributes only, since
+    aiosmtpd reads every attribute of its handler when a client connects."""
 
     def __init__(self) -> None:
-        self.messages: list = []
+        self.received: list = []
 
     async def handle_DATA(self, server, session, envelope) -> str:
         from email import message_from_bytes, policy
 
         message = message_from_bytes(envelope.content, policy=policy.default)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
-        self.messages.append(message)
+        self.received.append(message)
         return "250 Message accepted"
+
+
+class MailBox:
+    """Messages received by an SMTP server (aiosmtpd) that the tests start on loopback.
+
+    Requests only queue mail (app/mail.py); reading `messages` first delivers what is due through
+    the function `flask worker` runs (`app.worker.deliver_due`), in this process, with the app
+    the test built, as a worker would."""
+
+    def __init__(self) -> None:
+        self.inbox = Inbox()
+        self.apps: list[Flask] = []
+
+    def deliver(self) -> int:
+        """Send what the outbox holds, through the last app built (they share the database)."""
+        if not self.apps:
+            return 0
+        with self.apps[-1].app_context():
+            try:
+                return deliver_due()
+            finally:
+                db.session.remove()
+
+    @property
+    def messages(self) -> list:
+        self.deliver()
+        return self.inbox.received
 
     def to(self, address: str) -> list:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
@@ -248,7 +277,7 @@ def smtp_server() -> Iterator[tuple[int, MailBox]]:
 
     box = MailBox()
     port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller = Controller(box.inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield port, box
     controller.stop()
@@ -256,11 +285,14 @@ def smtp_server() -> Iterator[tuple[int, MailBox]]:
 
 @pytest.fixture
 def mail_app(make_app, smtp_server):
-    """An app on the suite's database that sends its mail through the test SMTP server."""
+    """An app on the suite's database whose queued mail goes through the test SMTP server
+    (delivered when the test reads `mail_app.box`)."""
     port, box = smtp_server
 
     def build(**overrides) -> Flask:
-        return make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, **overrides)
+        built = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port, **overrides)
+        box.apps.append(built)
+        return built
 
     build.box = box  # type: ignore[attr-defined]
     return build

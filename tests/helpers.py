@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes, policy
 from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qs, urlsplit
 
 import redis
+from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -158,3 +169,88 @@ def signed_in(client: FlaskClient, email: str, password: str = PASSWORD) -> dict
     response = login(client, email, password)
     assert response.status_code == 200, response.text
     return bearer(response.get_json()["access_token"])
+
+
+# ---- a mail server with a script, and the worker as a process -----------------------------
+
+
+class ScriptedSmtp:
+    """An SMTP handler (aiosmtpd) that answers each DATA with the next of `replies` (then 250),
+    after the next of `delays` seconds (then none). `seen` holds the Message-ID of every DATA,
+    taken or not; `received` the messages taken. Plain attributes only: aiosmtpd reads them all."""
+
+    def __init__(self, replies: list[str] | None = None, delays: list[float] | None = None) -> None:
+        self.replies = list(replies or [])
+        self.delays = list(delays or [])
+        self.seen: list[str] = []
+        self.received: list = []
+        self.data_started = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        self.seen.append(message["Message-ID"])
+        self.data_started.set()
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
+        if self.replies:
+            return self.replies.pop(0)
+        self.received.append(message)
+        return "250 Message accepted"
+
+
+@contextmanager
+def smtp_on(port: int, handler: object) -> Iterator[Controller]:
+    """An SMTP server on 127.0.0.1:`port` with `handler`, for the `with` block."""
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "the condition") -> None:
+    """Poll until `condition()` is true; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@dataclass
+class WorkerProcess:
+    """`flask worker` in a process of its own; its stderr goes to a file (`output()`)."""
+
+    process: subprocess.Popen
+    log: IO[bytes]
+    path: Path
+    final: str | None = None
+
+    def output(self) -> str:
+        return self.final if self.final is not None else self.path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.final is None:
+            self.log.close()
+            self.final = self.path.read_text(errors="replace")
+            self.path.unlink(missing_ok=True)
+        return self.process.returncode
+
+
+def start_worker(database_url: str, smtp_port: int, **settings: str) -> WorkerProcess:
+    """`flask worker` with production's settings on the suite's database, sending to
+    127.0.0.1:`smtp_port`, plus `settings`."""
+    env = {**os.environ, **production_settings(), "DATABASE_URL": database_url, "MAIL_PORT": str(smtp_port),
+           "FLASK_APP": "wsgi.py", "FLASK_SKIP_DOTENV": "1", "LOG_LEVEL": "INFO", **settings}
+    handle, name = tempfile.mkstemp(prefix="worker-", suffix=".log")
+    log = os.fdopen(handle, "wb")
+    process = subprocess.Popen([sys.executable, "-m", "flask", "worker"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=log)
+    return WorkerProcess(process, log, Path(name))

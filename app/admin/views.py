@@ -25,7 +25,7 @@ from app.models import MAX_ID, Role, User, is_possible_id
 from app.pagination import Page, PageRequest, decode_cursor, encode_cursor
 from app.ratelimit import client_ip, login_limit
 from app.search import parse_search
-from app.services import Precondition, expect_version, follows, posts, sessions, stats, throttle, users
+from app.services import Precondition, expect_version, follows, outbox, posts, sessions, stats, throttle, users
 from app.services.throttle import Client
 
 PAGE_SIZE = 50
@@ -294,6 +294,26 @@ def delete_post(post_id: int) -> Response:
     if _apply(lambda: posts.delete_post(g.admin, post, check), f"Post #{post_id} was deleted."):
         return redirect(url_for("admin.post_list"))
     return redirect(url_for("admin.post_detail", post_id=post_id))
+
+
+# ---- mail --------------------------------------------------------------------------
+
+
+@bp.get("/mail")
+def mail_list() -> str:
+    """The outbox: messages waiting and failed (recipients masked), with "send again" for the failed."""
+    return render_template("admin/mail.html", nav="mail", state=outbox.state(), messages=outbox.unsent(),
+                           mask=outbox.mask)
+
+
+@bp.post(f"/mail/<{ID}:message_id>/send-again")
+def send_mail_again(message_id: int) -> Response:
+    form = ActionForm()
+    if form.validate():
+        _apply(lambda: outbox.send_again(message_id), f"Message {message_id} is queued again.")
+    else:
+        flash("The form expired; try again.", "error")
+    return _back(form, "admin.mail_list")
 
 
 # ---- helpers --------------------------------------------------------------------

@@ -136,12 +136,13 @@ def logout_all():
 @limiter.limit(account_mail_limit, key_func=target_email_key, scope="password-reset-email")
 @blp.arguments(PasswordResetRequestSchema)
 @blp.response(202, AcceptedSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(400, 413, 415, 429, 503, d503="The mail server is unavailable; nothing was sent.")
+@blp.problems(400, 413, 415, 429, 503)
 @blp.doc(operationId="requestPasswordReset", security=PUBLIC)
 def request_password_reset(body):
     """Mail a password reset link to this email if an active account has it.
 
-    The answer is the same, and takes about as long, whether or not the account exists.
+    The answer is the same, and takes about as long, whether or not the account exists:
+    the message is queued and sent shortly after, whatever the state of the mail server.
     The link (`{PUBLIC_BASE_URL}/reset-password?token=…`) works once, for
     `PASSWORD_RESET_MINUTES`, and not after the password has changed."""
     accounts.request_password_reset(body["email"])
@@ -180,7 +181,7 @@ def verify_email(body):
 @blp.route("/verify-email/resend", methods=["POST"])
 @auth_required()
 @blp.response(202, AcceptedSchema, headers=RATE_LIMIT_HEADERS)
-@blp.problems(401, 429, 503, d503="The mail server is unavailable; nothing was sent.")
+@blp.problems(401, 429, 503)
 @blp.doc(security=BEARER, operationId="resendVerification")
 def resend_verification():
     """Mail a new verification link to the caller's email.

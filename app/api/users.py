@@ -82,8 +82,7 @@ def _client_address() -> str:
 @blp.response(201, UserSchema, headers={**LOCATION_HEADER, **RATE_LIMIT_HEADERS})
 @blp.problems(400, 409, 413, 415, 422, 429, 503, **IDEMPOTENCY_PROBLEMS,
               d409="An account with this email already exists, or a request with this `Idempotency-Key` "
-                   "is still running (then with `Retry-After`).",
-              d503="The mail server did not take the verification email; no account was created.")
+                   "is still running (then with `Retry-After`).")
 @blp.doc(operationId="register", security=PUBLIC, description=f"`password`: {PASSWORD_RULES}")
 def register(fields):
     """Create an account and mail a verification link to its email. Anyone may register;
@@ -172,7 +171,7 @@ def update_user(changes, user_id: int):
 
     A new `password` or `email` needs `current_password`, also from admins changing their own;
     an admin changing another user's needs none. A new email is unverified until its owner
-    follows the link mailed to it (503, and nothing changed, if the mail server is down).
+    follows the link mailed to it (queued with the change, sent shortly after).
     A new password, a new role or a deactivation ends every session of the user. When callers
     change their own password the answer carries `tokens`, the first pair of their new session."""
     client = Client(ip=client_ip(), session=(current_user.id, get_jwt()[SESSION_CLAIM]))  # signed in: a device

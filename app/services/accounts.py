@@ -6,16 +6,13 @@ the password, which makes it single-use. A verification token names the account 
 the address it was sent to, so it cannot verify an address the account no longer has.
 
 Every change that needs a message is written in the request's transaction, and the message
-sent before it commits: a mail server that does not take the message is a 503
-(MailUnavailable), and the request commits nothing.
+queued in the same transaction (app/mail.py): both commit or neither, and no request waits
+for a mail server.
 """
 
 from __future__ import annotations
 
 import hashlib
-import statistics
-import time
-from collections import deque
 from typing import Any
 
 from flask import current_app
@@ -37,8 +34,6 @@ from app.services.links import (
 )
 from app.services.sessions import EndReason
 
-MAX_PADDING_SECONDS = 2.0
-_recent_sends: deque[float] = deque(maxlen=31)  # seconds per reset request that sent a message
 
 def _fingerprint(user: User) -> str:
     return hashlib.sha256(f"{user.password_hash}\x00{user.email}".encode()).hexdigest()[:20]
@@ -48,8 +43,7 @@ def _fingerprint(user: User) -> str:
 
 
 def register(**fields: Any) -> User:
-    """Create an account and mail its verification link; neither happens without the other
-    (a mail server that refuses is a 503, and the request commits nothing)."""
+    """Create an account and queue its verification link; neither happens without the other."""
     user = users.register(**fields)
     send_verification(user)
     return user
@@ -78,22 +72,16 @@ def resend_verification(user: User) -> None:
 
 
 def request_password_reset(email: str) -> None:
-    """Mail a reset link if an active account has this email; say nothing either way.
+    """Queue a reset link if an active account has this email; say nothing either way.
 
-    For an unknown email the mail server is still contacted, so an outage (503) looks
-    the same, and the answer waits as long as this process's recent real sends took,
-    so the time taken does not tell either."""
-    started = time.perf_counter()
+    Neither case does any network work (the worker sends the message later), so the time
+    taken does not tell whether the email has an account."""
     user = users.find_by_email(email)
     if user is None or not user.is_active:
-        mail.probe()
-        if _recent_sends:
-            time.sleep(max(0.0, statistics.median(_recent_sends) - (time.perf_counter() - started)))
         return
     token = serializer(RESET_SALT).dumps({"u": user.id, "f": _fingerprint(user)})
-    mail.send(user.email, "Reset your password", "reset_password", user=user,
-              link=mail.link(RESET_PATH, token=token), minutes=current_app.config["PASSWORD_RESET_MINUTES"])
-    _recent_sends.append(min(time.perf_counter() - started, MAX_PADDING_SECONDS))
+    mail.enqueue(user.email, "Reset your password", "reset_password", user=user,
+                 link=mail.link(RESET_PATH, token=token), minutes=current_app.config["PASSWORD_RESET_MINUTES"])
 
 
 def confirm_password_reset(token: Any, password: str) -> User:

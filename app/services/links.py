@@ -44,9 +44,9 @@ def load(salt: str, token: Any, max_age: int) -> dict:
 
 
 def send_verification(user: User) -> None:
-    """Mail a verification link for the user's current email, before the request commits: a mail
-    server that does not take it is a 503 (MailUnavailable), and nothing is committed."""
+    """Queue a verification link for the user's current email, in the request's transaction:
+    the change and its message commit (or roll back) together."""
     token = serializer(VERIFY_SALT).dumps({"u": user.id, "e": user.email})
-    mail.send(user.email, "Confirm your email address", "verify_email", user=user,
+    mail.enqueue(user.email, "Confirm your email address", "verify_email", user=user,
               link=mail.link(VERIFY_PATH, token=token),
               hours=current_app.config["EMAIL_VERIFICATION_HOURS"])

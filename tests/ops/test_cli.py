@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from app import mail
 from app.extensions import db
-from app.models import AuthSession, Follow, Post, Role, User
+from app.models import AuthSession, Follow, MailStatus, OutboxMessage, Post, Role, User
 from tests.helpers import ROOT, assert_problem
 
 
@@ -374,3 +375,41 @@ def test_make_admin_without_an_email_says_how_to_call_it():
     result = subprocess.run(["make", "-o", ".venv/.installed-runtime", "admin"], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "EMAIL"})
     assert result.returncode != 0 and "make admin EMAIL=" in result.stdout
+
+
+# ---- the mail outbox ------------------------------------------------------------------
+
+
+def _queue_mail(app, to: str) -> int:
+    with app.test_request_context():
+        message = mail.enqueue(to, "Reset your password", "reset_password", user=None, link="http://x/?token=t",
+                               minutes=30)
+        db.session.commit()
+        return message.id
+
+
+def test_mail_status_prints_the_counts_and_each_waiting_or_failed_message_masked(app):
+    _queue_mail(app, "waiting.person@example.com")
+    failed = _queue_mail(app, "failed.person@example.com")
+    with app.app_context():
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.id == failed)
+                           .values(status=MailStatus.FAILED, attempts=3, last_error="550 5.1.1 No such mailbox"))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["mail", "status"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1 waiting")
+    assert "1 failed" in result.output
+    assert "w***@example.com" in result.output and "f***@example.com" in result.output
+    assert "person@" not in result.output.replace("***@", "")
+    assert "550 5.1.1 No such mailbox" in result.output
+
+    again = app.test_cli_runner().invoke(args=["mail", "retry", str(failed)])
+    assert again.exit_code == 0 and "queued again" in again.output
+    assert "0 failed" in app.test_cli_runner().invoke(args=["mail", "status"]).output
+
+
+def test_mail_retry_of_a_message_that_did_not_fail_is_one_line_and_non_zero(app):
+    result = app.test_cli_runner().invoke(args=["mail", "retry", "12345"])
+    assert result.exit_code != 0
+    assert result.output.strip().splitlines() == ["Error: No failed message with this id: it may have been sent "
+                                                  "again already."]

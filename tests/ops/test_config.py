@@ -65,10 +65,14 @@ def test_production_refuses_to_start_without_mail_or_its_public_address(missing,
         _production(**{missing: ""})
 
 
-def test_mail_goes_to_smtp_when_a_server_is_set_and_to_the_log_otherwise():
+def test_mail_goes_to_smtp_when_a_server_is_set_and_to_files_in_the_instance_folder_otherwise():
     assert _production().config["MAIL_BACKEND"] == "smtp"
     development = create_app({"APP_ENV": "development", "SQLALCHEMY_DATABASE_URI": "sqlite://", "MAIL_SERVER": ""})
-    assert development.config["MAIL_BACKEND"] == "app.mail.LogEmailBackend"
+    assert development.config["MAIL_BACKEND"] == "file"
+    assert development.config["MAIL_FILE_PATH"] == os.path.join(development.instance_path, "mail")
+    assert _production(MAIL_BACKEND="log").config["MAIL_BACKEND"] == "file"  # harnesses' earlier setting
+    with pytest.raises(ConfigurationError, match="MAIL_BACKEND"):
+        _production(MAIL_BACKEND="carrier-pigeon")
 
 
 def test_production_without_secrets_exits_non_zero_with_a_clear_message():

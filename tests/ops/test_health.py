@@ -1,5 +1,5 @@
 from app import create_app
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, free_port
 
 
 def test_health_says_healthy(client):
@@ -12,6 +12,12 @@ def test_ready_when_database_answers(client):
     response = client.get("/health/ready")
     assert response.status_code == 200
     assert response.get_json()["status"] == "ready"
+
+
+def test_ready_does_not_depend_on_the_mail_server(make_app):
+    without_mail_server = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=free_port(), MAIL_TIMEOUT=30)
+    response = without_mail_server.test_client().get("/health/ready")
+    assert response.status_code == 200  # the worker waits the outage out; serving requests does not need it
 
 
 def test_not_ready_is_503_problem_when_database_does_not_answer(tmp_path):

@@ -7,11 +7,16 @@ import shutil
 import signal
 import subprocess
 import time
+from datetime import timedelta
 
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
 
+from app import mail
+from app.extensions import db
+from app.models import MailStatus, OutboxMessage, utcnow
 from config import ConfigurationError
 from tests.helpers import PASSWORD, assert_problem, production_settings, start_gunicorn
 
@@ -207,3 +212,25 @@ def test_live_metrics_pass_promtool(metrics_server):
     text = live_scrape(metrics_server.url)
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+# ---- the mail outbox ------------------------------------------------------------------------------
+
+
+def test_the_outbox_gauges_count_waiting_and_failed_messages_and_the_oldest_age(metrics_app):
+    client = metrics_app.test_client()
+    text = scrape(client)
+    assert value(text, "app_mail_waiting_messages") == 0 and value(text, "app_mail_failed_messages") == 0
+    assert value(text, "app_mail_oldest_waiting_age_seconds") == 0
+    with metrics_app.test_request_context():
+        for to in ("a@example.com", "b@example.com", "c@example.com"):
+            mail.enqueue(to, "Reset your password", "reset_password", user=None, link="http://x/?token=t", minutes=30)
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.recipient == "a@example.com")
+                           .values(created_at=utcnow() - timedelta(minutes=10)))
+        db.session.execute(update(OutboxMessage).where(OutboxMessage.recipient == "c@example.com")
+                           .values(status=MailStatus.FAILED))
+        db.session.commit()
+    text = scrape(client)
+    assert value(text, "app_mail_waiting_messages") == 2
+    assert value(text, "app_mail_failed_messages") == 1
+    assert 600 <= value(text, "app_mail_oldest_waiting_age_seconds") < 3600
