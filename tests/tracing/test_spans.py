@@ -191,3 +191,24 @@ def test_starting_tracing_again_changes_nothing(traced, processor, exporter):
     assert call(traced, "GET", "/api/posts").status_code == 200
     assert len(server_spans(exporter)) == 1
     assert len(exporter.get_finished_spans()) == len({span.context.span_id for span in exporter.get_finished_spans()})
+
+
+def test_a_queued_messages_delivery_joins_the_trace_of_the_request_that_queued_it(
+        make_app, smtp_server, processor, exporter):
+    port, box = smtp_server
+    app = make_app(MAIL_SERVER="127.0.0.1", MAIL_PORT=port)
+    box.apps.append(app)
+    assert start_tracing(app, processor)
+    exporter.clear()
+    response = call(app, "POST", "/api/users", json={"email": "queued-traced@example.com", "name": "Queued",
+                                                     "password": PASSWORD})
+    assert response.status_code == 201
+    [request_span] = server_spans(exporter)
+    assert box.to("queued-traced@example.com")  # delivered by the worker's own function
+
+    [delivery] = [span for span in exporter.get_finished_spans() if span.name == "mail.deliver"]
+    assert delivery.context.trace_id == request_span.context.trace_id
+    assert delivery in children_of(exporter, request_span)
+    [smtp] = [span for span in exporter.get_finished_spans() if span.name == "smtp.send"]
+    assert smtp.parent.span_id == delivery.context.span_id
+    exporter.clear()
