@@ -133,6 +133,10 @@ def test_two_workers_racing_send_each_message_once(app, database_url):
     assert all("mail sent" in worker.output() for worker in workers), "one worker sent everything"
 
 
+def _sigint_as_a_terminal_gives_it() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_make_runs_a_worker_beside_gunicorn_that_writes_readable_mail_and_one_sigint_stops_both(
         app, database_url, make_user, tmp_path):
     """`make run`'s supervisor (scripts/run.sh), as a terminal's Ctrl-C reaches it: SIGINT to its group."""
@@ -143,7 +147,11 @@ def test_make_runs_a_worker_beside_gunicorn_that_writes_readable_mail_and_one_si
            "DATABASE_URL": database_url, "MAIL_BACKEND": "file", "MAIL_FILE_PATH": str(mailbox),
            "PORT": str(port), "WEB_CONCURRENCY": "1", "FLASK_APP": "wsgi.py", "FLASK_SKIP_DOTENV": "1",
            "BIN": str(Path(sys.executable).parent)}
+    # As from a terminal: Ctrl-C's signal not ignored, even when this suite itself was started in the
+    # background of a shell (which ignores SIGINT for its background jobs, and a shell cannot trap
+    # a signal ignored on entry).
     run = subprocess.Popen(["scripts/run.sh"], cwd=ROOT, env=env, start_new_session=True,
+                           preexec_fn=_sigint_as_a_terminal_gives_it,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/health"), BOOT, "gunicorn")
