@@ -22,8 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 import redis
 from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
+from app.database import normalise_url
 from app.models import Role
 from scripts.live_server import LiveServer, free_port
 
@@ -254,3 +256,18 @@ def start_worker(database_url: str, smtp_port: int, **settings: str) -> WorkerPr
     process = subprocess.Popen([sys.executable, "-m", "flask", "worker"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log)
     return WorkerProcess(process, log, Path(name))
+
+
+@contextmanager
+def posts_locked(database_url: str) -> Iterator[None]:
+    """Another session, straight to PostgreSQL, holds an exclusive lock on `posts` until the block ends."""
+    engine = create_engine(normalise_url(database_url))
+    connection = engine.connect()
+    transaction = connection.begin()
+    connection.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
+    try:
+        yield
+    finally:
+        transaction.rollback()
+        connection.close()
+        engine.dispose()

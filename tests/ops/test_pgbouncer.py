@@ -25,7 +25,7 @@ from app.database import normalise_url, server_settings
 from app.extensions import db
 from scripts.live_server import LiveServer
 from scripts.pgbouncer import PgBouncer, pgbouncer_binary
-from tests.helpers import PASSWORD, start_gunicorn
+from tests.helpers import PASSWORD, posts_locked, start_gunicorn
 
 pytestmark = pytest.mark.skipif(pgbouncer_binary() is None,
                                 reason="pgbouncer is not installed (.ci/run installs Debian's pgbouncer)")
@@ -205,14 +205,8 @@ def test_no_request_fails_under_load_through_pgbouncer(pooled_server, bouncer, p
 @pytest.fixture
 def locked_posts(postgresql_url: str) -> Iterator[None]:
     """Another session, straight to PostgreSQL, holds an exclusive lock on `posts`."""
-    engine = create_engine(normalise_url(postgresql_url))
-    connection = engine.connect()
-    transaction = connection.begin()
-    connection.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
-    yield
-    transaction.rollback()
-    connection.close()
-    engine.dispose()
+    with posts_locked(postgresql_url):
+        yield
 
 
 READ_TIMEOUT_MS = 500

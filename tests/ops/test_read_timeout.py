@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.database import normalise_url
 from app.extensions import db
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, posts_locked
 
 
 @pytest.fixture
@@ -16,14 +16,8 @@ def locked_posts(database_url):
     """Another session holds an exclusive lock on `posts`, so any read of it waits."""
     if not database_url.startswith("postgresql"):
         pytest.skip("statement timeouts exist on PostgreSQL only")
-    engine = create_engine(normalise_url(database_url))
-    connection = engine.connect()
-    transaction = connection.begin()
-    connection.execute(text("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE"))
-    yield
-    transaction.rollback()
-    connection.close()
-    engine.dispose()
+    with posts_locked(database_url):
+        yield
 
 
 def test_a_read_past_its_timeout_is_503_with_retry_after(make_app, locked_posts):
