@@ -21,34 +21,33 @@ class DashboardStats:
     admins: int
     inactive_users: int
     posts: int
-    new_users: int
-    new_posts: int
+    new_users: int  # created on the last RECENT_DAYS UTC days, today included
+    new_posts: int  # the same days: the sum of the chart's last RECENT_DAYS bars
     posts_per_day: list[tuple[date, int]]  # oldest first, one entry per day, zeros included
+    recent_since: date  # the first day the "new" figures count
+
+
+def first_recent_day(now: datetime | None = None) -> date:
+    """The first of the RECENT_DAYS whole UTC days the "new" figures count (today is the last)."""
+    return (now or datetime.now(UTC)).astimezone(UTC).date() - timedelta(days=RECENT_DAYS - 1)
 
 
 def dashboard(now: datetime | None = None) -> DashboardStats:
-    """Two statements whose cost does not grow with the tables.
+    """Two statements that read no row of `posts` and no user but admins and inactive ones.
 
-    Totals and whole days come from `daily_counts` (kept by triggers); only the
-    first, partial day of the last seven is counted from rows, through the
-    `created_at` indexes; admins and inactive users through their partial indexes.
+    Totals and the "new" figures come from `daily_counts` (kept by triggers), so the "new"
+    figures count whole UTC days (decision 0014): counting the partial first day of a rolling
+    week from rows would read up to a day of posts. Admins and inactive users are counted
+    through their partial indexes.
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    recent = now - timedelta(days=RECENT_DAYS)
-    first_whole_day = recent.date() + timedelta(days=1)
-    first_whole_day_start = datetime(first_whole_day.year, first_whole_day.month, first_whole_day.day, tzinfo=UTC)
+    since = first_recent_day(now)
 
     def counted(subject: str, since: date | None = None) -> Any:
         stmt = select(func.coalesce(func.sum(DailyCount.count), 0)).where(DailyCount.subject == subject)
         if since is not None:
             stmt = stmt.where(DailyCount.day >= since)
         return stmt.scalar_subquery()
-
-    def created_since(model: type[User] | type[Post], subject: str) -> Any:
-        partial_day = select(func.count()).select_from(model).where(
-            model.created_at >= recent, model.created_at < first_whole_day_start
-        ).scalar_subquery()
-        return partial_day + counted(subject, first_whole_day)
 
     admins = select(func.count()).select_from(User).where(User.role == literal_column("'admin'"))
     inactive = select(func.count()).select_from(User).where(not_(User.is_active))
@@ -58,8 +57,8 @@ def dashboard(now: datetime | None = None) -> DashboardStats:
             admins.scalar_subquery(),
             inactive.scalar_subquery(),
             counted("posts"),
-            created_since(User, "users"),
-            created_since(Post, "posts"),
+            counted("users", since),
+            counted("posts", since),
         )
     ).one()
     return DashboardStats(
@@ -70,6 +69,7 @@ def dashboard(now: datetime | None = None) -> DashboardStats:
         new_users=new_users,
         new_posts=new_posts,
         posts_per_day=posts_per_day(now),
+        recent_since=since,
     )
 
 

@@ -7,8 +7,9 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 
+from app import database
 from app.admin.chart import LARGEST_FONT, TICK_GAP, bar_chart, label_width, tick_step
 from app.extensions import db
 from app.models import DailyCount, Post, Role, User
@@ -50,17 +51,59 @@ def test_dashboard_counts_match_the_database(app, client, make_user, admin, make
     assert _stat(body, "new-posts") == 3
 
 
-def test_stats_service_counts_recent_by_the_given_clock(app, make_user, make_post):
-    person = make_user()
-    _age_user(app, person.id, NOW - timedelta(days=7, seconds=1))
-    recent = make_user()
-    _age_user(app, recent.id, NOW - timedelta(days=6, hours=23))
-    make_post(person.id, at=NOW - timedelta(days=8))
-    make_post(person.id, at=NOW - timedelta(days=1))
+def test_new_figures_count_whole_utc_days_from_six_days_ago_to_the_end_of_today(app, make_user, make_post):
+    """NOW is 2025-03-31 12:00 UTC: the seven days are 2025-03-25 to 2025-03-31, whole."""
+    author = make_user()
+    _age_user(app, author.id, datetime(2025, 3, 24, 23, 59, 59, tzinfo=UTC))  # the day before: not new
+    first = make_user()
+    _age_user(app, first.id, datetime(2025, 3, 25, 0, 0, tzinfo=UTC))  # the first second of the first day
+    last = make_user()
+    _age_user(app, last.id, datetime(2025, 3, 31, 23, 59, 59, tzinfo=UTC))  # later today than NOW
+    for at in (datetime(2025, 3, 24, 23, 59, 59, tzinfo=UTC), datetime(2025, 3, 25, 0, 0, tzinfo=UTC),
+               datetime(2025, 3, 25, 11, 0, tzinfo=UTC),  # more than seven times 24 hours before NOW
+               datetime(2025, 3, 31, 23, 59, 59, tzinfo=UTC)):
+        make_post(author.id, at=at)
     with app.app_context():
         numbers = stats.dashboard(NOW)
-    assert (numbers.users, numbers.admins, numbers.inactive_users) == (2, 0, 0)
-    assert (numbers.posts, numbers.new_users, numbers.new_posts) == (2, 1, 1)
+    assert (numbers.users, numbers.admins, numbers.inactive_users) == (3, 0, 0)
+    assert (numbers.posts, numbers.new_users, numbers.new_posts) == (4, 2, 3)
+    assert numbers.recent_since == date(2025, 3, 25)
+
+
+@pytest.mark.parametrize(("now", "new_posts"), [
+    (datetime(2025, 3, 31, 0, 0, tzinfo=UTC), 2),  # the first moment of a day counts the same days ...
+    (datetime(2025, 3, 31, 23, 59, 59, 999999, tzinfo=UTC), 2),  # ... as its last
+    (datetime(2025, 4, 1, 0, 0, tzinfo=UTC), 1),  # the next day leaves 2025-03-25 out
+    (datetime(2025, 3, 30, 23, 59, 59, 999999, tzinfo=UTC), 3),  # the day before takes 2025-03-24 in
+])
+def test_the_new_figures_move_at_utc_midnight_only(app, make_user, make_post, now, new_posts):
+    author = make_user()
+    _age_user(app, author.id, datetime(2025, 1, 1, tzinfo=UTC))
+    for at in (datetime(2025, 3, 24, 12, 0, tzinfo=UTC), datetime(2025, 3, 25, 12, 0, tzinfo=UTC),
+               datetime(2025, 3, 30, 12, 0, tzinfo=UTC)):
+        make_post(author.id, at=at)
+    with app.app_context():
+        assert stats.dashboard(now).new_posts == new_posts
+
+
+def test_new_posts_are_the_sum_of_the_charts_last_seven_bars(app, make_user, make_post):
+    author = make_user()
+    for days_ago in (0, 0, 3, 6, 7, 8, 20):
+        make_post(author.id, at=NOW - timedelta(days=days_ago))
+    with app.app_context():
+        numbers = stats.dashboard(NOW)
+    bars = [count for _, count in numbers.posts_per_day]
+    assert numbers.new_posts == sum(bars[-stats.RECENT_DAYS:]) == 4
+    assert numbers.posts_per_day[-stats.RECENT_DAYS][0] == numbers.recent_since
+
+
+def test_the_page_says_which_days_the_new_figures_count(client, admin):
+    body = assert_admin_html(signed_in(client, admin).get("/admin/"), 200)
+    first = (datetime.now(UTC).date() - timedelta(days=stats.RECENT_DAYS - 1)).isoformat()
+    note = re.search(r'id="recent-days">(.*?)</p>', body, re.S)
+    assert note, "no note under the figures"
+    assert f"whole UTC days from {first}, today included" in note.group(1)
+    assert "the chart's last 7 bars" in note.group(1)
 
 
 def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user, make_post):
@@ -103,24 +146,68 @@ def test_posts_per_day_is_one_statement_on_the_daily_counts_not_the_posts(app, m
     assert dict(series)[NOW.date()] == 11 and sum(count for _, count in series) == 20
 
 
-def test_whole_dashboard_is_two_statements_that_count_rows_only_in_the_partial_first_day(
+def test_every_dashboard_figure_comes_from_the_counters_not_from_rows_of_posts_or_users(
         app, make_user, make_post, sql_statements):
-    """Totals and whole days come from the counters; rows of users and posts are read only
-    within the partial first day of the last seven."""
+    """Counters made to disagree with the rows, on the first recent day and today: the figures
+    are the counters'. Two statements, both at a cost that does not grow with the tables."""
     author = make_user()
     _age_user(app, author.id, NOW - timedelta(days=30))
-    partial_day = NOW - timedelta(days=stats.RECENT_DAYS) + timedelta(minutes=1)
-    make_post(author.id, at=partial_day)
+    make_post(author.id, at=NOW - timedelta(days=stats.RECENT_DAYS - 1))
     make_post(author.id, at=NOW)
-    _add_to_counter(app, "posts", partial_day.date(), 1000)  # not seen in the recent posts: counted from rows
-    _add_to_counter(app, "posts", NOW.date(), 100)  # a whole day: seen in the recent posts
+    _add_to_counter(app, "posts", stats.first_recent_day(NOW), 1000)
+    _add_to_counter(app, "posts", NOW.date(), 100)
     sql_statements.clear()
     with app.app_context():
         numbers = stats.dashboard(NOW)
     assert len(sql_statements) == 2, sql_statements
     assert (numbers.users, numbers.new_users) == (1, 0)
-    assert numbers.posts == 2 + 1000 + 100
-    assert numbers.new_posts == 2 + 100
+    assert numbers.posts == numbers.new_posts == 2 + 1000 + 100
+
+
+def _tables_read(statement: str, parameters: object) -> set[str]:
+    """The tables a statement's plan reads, by the database's own EXPLAIN."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        (plan,) = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar_one()
+        found: set[str] = set()
+
+        def walk(node: dict) -> None:
+            if "Relation Name" in node:
+                found.add(node["Relation Name"])
+            for child in node.get("Plans", []):
+                walk(child)
+
+        walk(plan["Plan"])
+        return found
+    # SQLite names a table after SCAN or SEARCH; its "SCAN CONSTANT ROW" reads none.
+    details = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    return {match for detail in details for match in re.findall(r"^(?:SCAN|SEARCH) (\w+)", detail)} - {"CONSTANT"}
+
+
+def test_the_dashboards_plans_read_no_posts(app, make_user, make_post):
+    """By the database's EXPLAIN of the very statements the dashboard runs: no scan of `posts`,
+    whatever the number of posts. Counting posts from rows again (for a partial day, say) fails here."""
+    author = make_user()
+    for days_ago in range(10):
+        make_post(author.id, at=NOW - timedelta(days=days_ago, hours=1))
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, *_args) -> None:
+        seen.append((statement, parameters))
+
+    engines = database.engines(app)
+    with app.app_context():
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
+        try:
+            stats.dashboard(NOW)
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
+        read = [_tables_read(statement, parameters) for statement, parameters in seen]
+    assert len(read) == 2
+    assert all("posts" not in tables for tables in read), read
+    assert {"daily_counts"} <= set().union(*read) <= {"daily_counts", "users"}
 
 
 def test_counts_follow_deletes_cascades_and_backdating(app, client, make_user, admin):

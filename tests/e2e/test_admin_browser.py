@@ -19,8 +19,10 @@ XSS = "<script>alert(1)</script>"
 
 
 def _database_counts(app) -> dict[str, int]:
-    """Counted here with plain SQL, independently of the dashboard's own service."""
-    week_ago = datetime.now(UTC) - timedelta(days=7)
+    """Counted here with plain SQL, independently of the dashboard's own service: "new" is
+    created on one of the last seven UTC days, today included."""
+    today = datetime.now(UTC).date()
+    week_ago = datetime(today.year, today.month, today.day, tzinfo=UTC) - timedelta(days=6)
 
     def count(model, *where) -> int:
         return db.session.scalar(select(func.count()).select_from(model).where(*where))
