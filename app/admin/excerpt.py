@@ -25,6 +25,8 @@ class Excerpt:
 
 
 def _folded(word: str) -> str:
+    if word.isascii():  # most words: NFKD leaves ASCII as it is, and it has no combining marks
+        return word.lower()
     return "".join(ch for ch in unicodedata.normalize("NFKD", word) if not unicodedata.combining(ch)).casefold()
 
 

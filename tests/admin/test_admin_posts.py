@@ -223,3 +223,9 @@ def test_a_snippet_finds_the_word_whatever_its_case_and_accents(app, admin_clien
     make_post(user, "Coffee", "We met at the CAFÉ downtown.")
     body = assert_admin_html(admin_client.get("/admin/posts?q=cafe+coffee"), 200)
     assert "<mark>CAFÉ</mark> downtown." in body
+
+
+def test_a_snippet_finds_a_plain_word_for_an_accented_query(app, admin_client, user, make_post):
+    make_post(user, "Coffee", "We met at the Cafe downtown.")
+    body = assert_admin_html(admin_client.get("/admin/posts?q=CAFÉ+coffee"), 200)
+    assert "<mark>Cafe</mark> downtown." in body
