@@ -1,7 +1,7 @@
 """`EXPLAIN (ANALYZE, BUFFERS)` of every statement the benchmark's read rows run, on a kept
 database: the first page, a deep page, each search row, the feed (first page and 1,000 pages
-deep), the admin dashboard and the admin post search. Plans are what growth shows first; they
-need no quiet machine (buffers and row counts do not move with the load).
+deep), the admin dashboard, the admin post search and the admin users lists. Plans are what
+growth shows first; they need no quiet machine (buffers and row counts do not move with the load).
 
     python bench/plans.py --database app_bench_10m           # every row, markdown on stdout
     python bench/plans.py --database app_bench_10m --only q=  # rows whose label contains "q="
@@ -31,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 from app import create_app, database  # noqa: E402
 from bench import feed, run, search  # noqa: E402
 
+# The admin's user lists: every user, the two partial indexes' filters, a search of names and emails.
+ADMIN_USER_LISTS = [("", ""), (", inactive", "?active=0"), (", admins", "?role=admin"), (", q=user4242", "?q=user4242")]
 HTTPS = "https://localhost"  # production cookies are `Secure`: the test client sends them over https only
 
 
@@ -75,6 +77,7 @@ def main() -> None:
         *[(f"q={q} ({what})", search.search_path(q), {}, None) for what, q in search.SEARCHES],
         ("admin dashboard", "/admin/", {}, HTTPS),
         ("admin post search q=kestrel", "/admin/posts?q=kestrel", {}, HTTPS),
+        *[(f"admin users list{what}", f"/admin/users{query}", {}, HTTPS) for what, query in ADMIN_USER_LISTS],
     ]
     if not options.only or "feed" in options.only:
         reader = feed.busiest_follower(database_url)
@@ -100,13 +103,21 @@ def main() -> None:
                 response = client.get(path, headers=headers, base_url=base_url or "http://localhost")
                 if response.status_code != 200:
                     sys.exit(f"{label}: {path} gave {response.status_code}")
-            captured = [(s, p) for s, p in seen if "posts" in s or "daily_counts" in s]
+            captured = [(s, p) for s, p in seen if _explained(label, s)]
             for statement, parameters in captured:
                 out.append(_explain(engines[0], label, statement, parameters, options.set))
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", on_execute)
     print("\n".join(out))
+
+
+def _explained(label: str, statement: str) -> bool:
+    """The statements of a row that read what the row is about: posts and the daily counters, or
+    the users of a users list (not the admin's own session, read on every admin page)."""
+    if label.startswith("admin users list"):
+        return "FROM users" in statement and "sessions" not in statement
+    return "posts" in statement or "daily_counts" in statement
 
 
 def _explain(engine: Any, label: str, statement: str, parameters: Any, settings: list[str]) -> str:

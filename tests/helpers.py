@@ -16,15 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import parse_qs, urlsplit
 
 import redis
 from aiosmtpd.controller import Controller
+from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, event, text
 from werkzeug.test import TestResponse
 
+from app import database
 from app.database import normalise_url
 from app.models import Role
 from scripts.live_server import LiveServer, free_port
@@ -271,3 +273,37 @@ def posts_locked(database_url: str) -> Iterator[None]:
         transaction.rollback()
         connection.close()
         engine.dispose()
+
+
+@contextmanager
+def statements_run(app: Flask) -> Iterator[list[tuple[str, Any]]]:
+    """The statements the app runs in the block, with their parameters, to explain them after."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn, _cursor, statement, parameters, *_args) -> None:
+        seen.append((statement, parameters))
+
+    engines = database.engines(app)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def query_plan(connection: Connection, statement: str, parameters: Any) -> str:
+    """The database's own plan of a statement: PostgreSQL's EXPLAIN, SQLite's EXPLAIN QUERY PLAN."""
+    if connection.dialect.name == "postgresql":
+        return "\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+    return "\n".join(row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+
+
+def tables_in_plan(plan: str) -> set[str]:
+    """The tables (or CTEs) a plan of `query_plan` reads: PostgreSQL's "... Scan [using <index>] on
+    <table>" (a "Bitmap Index Scan on" names an index, its heap scan the table), SQLite's
+    "SCAN <table>" and "SEARCH <table>" (its "SCAN CONSTANT ROW" reads none)."""
+    postgresql = re.findall(r"(?<!Bitmap Index )Scan(?: Backward)?(?: using \w+)? on (\w+)", plan)
+    sqlite = re.findall(r"^(?:SCAN|SEARCH) (\w+)", plan, re.MULTILINE)
+    return set(postgresql + sqlite) - {"CONSTANT"}

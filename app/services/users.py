@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, not_, or_, select
 
 from app.emails import normalise_email
 from app.errors import (
@@ -108,7 +108,9 @@ def list_users(page: PageRequest, *, search: str | None = None, role: Role | Non
     if role is not None:
         stmt = stmt.where(User.role == role)
     if is_active is not None:
-        stmt = stmt.where(User.is_active.is_(is_active))
+        # `NOT is_active` as the partial index `ix_users_inactive` says it: the planners of both
+        # databases use a partial index only for its own predicate, not for `is_active IS false`.
+        stmt = stmt.where(User.is_active if is_active else not_(User.is_active))
     if page.after is not None:
         stmt = stmt.where(User.id > page.after[0])
     elif backwards:

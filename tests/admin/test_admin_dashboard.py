@@ -7,14 +7,14 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 
-from app import database
 from app.admin.chart import LARGEST_FONT, TICK_GAP, bar_chart, label_width, tick_step
 from app.extensions import db
 from app.models import DailyCount, Post, Role, User
 from app.services import stats
 from tests.admin_support import assert_admin_html, signed_in
+from tests.helpers import query_plan, statements_run, tables_in_plan
 
 NOW = datetime(2025, 3, 31, 12, 0, tzinfo=UTC)
 
@@ -164,47 +164,16 @@ def test_every_dashboard_figure_comes_from_the_counters_not_from_rows_of_posts_o
     assert numbers.posts == numbers.new_posts == 2 + 1000 + 100
 
 
-def _tables_read(statement: str, parameters: object) -> set[str]:
-    """The tables a statement's plan reads, by the database's own EXPLAIN."""
-    connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        (plan,) = connection.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar_one()
-        found: set[str] = set()
-
-        def walk(node: dict) -> None:
-            if "Relation Name" in node:
-                found.add(node["Relation Name"])
-            for child in node.get("Plans", []):
-                walk(child)
-
-        walk(plan["Plan"])
-        return found
-    # SQLite names a table after SCAN or SEARCH; its "SCAN CONSTANT ROW" reads none.
-    details = [row[-1] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
-    return {match for detail in details for match in re.findall(r"^(?:SCAN|SEARCH) (\w+)", detail)} - {"CONSTANT"}
-
-
 def test_the_dashboards_plans_read_no_posts(app, make_user, make_post):
-    """By the database's EXPLAIN of the very statements the dashboard runs: no scan of `posts`,
+    """By the database's own plan of the very statements the dashboard runs: no scan of `posts`,
     whatever the number of posts. Counting posts from rows again (for a partial day, say) fails here."""
     author = make_user()
     for days_ago in range(10):
         make_post(author.id, at=NOW - timedelta(days=days_ago, hours=1))
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn, _cursor, statement, parameters, *_args) -> None:
-        seen.append((statement, parameters))
-
-    engines = database.engines(app)
     with app.app_context():
-        for engine in engines:
-            event.listen(engine, "before_cursor_execute", record)
-        try:
+        with statements_run(app) as seen:
             stats.dashboard(NOW)
-        finally:
-            for engine in engines:
-                event.remove(engine, "before_cursor_execute", record)
-        read = [_tables_read(statement, parameters) for statement, parameters in seen]
+        read = [tables_in_plan(query_plan(db.session.connection(), *run)) for run in seen]
     assert len(read) == 2
     assert all("posts" not in tables for tables in read), read
     assert {"daily_counts"} <= set().union(*read) <= {"daily_counts", "users"}
