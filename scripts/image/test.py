@@ -6,7 +6,8 @@ key prefix of its own), on the host network:
 1. `flask db upgrade` runs as a one-shot container: migrations are a separate step;
 2. the app container (`--read-only`, a tmpfs on /tmp, no capabilities) becomes healthy by its own
    HEALTHCHECK, runs as a non-root user and cannot write its root filesystem;
-3. smoke checks through it: register, sign in, post, list, /health/ready, /metrics;
+3. smoke checks through it: register, sign in, post, list, /health/ready, /metrics; `flask worker`
+   from the same image stops on docker stop by itself (not through serve.py), exit status 0;
 4. `docker stop` (SIGTERM, docker's default 10 s before SIGKILL) under load: during the lame-duck
    period (serve.py's SHUTDOWN_DELAY) /health/ready is 503 while requests on new connections are
    still answered; clients that stop sending once a health check sees the 503, as a load
@@ -324,6 +325,23 @@ def stop_under_load(name: str, base: str, database: str, headers: dict[str, str]
             "stopped_after": stopped.get("seconds", 0)}
 
 
+def worker_stops(name: str, hardened: list[str]) -> None:
+    """`flask worker` from the same image, as its command: it does not go through serve.py, and
+    stops on docker stop's SIGTERM by itself, exit status 0."""
+    try:
+        docker("run", "-d", "--name", name, *hardened, "-e", "LOG_LEVEL=INFO", IMAGE, "flask", "worker")
+        deadline = time.monotonic() + 30
+        while "upkeep" not in docker("logs", name, check_rc=False).stderr and time.monotonic() < deadline:
+            time.sleep(0.2)
+        docker("stop", name, timeout=60)
+        exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        logs = docker("logs", name, check_rc=False).stderr
+        check(exit_code == "0" and "SIGTERM received" in logs and "[serve]" not in logs,
+              f"flask worker, the same image's other command, stops on docker stop by itself (exit {exit_code})")
+    finally:
+        docker("rm", "-f", name, check_rc=False)
+
+
 def main() -> None:
     started = time.monotonic()
     run_id = f"{os.getpid()}"
@@ -351,6 +369,7 @@ def main() -> None:
               "its root filesystem is read-only (a write to /app fails)")
         base = f"http://127.0.0.1:{port}"
         headers = smoke(base, metrics_token)
+        worker_stops(f"{name}-worker", hardened)
         figures = stop_under_load(name, base, database, headers)
         print(f"\nimage test passed in {time.monotonic() - started:.0f} s; docker stop under load: behind a "
               f"health check {figures['balanced']}, ignoring it {figures['naive']}; stopped "
