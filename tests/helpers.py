@@ -28,7 +28,7 @@ from werkzeug.test import TestResponse
 from app.database import normalise_url
 from app.models import Role
 from config import Config, Duration, Setting
-from scripts.live_server import LiveServer, free_port
+from scripts.live_server import LiveServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
@@ -244,13 +244,7 @@ class WorkerProcess:
         return self.final if self.final is not None else self.path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         if self.final is None:
             self.log.close()
             self.final = self.path.read_text(errors="replace")
