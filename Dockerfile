@@ -8,8 +8,10 @@
 # Configuration comes from the environment only (docs/configuration.md); nothing is baked in but
 # APP_ENV=production and where to listen. gunicorn keeps its metrics files in a fresh folder under
 # /tmp (PROMETHEUS_MULTIPROC_DIR unset), which is why a read-only container needs a tmpfs there.
-# Stop it with SIGTERM (`docker stop -t 30`): gunicorn finishes the requests in flight (up to its
-# graceful timeout, 20 s) and exits.
+# Stop it with SIGTERM (`docker stop`): serve.py makes /health/ready answer 503 and keeps serving
+# for SHUTDOWN_DELAY (4 s) so load balancers take the instance out, then gunicorn finishes the
+# requests in flight (GUNICORN_GRACEFUL_TIMEOUT, 5 s) and exits: 9 s in all, inside docker stop's
+# default 10 s. Raise both, and the stop timeout with them, where requests or probes are slower.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: the app's dependencies (requirements.txt only) in a virtualenv ----
@@ -37,7 +39,7 @@ LABEL org.opencontainers.image.title="users-posts" \
 
 COPY --from=build /venv /venv
 WORKDIR /app
-COPY config.py wsgi.py gunicorn.conf.py ./
+COPY config.py wsgi.py gunicorn.conf.py serve.py ./
 COPY migrations/ migrations/
 COPY app/ app/
 COPY deploy/image/healthcheck.py /usr/local/lib/healthcheck.py
@@ -57,10 +59,14 @@ ENV PATH=/venv/bin:$PATH \
     FLASK_SKIP_DOTENV=1 \
     APP_ENV=production \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    SHUTDOWN_DELAY=4 \
+    GUNICORN_GRACEFUL_TIMEOUT=5
 USER app
 EXPOSE 8000
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "/usr/local/lib/healthcheck.py"]
-CMD ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+# The web server goes through serve.py (its lame-duck period on SIGTERM); a command given to
+# `docker run` (flask worker, flask db upgrade) replaces all of this and runs as it is.
+CMD ["python", "serve.py", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]

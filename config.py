@@ -321,6 +321,13 @@ class Config:
     UPKEEP_INTERVAL = Setting(Duration("s"), 3600)  # how often each upkeep job runs (one worker at a time)
     WORKER_METRICS_BIND = Setting(text, "")  # host:port for the worker's own counters; unset: not served
 
+    # Stopping (serve.py, the image's command): on SIGTERM the instance first creates DRAIN_FILE,
+    # so /health/ready answers 503 and load balancers take it out, and keeps serving for
+    # SHUTDOWN_DELAY seconds; only then does gunicorn get its own SIGTERM. serve.py picks a fresh
+    # DRAIN_FILE under the temp dir when it is unset; the file's presence is what every worker reads.
+    SHUTDOWN_DELAY = Setting(Duration("s", whole=False), 0)
+    DRAIN_FILE = Setting(text, "")
+
     # Accounts: password reset and email verification by mail.
     PASSWORD_RESET_MINUTES = Setting(Duration("m"), 30)
     EMAIL_VERIFICATION_HOURS = Setting(Duration("h"), 72)

@@ -29,9 +29,11 @@ try:  # each variable read as the app reads its own (config.py): one not underst
     forwarded_allow_ips = environment_value("FORWARDED_ALLOW_IPS", text, "127.0.0.1")
     # Room for a URL with every list filter at its longest (percent-encoded); 8190 is gunicorn's maximum.
     limit_request_line = environment_value("GUNICORN_LIMIT_REQUEST_LINE", integer, 8190)
+    # After SIGTERM, how long the workers have to finish the requests in flight before they are
+    # killed. The image sets it lower, so that SHUTDOWN_DELAY plus this fits docker stop's 10 s.
+    graceful_timeout = environment_value("GUNICORN_GRACEFUL_TIMEOUT", Duration("s"), 20)
 except ConfigurationError as error:
     sys.exit(f"error: {error}")
-graceful_timeout = 20
 keepalive = 5
 max_requests_jitter = max_requests // 10
 accesslog = None  # the app logs one line per request itself

@@ -27,8 +27,9 @@ import os
 import re
 import threading
 import weakref
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, request
 from flask.signals import request_started
@@ -37,6 +38,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.metrics import Counter as MetricCounter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -55,6 +57,9 @@ from sqlalchemy import Engine, event
 from app.database import PRIMARY, named_engines
 from app.metrics import TRACE_SPANS_DROPPED, method_label
 from config import ConfigurationError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 DEFAULT_SERVICE_NAME = "users-posts"
 EXPORTERS = ("otlp", "console")
@@ -257,8 +262,25 @@ def _trace_app(app: Flask) -> None:
     # skip_dep_check: its declared range stops below SQLAlchemy 2.1, whose engine events it uses are unchanged.
     instrumentor.instrument(tracer_provider=provider, engines=list(_traced_engines), skip_dep_check=True)
     app.wsgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, request_hook=_name_by_method, tracer_provider=provider)
+        _quiet_when_unsampled(app.wsgi_app), request_hook=_name_by_method, tracer_provider=provider)
     request_started.connect(_name_the_request_span, app, weak=False)
+
+
+def _quiet_when_unsampled(wsgi_app: WSGIApplication) -> WSGIApplication:
+    """Run a request whose server span is not sampled with the instrumentations suppressed
+    (`suppress_instrumentation`, their documented switch): under every sampler the SDK offers,
+    the spans of such a request's statements and Redis commands would not be sampled either
+    (the parent-based ones follow the request; the trace-id ratio gives the same answer for the
+    same trace), so building them is work for nothing. The request keeps its trace context: log
+    lines still carry its ids, and mail it queues still carries its `traceparent`."""
+
+    def call(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if trace.get_current_span().is_recording():
+            return wsgi_app(environ, start_response)
+        with suppress_instrumentation():
+            return wsgi_app(environ, start_response)
+
+    return call
 
 
 def _watch_engine(engine: Engine, name: str) -> None:

@@ -38,6 +38,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen, timeout: float) -> int:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds; its exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class LiveServer:
     url: str
@@ -45,6 +57,7 @@ class LiveServer:
     env: dict[str, str]  # the environment gunicorn runs with
     log: IO[bytes]  # its stderr (and stdout if asked): a file, so a full pipe never blocks the server
     log_path: Path | None  # None: an anonymous temporary file, gone when the server stops
+    launched: bool = False  # started through a launcher (serve.py): gunicorn is its child
 
     @classmethod
     def start(
@@ -59,22 +72,24 @@ class LiveServer:
         cwd: Path = ROOT,
         log_path: Path | None = None,
         stdout_to_log: bool = False,
+        launcher: tuple[str, ...] = (),
     ) -> Self:
         """`gunicorn -c gunicorn.conf.py <target>` in `cwd` with exactly `env` (plus PORT), on
         127.0.0.1:`port`; returned once `probe` answers 200 and `workers` workers are up (by
         default as many as gunicorn.conf.py starts: WEB_CONCURRENCY, else 2 per core).
-        Raises `ServerDidNotStart` if gunicorn exits or `timeout` seconds pass first."""
+        Raises `ServerDidNotStart` if gunicorn exits or `timeout` seconds pass first. With a
+        `launcher` (e.g. `python serve.py`), gunicorn's command line is given to it to run."""
         env = {**env, "PORT": str(port)}
         expected = workers if workers is not None else int(env.get("WEB_CONCURRENCY", (os.cpu_count() or 1) * 2))
         log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115 -- closed by stop()
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
+            [*launcher, sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", target],
             cwd=cwd,
             env=env,
             stdout=log if stdout_to_log else subprocess.DEVNULL,
             stderr=log,
         )
-        server = cls(f"http://127.0.0.1:{port}", process, env, log, log_path)
+        server = cls(f"http://127.0.0.1:{port}", process, env, log, log_path, launched=bool(launcher))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -91,18 +106,12 @@ class LiveServer:
 
     def worker_pids(self) -> list[int]:
         """The master's children: its workers."""
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-        return sorted(int(pid) for pid in out.stdout.split())
+        masters = _children(self.process.pid) if self.launched else [self.process.pid]
+        return sorted(pid for master in masters for pid in _children(master))
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM (gunicorn's graceful stop), SIGKILL after `timeout` seconds; closes the log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         self.log.close()
 
     def _give_up(self, why: str) -> NoReturn:
@@ -110,6 +119,11 @@ class LiveServer:
         message = f"gunicorn {why}; the end of its log{where}:\n{self.output()[-LOG_TAIL:]}"
         self.stop()
         raise ServerDidNotStart(message)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(child) for child in out.stdout.split()]
 
 
 def _answers(url: str) -> bool:

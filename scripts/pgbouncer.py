@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extras
 from sqlalchemy.engine import make_url
 
-from scripts.live_server import free_port
+from scripts.live_server import free_port, stop_process
 
 # PgBouncer refuses to run as root; it drops to this user when started by root.
 UNPRIVILEGED_USER = "nobody"
@@ -115,13 +115,7 @@ class PgBouncer:
         return (self.folder / "pgbouncer.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=10)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _give_up(self, why: str) -> NoReturn:

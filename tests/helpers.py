@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -29,7 +29,8 @@ from werkzeug.test import TestResponse
 from app import database
 from app.database import normalise_url
 from app.models import Role
-from scripts.live_server import LiveServer, free_port
+from config import Config, Duration, Setting
+from scripts.live_server import LiveServer, free_port, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Sup3rSecret"
@@ -90,8 +91,10 @@ class RedisKeys:
             self.connection.delete(key)
 
 
-def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] | None = None) -> LiveServer:
-    """The test app under gunicorn on `database_url`; stop it with `server.stop()`."""
+def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] | None = None,
+                   launcher: tuple[str, ...] = ()) -> LiveServer:
+    """The test app under gunicorn on `database_url`; stop it with `server.stop()`. With a
+    `launcher` (the image's `python serve.py`), gunicorn runs as its child."""
     port = free_port()
     environment = {
         **os.environ,
@@ -102,7 +105,16 @@ def start_gunicorn(database_url: str, *, workers: int = 4, env: dict[str, str] |
         "LOG_LEVEL": "WARNING",
         **(env or {}),
     }
-    return LiveServer.start(env=environment, port=port, workers=workers)
+    return LiveServer.start(env=environment, port=port, workers=workers, launcher=launcher)
+
+
+def stop_times(environment: Mapping[str, str]) -> tuple[float, float]:
+    """What stopping an instance takes with this environment, in seconds: serve.py's lame-duck
+    period (SHUTDOWN_DELAY), then gunicorn's graceful timeout (gunicorn.conf.py's default unless set)."""
+    default = int(re.search(r'"GUNICORN_GRACEFUL_TIMEOUT", Duration\("s"\), (\d+)\)',
+                            (ROOT / "gunicorn.conf.py").read_text())[1])
+    graceful = Setting(Duration("s"), default, "GUNICORN_GRACEFUL_TIMEOUT").read(environment)
+    return Config.SHUTDOWN_DELAY.read(environment, "SHUTDOWN_DELAY"), graceful
 
 
 def follow(client: FlaskClient, who: Person, whom_id: int, method: str = "PUT") -> TestResponse:
@@ -234,13 +246,7 @@ class WorkerProcess:
         return self.final if self.final is not None else self.path.read_text(errors="replace")
 
     def stop(self, timeout: float = 20) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout)
         if self.final is None:
             self.log.close()
             self.final = self.path.read_text(errors="replace")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,12 +29,18 @@ def health():
 
 @blp.route("/ready")
 @blp.response(200, HealthSchema)
-@blp.problems(400, 503, d503="The database does not answer.", **UNTRUSTED_HOST)
+@blp.problems(400, 503, d503="The instance is shutting down, or the database does not answer.", **UNTRUSTED_HOST)
 @blp.doc(operationId="getReadiness", security=PUBLIC)
 def ready():
-    """The process can reach its database.
+    """The process can reach its database, and is not shutting down.
 
-    For readiness probes: 503, with `Retry-After`, while the database does not answer."""
+    For readiness probes: 503, with `Retry-After`, while the database does not answer, and from
+    the moment the instance is told to stop (its lame-duck period: it still serves every request
+    that comes, but a load balancer should send no more)."""
+    drain_file = current_app.config["DRAIN_FILE"]
+    if drain_file and os.path.exists(drain_file):  # serve.py made it on SIGTERM: any worker sees it
+        return problem(503, "This instance is shutting down; send requests to another one.",
+                       headers={"Retry-After": OUTAGE_RETRY_AFTER})
     try:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError:

@@ -36,7 +36,7 @@ def dashboard(now: datetime | None = None) -> DashboardStats:
     """Two statements that read no row of `posts` and no user but admins and inactive ones.
 
     Totals and the "new" figures come from `daily_counts` (kept by triggers), so the "new"
-    figures count whole UTC days (decision 0014): counting the partial first day of a rolling
+    figures count whole UTC days (decision 0015): counting the partial first day of a rolling
     week from rows would read up to a day of posts. Admins and inactive users are counted
     through their partial indexes.
     """

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -286,3 +286,13 @@ def scratch_dir(prefix: str) -> Path:
 def psql_count(database_url: str, sql: str) -> int:
     out = subprocess.run(["psql", database_url, "-tAc", sql], check=True, capture_output=True, text=True)
     return int(out.stdout.strip())
+
+
+def run_scenario(main: Callable[[], None], name: str) -> None:
+    """A fault scenario's entry point: PASSED or FAILED with the broken expectation, and the exit status."""
+    try:
+        main()
+    except AssertionError as error:
+        print(f"FAILED: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(f"PASSED: {name}")

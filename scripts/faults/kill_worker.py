@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 
 from scripts.faults.common import (
     Background,
     expect,
     gunicorn,
+    run_scenario,
     sign_up,
     status_summary,
     table,
@@ -64,9 +64,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: worker SIGKILL")
+    run_scenario(main, "worker SIGKILL")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -22,6 +21,7 @@ from scripts.faults.common import (
     gunicorn,
     percentile,
     postgres_version,
+    run_scenario,
     sign_up,
     status_summary,
     table,
@@ -104,9 +104,4 @@ def status_summary_samples(samples) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: PostgreSQL restart")
+    run_scenario(main, "PostgreSQL restart")

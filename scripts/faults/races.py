@@ -13,7 +13,6 @@ its own HTTP connection, against gunicorn on PostgreSQL.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections import Counter
@@ -27,6 +26,7 @@ from scripts.faults.common import (
     gunicorn,
     percentile,
     psql_count,
+    run_scenario,
     sign_up,
     table,
     throwaway_database,
@@ -100,9 +100,4 @@ def latencies(results: list[tuple[int, float]]) -> list[str]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: races")
+    run_scenario(main, "races")

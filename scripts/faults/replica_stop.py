@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import sys
 import threading
 import time
 
@@ -22,6 +21,7 @@ from scripts.faults.common import (
     Background,
     expect,
     gunicorn,
+    run_scenario,
     sign_up,
     status_summary,
     table,
@@ -140,9 +140,4 @@ def run(cluster: pg.Replication) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: standby stop")
+    run_scenario(main, "standby stop")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -31,6 +30,7 @@ from scripts.faults.common import (
     expect,
     free_port,
     gunicorn,
+    run_scenario,
     sign_up,
     status_summary,
     table,
@@ -158,9 +158,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: rolling restart")
+    run_scenario(main, "rolling restart")

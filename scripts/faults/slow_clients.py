@@ -13,7 +13,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from scripts.faults.common import (
     free_port,
     gunicorn,
     percentile,
+    run_scenario,
     run_wrk,
     scratch_dir,
     status_summary,
@@ -192,9 +192,4 @@ def _serves(url: str) -> bool:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as error:
-        print(f"FAILED: {error}", file=sys.stderr)
-        sys.exit(1)
-    print("PASSED: slow clients")
+    run_scenario(main, "slow clients")

@@ -6,9 +6,15 @@ key prefix of its own), on the host network:
 1. `flask db upgrade` runs as a one-shot container: migrations are a separate step;
 2. the app container (`--read-only`, a tmpfs on /tmp, no capabilities) becomes healthy by its own
    HEALTHCHECK, runs as a non-root user and cannot write its root filesystem;
-3. smoke checks through it: register, sign in, post, list, /health/ready, /metrics;
-4. `SIGTERM` under load: requests in flight when it arrives (held by a lock) are answered, no
-   request gets a 5xx, a timeout or a reset, and the container exits 0.
+3. smoke checks through it: register, sign in, post, list, /health/ready, /metrics; `flask worker`
+   from the same image stops on docker stop by itself (not through serve.py), exit status 0;
+4. `docker stop` (SIGTERM, docker's default 10 s before SIGKILL) under load: during the lame-duck
+   period (serve.py's SHUTDOWN_DELAY) /health/ready is 503 while requests on new connections are
+   still answered; clients that stop sending once a health check sees the 503, as a load
+   balancer's do, lose nothing (no reset, no refused, no 5xx); requests held in flight by a lock
+   until gunicorn itself has had SIGTERM are answered; the container exits 0. Clients that ignore
+   readiness get no 5xx and no timeout, and a registration of theirs that was reset never reached
+   the database.
 
 Prints one line per check and a summary; exits 1 on the first failure.
 """
@@ -39,7 +45,8 @@ REDIS = os.environ.get("IMAGE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "Image-Passw0rd"
 WORKERS = 4
 IN_FLIGHT = 2  # requests held by a lock when SIGTERM arrives
-LOAD_THREADS = 3
+LOAD_THREADS = 3  # clients behind a load balancer's health check
+NAIVE_THREADS = 2  # clients that ignore readiness and send until the end
 
 
 class Failed(AssertionError):
@@ -139,14 +146,18 @@ def smoke(base: str, metrics_token: str) -> dict[str, str]:
 
 
 class Load(threading.Thread):
-    """Requests one after another until told to stop; each outcome classified. A stopping gunicorn
-    closes its listening socket: a new connection is then refused, and one the kernel had queued
-    but no worker had taken yet is reset. Neither reached the app (the POSTs' users are looked up
-    afterwards to prove it); "lost" is a 5xx, a timeout, or a reset request that did reach it."""
+    """Requests one after another until told to stop; each outcome classified. Once gunicorn
+    stops, it closes its listening socket: a new connection is then refused, and one the kernel
+    had queued but no worker had taken yet is reset. Neither reached the app (the POSTs' users are
+    looked up afterwards to prove it); "lost" is a 5xx, a timeout, or any other failure.
 
-    def __init__(self, base: str, headers: dict[str, str]) -> None:
+    With `out_of_rotation`, the client behaves like a load balancer's traffic: once the event is
+    set (its health check saw /health/ready fail) it sends nothing new; for it, a refused or reset
+    connection counts as lost too."""
+
+    def __init__(self, base: str, headers: dict[str, str], out_of_rotation: threading.Event | None = None) -> None:
         super().__init__(daemon=True)
-        self.base, self.headers = base, headers
+        self.base, self.headers, self.out_of_rotation = base, headers, out_of_rotation
         self.outcomes: Counter = Counter()
         self.problems: list[str] = []
         self.reset_posts: list[str] = []  # emails of registrations whose connection was reset
@@ -155,9 +166,12 @@ class Load(threading.Thread):
     def run(self) -> None:
         n = 0
         while not self.stop.is_set():
+            if self.out_of_rotation is not None and self.out_of_rotation.is_set():
+                time.sleep(0.05)
+                continue
             n += 1
             email = f"load-{uuid.uuid4().hex[:10]}@example.com"
-            try:
+            try:  # requests without a session: a new connection each, as a balancer's would mostly be
                 if n % 3:
                     response = requests.get(f"{self.base}/api/users/me", headers=self.headers, timeout=30)
                 else:
@@ -185,6 +199,26 @@ class Load(threading.Thread):
                 self.problems.append(f"{response.status_code} {response.text[:200]}")
 
 
+class HealthCheck(threading.Thread):
+    """A load balancer's health check: GET /health/ready every `interval` seconds; the first
+    answer that is not 200 takes the instance out of rotation (`out_of_rotation` is set)."""
+
+    def __init__(self, base: str, interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.base, self.interval = base, interval
+        self.out_of_rotation = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.out_of_rotation.is_set():
+            try:
+                if requests.get(f"{self.base}/health/ready", timeout=5).status_code != 200:
+                    self.out_of_rotation.set()
+            except requests.RequestException:
+                self.out_of_rotation.set()
+            self.stop.wait(self.interval)
+
+
 def held_request(base: str, results: list) -> None:
     try:
         results.append(requests.get(f"{base}/api/posts?limit=1", timeout=30).status_code)
@@ -192,13 +226,34 @@ def held_request(base: str, results: list) -> None:
         results.append(repr(error))
 
 
+def docker_stop(name: str, done: dict) -> None:
+    """`docker stop` with docker's default timeout (10 s, then SIGKILL): the image must fit in it."""
+    started = time.monotonic()
+    done["returncode"] = docker("stop", name, check_rc=False, timeout=60).returncode
+    done["seconds"] = time.monotonic() - started
+
+
+def env_value(name: str, variable: str) -> str:
+    """A variable of the container's environment, as the image and the env file set it."""
+    for item in docker("inspect", "-f", "{{range .Config.Env}}{{println .}}{{end}}", name).stdout.splitlines():
+        key, _, value = item.partition("=")
+        if key == variable:
+            return value
+    raise Failed(f"the container has no {variable}")
+
+
 def stop_under_load(name: str, base: str, database: str, headers: dict[str, str]) -> dict:
-    loads = [Load(base, headers) for _ in range(LOAD_THREADS)]
-    for load in loads:
-        load.start()
+    """`docker stop` under load, the image's lame-duck period (serve.py) included."""
+    delay = float(env_value(name, "SHUTDOWN_DELAY"))
+    health_check = HealthCheck(base)
+    balanced = [Load(base, headers, health_check.out_of_rotation) for _ in range(LOAD_THREADS)]
+    naive = [Load(base, headers) for _ in range(NAIVE_THREADS)]
+    for thread in (health_check, *balanced, *naive):
+        thread.start()
     time.sleep(2)
     locker = psycopg2.connect(f"{PG}/{database}")
     held: list = []
+    stopped: dict = {}
     try:
         with locker.cursor() as cursor:
             cursor.execute("LOCK TABLE posts IN ACCESS EXCLUSIVE MODE")
@@ -214,33 +269,77 @@ def stop_under_load(name: str, base: str, database: str, headers: dict[str, str]
             time.sleep(0.05)
         check(waiting >= IN_FLIGHT, f"{IN_FLIGHT} requests in flight, held by a lock")
         term_at = time.monotonic()
-        docker("kill", "--signal", "TERM", name)
-        time.sleep(1.5)
-        locker.rollback()  # the held requests may now finish
+        stopper = threading.Thread(target=docker_stop, args=(name, stopped))
+        stopper.start()
+        # While it drains: not ready, yet every request, each on a new connection, answered as before.
+        ready = None
+        while time.monotonic() - term_at < delay:
+            ready = requests.get(f"{base}/health/ready", timeout=5)
+            if ready.status_code == 503:
+                break
+            time.sleep(0.05)
+        check(ready is not None and ready.status_code == 503 and "shutting down" in ready.json()["detail"]
+              and ready.headers["Content-Type"] == "application/problem+json",
+              f"draining: /health/ready is 503 problem JSON {time.monotonic() - term_at:.1f} s after docker stop")
+        try:  # not /api/posts: the lock holds every read of posts until the end of the delay
+            during = [requests.get(f"{base}{path}", headers=headers, timeout=5).status_code
+                      for _ in range(3) for path in ("/api/users/me", "/health")]
+        except requests.RequestException as error:
+            raise Failed(f"draining: a request on a new connection failed: {error!r}"[:500]) from None
+        check(during == [200] * len(during) and time.monotonic() - term_at < delay,
+              f"draining: requests on new connections still answered ({during}), within SHUTDOWN_DELAY ({delay:g} s)")
+        check(health_check.out_of_rotation.is_set(), "the balancer's health check took the instance out of rotation")
+        # The held requests are let go only after gunicorn itself has had SIGTERM: its graceful stop
+        # answers them.
+        time.sleep(max(0.0, delay + 1 - (time.monotonic() - term_at)))
+        locker.rollback()
     finally:
         locker.close()
     for waiter in waiters:
         waiter.join(timeout=30)
-    exit_code = docker("wait", name, timeout=60).stdout.strip()
-    stopped_after = time.monotonic() - term_at
+    stopper.join(timeout=60)
+    exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
     time.sleep(0.5)
-    for load in loads:
-        load.stop.set()
-    for load in loads:
-        load.join(timeout=40)
-    outcomes = sum((load.outcomes for load in loads), Counter())
-    problems = [problem for load in loads for problem in load.problems]
-    reset_posts = [email for load in loads for email in load.reset_posts]
+    for thread in (health_check, *balanced, *naive):
+        thread.stop.set()
+    for thread in (health_check, *balanced, *naive):
+        thread.join(timeout=40)
+    balanced_outcomes = sum((load.outcomes for load in balanced), Counter())
+    naive_outcomes = sum((load.outcomes for load in naive), Counter())
+    problems = [problem for load in (*balanced, *naive) for problem in load.problems]
+    reset_posts = [email for load in naive for email in load.reset_posts]
     if reset_posts:
         emails = ", ".join(f"'{email}'" for email in reset_posts)
         processed = sql(database, f"SELECT email FROM users WHERE email IN ({emails})")
-        check(not processed, f"the {len(reset_posts)} reset registration(s) never reached the app: "
-                             "no such user in the database")
-    check(held == [200] * IN_FLIGHT, f"the requests in flight at SIGTERM were answered: {held}")
-    check(exit_code == "0", f"the container exited 0 after SIGTERM ({exit_code}), {stopped_after:.1f} s later")
-    check(outcomes["answered"] > 0 and outcomes["lost"] == 0,
-          f"no request lost under load: {dict(outcomes)} {problems[:3]}")
-    return {"outcomes": dict(outcomes), "stopped_after": stopped_after}
+        check(not processed, f"the {len(reset_posts)} reset registration(s) of the naive clients never reached "
+                             "the app: no such user in the database")
+    check(held == [200] * IN_FLIGHT, f"the requests in flight at gunicorn's SIGTERM were answered: {held}")
+    check(stopped.get("returncode") == 0 and exit_code == "0",
+          f"docker stop (default timeout, 10 s) returned after {stopped.get('seconds', 0):.1f} s; "
+          f"the container exited {exit_code}")
+    check(balanced_outcomes["answered"] > 0 and set(balanced_outcomes) == {"answered"},
+          f"clients behind the health check lost nothing: {dict(balanced_outcomes)} {problems[:3]}")
+    check(naive_outcomes["answered"] > 0 and naive_outcomes["lost"] == 0,
+          f"clients that ignore readiness: no 5xx, no timeout: {dict(naive_outcomes)} {problems[:3]}")
+    return {"balanced": dict(balanced_outcomes), "naive": dict(naive_outcomes),
+            "stopped_after": stopped.get("seconds", 0)}
+
+
+def worker_stops(name: str, hardened: list[str]) -> None:
+    """`flask worker` from the same image, as its command: it does not go through serve.py, and
+    stops on docker stop's SIGTERM by itself, exit status 0."""
+    try:
+        docker("run", "-d", "--name", name, *hardened, "-e", "LOG_LEVEL=INFO", IMAGE, "flask", "worker")
+        deadline = time.monotonic() + 30
+        while "upkeep" not in docker("logs", name, check_rc=False).stderr and time.monotonic() < deadline:
+            time.sleep(0.2)
+        docker("stop", name, timeout=60)
+        exit_code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        logs = docker("logs", name, check_rc=False).stderr
+        check(exit_code == "0" and "SIGTERM received" in logs and "[serve]" not in logs,
+              f"flask worker, the same image's other command, stops on docker stop by itself (exit {exit_code})")
+    finally:
+        docker("rm", "-f", name, check_rc=False)
 
 
 def main() -> None:
@@ -259,8 +358,7 @@ def main() -> None:
         tables = {row[0] for row in sql(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         check(migrated.returncode == 0 and {"users", "posts", "alembic_version"} <= tables,
               "flask db upgrade, a one-shot container, migrated the database")
-        docker("run", "-d", "--name", name, *hardened, "--health-interval", "1s", "--stop-timeout", "30",
-               IMAGE)
+        docker("run", "-d", "--name", name, *hardened, "--health-interval", "1s", IMAGE)
         became_healthy = wait_healthy(name, 90)
         check(True, f"the container's HEALTHCHECK says healthy ({became_healthy:.1f} s after start)")
         uid = docker("exec", name, "id", "-u").stdout.strip()
@@ -271,9 +369,11 @@ def main() -> None:
               "its root filesystem is read-only (a write to /app fails)")
         base = f"http://127.0.0.1:{port}"
         headers = smoke(base, metrics_token)
+        worker_stops(f"{name}-worker", hardened)
         figures = stop_under_load(name, base, database, headers)
-        print(f"\nimage test passed in {time.monotonic() - started:.0f} s; SIGTERM under load: "
-              f"{figures['outcomes']}, exited {figures['stopped_after']:.1f} s after the signal", flush=True)
+        print(f"\nimage test passed in {time.monotonic() - started:.0f} s; docker stop under load: behind a "
+              f"health check {figures['balanced']}, ignoring it {figures['naive']}; stopped "
+              f"{figures['stopped_after']:.1f} s after the signal", flush=True)
     finally:
         docker("rm", "-f", name, check_rc=False)
         sql("postgres", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

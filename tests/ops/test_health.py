@@ -43,3 +43,18 @@ def test_wrong_method_on_health_is_405_with_allow(client):
     response = client.post("/health")
     assert_problem(response, 405)
     assert "GET" in response.headers["Allow"]
+
+
+def test_ready_is_503_problem_while_the_instance_drains_and_liveness_stays_200(make_app, tmp_path):
+    drain_file = tmp_path / "draining"
+    client = make_app(DRAIN_FILE=str(drain_file)).test_client()
+    assert client.get("/health/ready").status_code == 200
+    drain_file.touch()  # what serve.py does on SIGTERM
+    response = client.get("/health/ready")
+    body = assert_problem(response, 503)
+    assert "shutting down" in body["detail"]
+    assert "Retry-After" in response.headers
+    assert client.get("/health").status_code == 200
+    assert client.get("/api/posts").status_code == 200  # still serving: only the probe says it is going
+    drain_file.unlink()
+    assert client.get("/health/ready").status_code == 200

@@ -18,18 +18,21 @@ from types import SimpleNamespace
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import event
+from sqlalchemy import column, create_engine, event, func, select, table
 
 from app import create_app, database
+from app.database import normalise_url, server_settings
 from app.extensions import db
 from app.models import Role
 from app.services import users
 from config import ConfigurationError
 from scripts import replication as pg
+from scripts.pgbouncer import PgBouncer, pgbouncer_binary
 from tests.admin_support import signed_in
 from tests.helpers import PASSWORD, ROOT
 
 DATABASE = "app_test_replicas"
+PG_SETTINGS = table("pg_settings", column("name"), column("setting"))
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +279,70 @@ def test_admin_pages_read_on_the_standby_and_see_what_was_written_before_sign_in
         assert title in admin.get("/admin/posts").get_data(as_text=True)
         assert time.monotonic() < deadline, "admin reads did not move to the caught-up standby"
         time.sleep(0.05)
+
+
+def _settings_seen(connection) -> dict[str, str]:
+    """The server's value of each setting the app sends, read with a SELECT (so, in a GET, on its read pool)."""
+    return {name: connection.execute(select(PG_SETTINGS.c.setting).where(PG_SETTINGS.c.name == name)).scalar_one()
+            for name in server_settings(0)}
+
+
+@pytest.mark.skipif(pgbouncer_binary() is None, reason="pgbouncer is not installed (.ci/run installs Debian's)")
+def test_behind_pgbouncer_in_transaction_mode_reads_on_the_standby_run_with_the_request_settings(cluster, redis_keys):
+    """DB_POOLER=transaction with a replica: a PgBouncer in transaction mode in front of each server,
+    one server connection each. A GET's reads on the standby begin with the read settings, which
+    end with their transaction (the next client of that server connection finds the server's own);
+    writes on the primary run with the statement timeout."""
+    primary_url, standby_url = cluster.primary.url(DATABASE), cluster.standby.url(DATABASE)
+    before_primary = PgBouncer.start(primary_url, pool_size=1)
+    before_standby = PgBouncer.start(standby_url, pool_size=1)
+    direct = create_engine(normalise_url(standby_url))
+    app = None
+    try:
+        with direct.connect() as connection:
+            standby_defaults = _settings_seen(connection)
+        assert standby_defaults != server_settings(1234)
+        app = create_app({
+            "APP_ENV": "testing", "DB_POOLER": "transaction",
+            "SQLALCHEMY_DATABASE_URI": before_primary.url(primary_url),
+            "DATABASE_REPLICA_URLS": [before_standby.url(standby_url)],
+            "DB_READ_TIMEOUT_MS": 1234, "DB_STATEMENT_TIMEOUT_MS": 5678,
+            "REDIS_URL": redis_keys.url, "RATELIMIT_KEY_PREFIX": redis_keys.prefix,
+            "REPLICA_MAX_LAG_SECONDS": 1.0, "REPLICA_CHECK_SECONDS": 0.1,
+        })
+        router = app.extensions["read_router"]
+        assert router.start_checks(wait=5), "the worker's replica checks never ran through the pooler"
+        router.stop_checks()  # from here on, the standby's one server connection serves this test alone
+        time.sleep(app.config["REPLICA_CHECK_SECONDS"] * 3)  # let a round in flight finish
+        before = served("replica1", "lag_ok")
+        with app.test_request_context("/api/posts"):  # an anonymous GET's reads
+            assert db.session.execute(select(func.pg_is_in_recovery())).scalar_one() is True  # the standby
+            assert _settings_seen(db.session) == server_settings(1234)
+            backend = db.session.execute(select(func.pg_backend_pid())).scalar_one()
+            db.session.remove()
+        assert served("replica1", "lag_ok") - before == 1
+        other = create_engine(normalise_url(before_standby.url(standby_url)))
+        with other.connect() as connection:
+            assert connection.execute(select(func.pg_backend_pid())).scalar_one() == backend
+            assert _settings_seen(connection) == standby_defaults
+        other.dispose()
+        with app.test_request_context("/api/posts", method="POST"):  # writes: the primary
+            assert db.session.execute(select(func.pg_is_in_recovery())).scalar_one() is False
+            assert _settings_seen(db.session) == server_settings(5678)
+            db.session.remove()
+        client = app.test_client()
+        _, headers = sign_up(client)
+        assert client.post("/api/posts", json={"title": "Pooled", "body": "b"}, headers=headers).status_code == 201
+        cluster.wait_for_standby()
+        before = served("replica1", "lag_ok")
+        page = client.get("/api/posts?limit=1")
+        assert page.status_code == 200 and page.get_json()[0]["title"] == "Pooled"
+        assert served("replica1", "lag_ok") - before == 1
+    finally:
+        if app is not None:
+            app.extensions["read_router"].stop_checks()
+            for engine in database.engines(app):
+                engine.dispose()
+        direct.dispose()
+        before_primary.stop()
+        before_standby.stop()

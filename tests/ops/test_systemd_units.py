@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, stop_times
 
 UNITS = sorted((ROOT / "deploy" / "systemd").glob("*.service"))
 INSTALLED_AT = "/opt/users-posts"
@@ -29,9 +29,14 @@ def test_the_unit_files_pass_systemd_analyze_verify(tmp_path: Path):
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
 
 
-def test_systemd_waits_longer_than_gunicorn_drains():
-    """systemd must not SIGKILL gunicorn while it finishes the requests in flight."""
-    graceful = int(re.search(r"^graceful_timeout = (\d+)", (ROOT / "gunicorn.conf.py").read_text(), re.M)[1])
+def test_systemd_waits_longer_than_the_lame_duck_period_and_gunicorns_drain():
+    """systemd must not SIGKILL the instance while it drains: serve.py's SHUTDOWN_DELAY, then
+    gunicorn's graceful timeout for the requests in flight."""
     unit = (ROOT / "deploy" / "systemd" / "users-posts.service").read_text()
-    assert "KillSignal=SIGTERM" in unit
-    assert int(re.search(r"^TimeoutStopSec=(\d+)", unit, re.M)[1]) > graceful
+    environment = dict(item.split("=", 1) for line in re.findall(r"^Environment=(.*)$", unit, re.M)
+                       for item in line.split())
+    assert "serve.py" in re.search(r"^ExecStart=(.*)$", unit, re.M)[1]
+    assert "KillSignal=SIGTERM" in unit and "KillMode=mixed" in unit  # the signal goes to serve.py alone
+    delay, graceful = stop_times(environment)
+    assert delay > 0
+    assert int(re.search(r"^TimeoutStopSec=(\d+)", unit, re.M)[1]) > delay + graceful

@@ -107,6 +107,18 @@ def test_a_caller_that_did_not_sample_its_trace_gets_no_spans_recorded(traced, e
     assert exporter.get_finished_spans() == ()
 
 
+def test_a_request_the_caller_did_not_sample_still_logs_the_callers_trace_id(traced, exporter, caplog):
+    """Its statements and Redis commands are not traced (the instrumentations are suppressed for
+    a request nobody samples), but the request keeps its trace context."""
+    headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-00"}
+    with caplog.at_level(logging.INFO, logger="app.request"):
+        assert call(traced, "GET", "/api/posts", headers=headers).status_code == 200
+    [record] = [record for record in caplog.records if record.name == "app.request"]
+    assert TextFormatter().format(record).split(" trace_id=")[1].startswith(f"{TRACE_ID} span_id=")
+    assert json.loads(JsonFormatter().format(record))["trace_id"] == TRACE_ID
+    assert exporter.get_finished_spans() == ()
+
+
 def test_every_log_line_of_a_traced_request_carries_its_trace_and_span_ids(traced, exporter, caplog):
     headers = {"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"}
     with caplog.at_level(logging.INFO, logger="app.request"):
