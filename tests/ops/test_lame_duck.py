@@ -9,9 +9,12 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import pytest
 import requests
 
+from scripts.live_server import LiveServer
 from tests.helpers import ROOT, start_gunicorn, stop_times, wait_for
 
 LAUNCHER = (sys.executable, "serve.py")
@@ -49,29 +52,28 @@ def test_sigterm_makes_the_instance_not_ready_and_it_keeps_serving_until_the_del
         server.stop()
 
 
-def test_sigint_goes_to_gunicorn_at_once(app, database_url):
+@pytest.fixture
+def long_delay(app, database_url) -> Iterator[LiveServer]:
+    """gunicorn behind the launcher, with a lame-duck period far longer than any test waits."""
     server = start_gunicorn(database_url, workers=1, launcher=LAUNCHER,
                             env={"SHUTDOWN_DELAY": "300", "LOG_LEVEL": "INFO"})
-    try:
-        server.process.send_signal(signal.SIGINT)
-        assert server.process.wait(timeout=60) == 0  # long before the 300 s a SIGTERM would wait
-        assert "Handling signal: int" in server.output()
-        assert "draining" not in server.output()
-    finally:
-        server.stop()
+    yield server
+    server.stop()
 
 
-def test_a_second_sigterm_ends_the_delay(app, database_url):
-    server = start_gunicorn(database_url, workers=1, launcher=LAUNCHER,
-                            env={"SHUTDOWN_DELAY": "300", "LOG_LEVEL": "INFO"})
-    try:
-        server.process.send_signal(signal.SIGTERM)
-        wait_for(lambda: _ready(server.url).status_code == 503, what="/health/ready to say 503")
-        server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(timeout=60) == 0
-        assert "Handling signal: term" in server.output()
-    finally:
-        server.stop()
+def test_sigint_goes_to_gunicorn_at_once(long_delay):
+    long_delay.process.send_signal(signal.SIGINT)
+    assert long_delay.process.wait(timeout=60) == 0  # long before the 300 s a SIGTERM would wait
+    assert "Handling signal: int" in long_delay.output()
+    assert "draining" not in long_delay.output()
+
+
+def test_a_second_sigterm_ends_the_delay(long_delay):
+    long_delay.process.send_signal(signal.SIGTERM)
+    wait_for(lambda: _ready(long_delay.url).status_code == 503, what="/health/ready to say 503")
+    long_delay.process.send_signal(signal.SIGTERM)
+    assert long_delay.process.wait(timeout=60) == 0
+    assert "Handling signal: term" in long_delay.output()
 
 
 def test_it_exits_with_the_status_of_its_command():
