@@ -146,13 +146,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--posts", type=int, default=100_000)
     options = parser.parse_args()
-    if "bench" not in options.database:
-        sys.exit(f"refusing to drop {options.database!r}: the benchmark database's name must contain 'bench'")
-
-    run.OUT.mkdir(exist_ok=True)
-    run.ensure_wrk()
-    run.ensure_postgres(options.admin_url)
-    database_url = f"{options.admin_url.rsplit('/', 1)[0]}/{options.database}"
+    database_url = run.bench_database_url(options.admin_url, options.database)
     smtp = SlowServer()
     smtp_port = free_port()
     controller = Controller(smtp, hostname="127.0.0.1", port=smtp_port)

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app, database  # noqa: E402
 from bench import feed, run, search  # noqa: E402
+from bench.sqlcheck import explain  # noqa: E402
 
 # The admin's user lists: every user, the two partial indexes' filters, a search of names and emails.
 ADMIN_USER_LISTS = [("", ""), (", inactive", "?active=0"), (", admins", "?role=admin"), (", q=user4242", "?q=user4242")]
@@ -121,18 +122,7 @@ def _explained(label: str, statement: str) -> bool:
 
 
 def _explain(engine: Any, label: str, statement: str, parameters: Any, settings: list[str]) -> str:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for setting in settings:
-            name, value = setting.split("=", 1)
-            cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
-        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        shown = cursor.mogrify(statement, parameters).decode()
-        raw.rollback()
-    finally:
-        raw.close()
+    shown, plan = explain(engine, statement, parameters, settings)
     with_settings = f" (with {', '.join(settings)})" if settings else ""
     return f"#### {label}{with_settings}\n\n```\n{shown}\n\n{plan}\n```\n"
 

@@ -115,6 +115,17 @@ def ensure_wrk() -> str:
     return path
 
 
+def bench_database_url(admin_url: str, database: str) -> str:
+    """The URL of a benchmark's own database, after the checks every benchmark makes first: its
+    name says "bench" (it may be dropped and seeded again), wrk is there, PostgreSQL answers."""
+    if "bench" not in database:
+        sys.exit(f"refusing to use {database!r}: the benchmark database's name must contain 'bench'")
+    OUT.mkdir(exist_ok=True)
+    ensure_wrk()
+    ensure_postgres(admin_url)
+    return f"{admin_url.rsplit('/', 1)[0]}/{database}"
+
+
 def ensure_postgres(admin_url: str) -> None:
     for _ in range(30):
         try:
@@ -828,20 +839,13 @@ def main() -> None:
                              "BENCH_ARGS=\"--baseline REV\"`")
     options = parser.parse_args()
     mode = QUICK if options.quick else MODES[options.mode]
-    if "bench" not in options.database:
-        sys.exit(f"refusing to drop {options.database!r}: the benchmark database's name must contain 'bench'")
-
     started_at, started = datetime.now(UTC), time.perf_counter()
-    OUT.mkdir(exist_ok=True)
-    ensure_wrk()
-    ensure_postgres(options.admin_url)
+    database_url = bench_database_url(options.admin_url, options.database)
     facts = {
         **machine(),
         "connections": str(options.connections),
         "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    base = options.admin_url.rsplit("/", 1)[0]
-    database_url = f"{base}/{options.database}"
     env = app_environment(database_url)
     os.environ.update(env)  # for the in-process debug run (config.py reads the environment)
 

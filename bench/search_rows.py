@@ -64,13 +64,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="drop and seed the database even if it is seeded")
     options = parser.parse_args()
     mode = run.QUICK if options.quick else run.MODES[options.mode]
-    if "bench" not in options.database:
-        sys.exit(f"refusing to use {options.database!r}: the benchmark database's name must contain 'bench'")
-
-    run.OUT.mkdir(exist_ok=True)
-    run.ensure_wrk()
-    run.ensure_postgres(options.admin_url)
-    database_url = f"{options.admin_url.rsplit('/', 1)[0]}/{options.database}"
+    database_url = run.bench_database_url(options.admin_url, options.database)
     env = run.app_environment(database_url)
     if mode is run.TEN_MILLION and not options.fresh and run.reuse_database(database_url, env, mode):
         pass  # kept between runs; bench/run.py's writes add a few posts it tolerates

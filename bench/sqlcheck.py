@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,18 +120,28 @@ def count_statements(probes: list[Probe], token: str | None) -> tuple[list[Count
     return counts, plans
 
 
-def _explain(engine, label: str, captured: list[tuple[str, Any]]) -> Plan:
-    """The plan of the statement that reads posts (the list query itself)."""
-    statement, parameters = next((s, p) for s, p in reversed(captured) if "FROM posts" in s)
+def explain(engine: Any, statement: str, parameters: Any, settings: Sequence[str] = ()) -> tuple[str, str]:
+    """`EXPLAIN (ANALYZE, BUFFERS)` of a captured statement, in a transaction rolled back after it,
+    with `settings` (`name=value`) set for that transaction: the statement with its values, and its plan."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        for setting in settings:
+            name, value = setting.split("=", 1)
+            cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
         cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
-        text = "\n".join(row[0] for row in cursor.fetchall())
+        plan = "\n".join(row[0] for row in cursor.fetchall())
         shown = cursor.mogrify(statement, parameters).decode()
         raw.rollback()
     finally:
         raw.close()
+    return shown, plan
+
+
+def _explain(engine, label: str, captured: list[tuple[str, Any]]) -> Plan:
+    """The plan of the statement that reads posts (the list query itself)."""
+    statement, parameters = next((s, p) for s, p in reversed(captured) if "FROM posts" in s)
+    shown, text = explain(engine, statement, parameters)
     return Plan(
         label=label,
         text=f"{shown}\n\n{text}",

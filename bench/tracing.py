@@ -35,8 +35,7 @@ from bench.run import (  # noqa: E402
     TRACING_SECTION,
     alternated,
     app_environment,
-    ensure_postgres,
-    ensure_wrk,
+    bench_database_url,
     prepare_database,
     start_gunicorn,
     stop,
@@ -82,13 +81,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="the database is seeded already")
     options = parser.parse_args()
-    if "bench" not in options.database:
-        sys.exit(f"refusing to use {options.database!r}: the benchmark database's name must contain 'bench'")
     mode = replace(QUICK, rounds=options.rounds, duration=options.duration)
-    OUT.mkdir(exist_ok=True)
-    ensure_wrk()
-    ensure_postgres(options.admin_url)
-    database_url = f"{options.admin_url.rsplit('/', 1)[0]}/{options.database}"
+    database_url = bench_database_url(options.admin_url, options.database)
     env = app_environment(database_url)
     if not options.reuse:
         prepare_database(options.admin_url, options.database, database_url, env, mode)

@@ -26,8 +26,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Connection, create_engine, event, text
 from werkzeug.test import TestResponse
 
-from app import database
+from app import database, mail
 from app.database import normalise_url
+from app.extensions import db
 from app.models import Role
 from config import Config, Duration, Setting
 from scripts.live_server import LiveServer, free_port, stop_process
@@ -313,3 +314,12 @@ def tables_in_plan(plan: str) -> set[str]:
     postgresql = re.findall(r"(?<!Bitmap Index )Scan(?: Backward)?(?: using \w+)? on (\w+)", plan)
     sqlite = re.findall(r"^(?:SCAN|SEARCH) (\w+)", plan, re.MULTILINE)
     return set(postgresql + sqlite) - {"CONSTANT"}
+
+
+def queue_mail(app: Flask, to: str) -> int:
+    """A password-reset message queued (and committed) for `to`, as a request would queue it; its id."""
+    with app.test_request_context():
+        message = mail.enqueue(to, "Reset your password", "reset_password", user=None, link="http://x/?token=t",
+                               minutes=30)
+        db.session.commit()
+        return message.id

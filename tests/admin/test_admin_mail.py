@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from app import mail
 from app.extensions import db
 from app.models import MailStatus, OutboxMessage
 from tests.admin_support import assert_admin_html, signed_in, submit, text_of
-
-
-def queue(app, to: str) -> int:
-    with app.test_request_context():
-        message = mail.enqueue(to, "Reset your password", "reset_password", user=None, link="http://x/?token=t",
-                               minutes=30)
-        db.session.commit()
-        return message.id
+from tests.helpers import queue_mail
 
 
 def fail(app, message_id: int, error: str) -> None:
@@ -27,8 +19,8 @@ def fail(app, message_id: int, error: str) -> None:
 
 
 def test_the_mail_page_lists_waiting_and_failed_messages_with_masked_recipients(app, client, admin):
-    queue(app, "waiting.person@example.com")
-    fail(app, queue(app, "failed.person@example.com"), "550 5.1.1 No such mailbox")
+    queue_mail(app, "waiting.person@example.com")
+    fail(app, queue_mail(app, "failed.person@example.com"), "550 5.1.1 No such mailbox")
     signed_in(client, admin)
     body = assert_admin_html(client.get("/admin/mail"), 200)
     assert "1 waiting" in body and "1 failed" in body
@@ -39,7 +31,7 @@ def test_the_mail_page_lists_waiting_and_failed_messages_with_masked_recipients(
 
 
 def test_send_again_queues_a_failed_message_afresh(app, client, admin):
-    message_id = queue(app, "ann@example.com")
+    message_id = queue_mail(app, "ann@example.com")
     fail(app, message_id, "550 no")
     signed_in(client, admin)
     response = submit(client, f"/admin/mail/{message_id}/send-again", follow=True)
@@ -50,7 +42,7 @@ def test_send_again_queues_a_failed_message_afresh(app, client, admin):
 
 
 def test_send_again_without_the_csrf_token_changes_nothing(app, client, admin):
-    message_id = queue(app, "ann@example.com")
+    message_id = queue_mail(app, "ann@example.com")
     fail(app, message_id, "550 no")
     signed_in(client, admin)
     response = client.post(f"/admin/mail/{message_id}/send-again")
@@ -60,7 +52,7 @@ def test_send_again_without_the_csrf_token_changes_nothing(app, client, admin):
 
 
 def test_send_again_for_a_message_that_did_not_fail_says_so(app, client, admin):
-    message_id = queue(app, "ann@example.com")
+    message_id = queue_mail(app, "ann@example.com")
     signed_in(client, admin)
     response = submit(client, f"/admin/mail/{message_id}/send-again", follow=True)
     assert "No failed message with this id" in text_of(response)

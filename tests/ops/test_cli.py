@@ -14,10 +14,9 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app import mail
 from app.extensions import db
 from app.models import AuthSession, Follow, MailStatus, OutboxMessage, Post, Role, User
-from tests.helpers import ROOT, assert_problem
+from tests.helpers import ROOT, assert_problem, queue_mail
 
 
 def _count(app, model) -> int:
@@ -380,17 +379,9 @@ def test_make_admin_without_an_email_says_how_to_call_it():
 # ---- the mail outbox ------------------------------------------------------------------
 
 
-def _queue_mail(app, to: str) -> int:
-    with app.test_request_context():
-        message = mail.enqueue(to, "Reset your password", "reset_password", user=None, link="http://x/?token=t",
-                               minutes=30)
-        db.session.commit()
-        return message.id
-
-
 def test_mail_status_prints_the_counts_and_each_waiting_or_failed_message_masked(app):
-    _queue_mail(app, "waiting.person@example.com")
-    failed = _queue_mail(app, "failed.person@example.com")
+    queue_mail(app, "waiting.person@example.com")
+    failed = queue_mail(app, "failed.person@example.com")
     with app.app_context():
         db.session.execute(update(OutboxMessage).where(OutboxMessage.id == failed)
                            .values(status=MailStatus.FAILED, attempts=3, last_error="550 5.1.1 No such mailbox"))
