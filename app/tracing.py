@@ -31,8 +31,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, request
-from flask.signals import request_started
+from flask import Flask, has_request_context, request
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
@@ -262,8 +261,8 @@ def _trace_app(app: Flask) -> None:
     # skip_dep_check: its declared range stops below SQLAlchemy 2.1, whose engine events it uses are unchanged.
     instrumentor.instrument(tracer_provider=provider, engines=list(_traced_engines), skip_dep_check=True)
     app.wsgi_app = OpenTelemetryMiddleware(  # type: ignore[method-assign]
-        _quiet_when_unsampled(app.wsgi_app), request_hook=_name_by_method, tracer_provider=provider)
-    request_started.connect(_name_the_request_span, app, weak=False)
+        _quiet_when_unsampled(app.wsgi_app), request_hook=_name_by_method, response_hook=_name_by_route,
+        tracer_provider=provider)
 
 
 def _quiet_when_unsampled(wsgi_app: WSGIApplication) -> WSGIApplication:
@@ -315,14 +314,15 @@ def _name_by_method(span: trace.Span, environ: dict[str, Any]) -> None:
         span.update_name(method_label(environ.get("REQUEST_METHOD", "")))
 
 
-def _name_the_request_span(sender: Flask, **_: Any) -> None:
-    """The server span's name and `http.route`, once Flask has matched the route: the route's
-    template, never the path (a request that matched no route keeps `_name_by_method`'s)."""
-    rule = request.url_rule
-    if rule is None:
+def _name_by_route(span: trace.Span, environ: dict[str, Any], status: str, headers: list[tuple[str, str]]) -> None:
+    """The server span's name and `http.route`: the matched route's template, never the path
+    (a request that matched no route keeps `_name_by_method`'s). The WSGI instrumentation calls
+    this from the `start_response` it wraps, which Flask calls inside the request's context, once
+    the route is known; an unsampled span returns at once."""
+    if not span.is_recording() or not has_request_context():
         return
-    span = trace.get_current_span()
-    if span.is_recording():
+    rule = request.url_rule
+    if rule is not None:
         route = route_template(rule.rule)
         span.update_name(f"{method_label(request.method)} {route}")
         span.set_attribute("http.route", route)
