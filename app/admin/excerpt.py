@@ -15,7 +15,6 @@ from functools import lru_cache
 from app.search import SearchQuery
 
 _WORD = re.compile(r"[^\W_]+")  # a word as the search reads one: letters and digits
-_NOT_AFTER_A_LETTER = r"(?<![^\W_])"  # where a word of `_WORD` starts
 _NOT_BEFORE_A_LETTER = r"(?![^\W_])"  # where it ends
 AROUND = 70  # characters of context on each side of the match
 
@@ -57,13 +56,19 @@ class Finder:
             wanted.append("(?:" + "|".join(map(re.escape, sorted(words))) + ")" + _NOT_BEFORE_A_LETTER)
         if prefixes:
             wanted.append("(?:" + "|".join(map(re.escape, prefixes)) + r")[^\W_]*")
-        self.in_ascii = re.compile(_NOT_AFTER_A_LETTER + "(?:" + "|".join(wanted) + ")") if wanted else None
+        # The words come first, so the expression looks for their letters; where a match starts is
+        # checked after (a look-behind first would be tried at every character of the body).
+        self.in_ascii = re.compile("|".join(wanted)) if wanted else None
 
     def span(self, body: str) -> tuple[int, int] | None:
         """Where the first wanted word of `body` is, if any."""
         if body.isascii():
-            found = self.in_ascii.search(body.lower()) if self.in_ascii is not None else None
-            return found.span() if found else None
+            lowered = body.lower()
+            for found in self.in_ascii.finditer(lowered) if self.in_ascii is not None else ():
+                start = found.start()
+                if start == 0 or not lowered[start - 1].isalnum():  # an ASCII letter or digit: `[^\W_]`
+                    return found.span()
+            return None
         for word in _WORD.finditer(body):
             folded = _folded(word.group())
             if folded in self.words or folded.startswith(self.prefixes):
