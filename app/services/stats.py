@@ -38,20 +38,25 @@ _counts = DailyCount.__table__.c
 
 
 def _counted(subject: str, *, recent: bool = False) -> Any:
-    stmt = select(func.coalesce(func.sum(_counts.count), 0)).where(_counts.subject == subject)
+    """The sum of a subject's counters (since `since`, if `recent`): one aggregate of a scan of
+    `daily_counts` that all of them share."""
+    which = _counts.subject == subject
     if recent:
-        stmt = stmt.where(_counts.day >= bindparam("since", type_=_counts.day.type))
-    return stmt.scalar_subquery()
+        which = and_(which, _counts.day >= bindparam("since", type_=_counts.day.type))
+    return func.coalesce(func.sum(_counts.count).filter(which), 0)
+
+
+def _count_of_users(*which: Any) -> Any:
+    return select(func.count()).select_from(User).where(*which).scalar_subquery()
 
 
 _FIGURES = select(
     _counted("users").label("users"),
-    select(func.count()).select_from(User).where(User.role == literal_column("'admin'")).scalar_subquery()
-    .label("admins"),
-    select(func.count()).select_from(User).where(not_(User.is_active)).scalar_subquery().label("inactive_users"),
+    _count_of_users(User.role == literal_column("'admin'")).label("admins"),
+    _count_of_users(not_(User.is_active)).label("inactive_users"),
     _counted("posts").label("posts"),
     _counted("users", recent=True).label("new_users"),
-).subquery("figures")
+).select_from(DailyCount.__table__).subquery("figures")
 _CHART_DAYS = and_(_counts.subject == "posts", _counts.day >= bindparam("first", type_=_counts.day.type))
 _POSTS_PER_DAY = select(_counts.day, _counts.count).where(_CHART_DAYS)
 # The figures' one row, beside each day of the chart that has a counter (or beside nothing).
