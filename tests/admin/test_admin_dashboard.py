@@ -294,3 +294,15 @@ def test_the_date_labels_are_evenly_spaced_every_five_days_up_to_the_newest(clie
     assert len(days) == 30
     assert [label for _, label in ticks] == [f"{day:%b} {day.day}" for day in days[::-5][::-1]]
     assert len({round(b[0] - a[0], 1) for a, b in itertools.pairwise(ticks)}) == 1  # tick marks evenly spaced
+
+
+def test_the_dashboard_page_is_the_admins_session_and_one_statement(app, client, admin, make_user, make_post,
+                                                                   sql_statements):
+    author = make_user()
+    for days_ago in range(3):
+        make_post(author.id, at=datetime.now(UTC) - timedelta(days=days_ago))
+    signed_in(client, admin)
+    sql_statements.clear()
+    body = assert_admin_html(client.get("/admin/"), 200)
+    assert _stat(body, "posts") == 3
+    assert len(sql_statements) == 2, sql_statements  # who is signed in; every figure and the chart's days
