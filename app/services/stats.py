@@ -50,18 +50,23 @@ def _count_of_users(*which: Any) -> Any:
     return select(func.count()).select_from(User).where(*which).scalar_subquery()
 
 
-_FIGURES = select(
-    _counted("users").label("users"),
-    _count_of_users(User.role == literal_column("'admin'")).label("admins"),
-    _count_of_users(not_(User.is_active)).label("inactive_users"),
-    _counted("posts").label("posts"),
-    _counted("users", recent=True).label("new_users"),
-).select_from(DailyCount.__table__).subquery("figures")
+_FIGURES = (
+    select(
+        _counted("users").label("users"),
+        _count_of_users(User.role == literal_column("'admin'")).label("admins"),
+        _count_of_users(not_(User.is_active)).label("inactive_users"),
+        _counted("posts").label("posts"),
+        _counted("users", recent=True).label("new_users"),
+    )
+    .select_from(DailyCount.__table__)
+    .subquery("figures")
+)
 _CHART_DAYS = and_(_counts.subject == "posts", _counts.day >= bindparam("first", type_=_counts.day.type))
 _POSTS_PER_DAY = select(_counts.day, _counts.count).where(_CHART_DAYS)
 # The figures' one row, beside each day of the chart that has a counter (or beside nothing).
 _DASHBOARD = select(_FIGURES, _counts.day.label("chart_day"), _counts.count.label("chart_count")).select_from(
-    _FIGURES.outerjoin(DailyCount.__table__, _CHART_DAYS))
+    _FIGURES.outerjoin(DailyCount.__table__, _CHART_DAYS)
+)
 
 
 def dashboard(now: datetime | None = None) -> DashboardStats:
