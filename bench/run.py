@@ -793,7 +793,8 @@ def render_search(
         "",
         *search.render_rows(searches, first, mark),
         "",
-        f"**Search flood** (limits on, as in production, counted in Redis): 8 connections searching as fast "
+        f"**Search flood** (limits on, as in production, counted in Redis; the server warmed first from other "
+        f"addresses): 8 connections searching as fast "
         f"as they can from eight client addresses for {flood.duration} s — {flood.flood_requests:,} searches, "
         f"{flood.flood_limited:,} of them refused with 429 — while one ordinary client reads the first page "
         f"four times a second: its **p50 {flood.reader_p50_ms:.2f} ms, p99 {flood.reader_p99_ms:.2f} ms** "

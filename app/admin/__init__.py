@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.admin import errorpages, filters, headers, views  # noqa: F401  (each registers on the blueprint)
+from app.admin import errorpages, filters, headers, links, views  # noqa: F401  (each registers on the blueprint)
 from app.admin.blueprint import bp
 
 

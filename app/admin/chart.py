@@ -29,6 +29,8 @@ class Bar:
     height: float
     day: date
     count: int
+    day_label: str  # the day as the page writes it (ISO), once for its bar and its row of the table
+    count_label: str  # the count as the page writes it (`count_label`)
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ def bar_chart(series: Sequence[tuple[date, int]]) -> BarChart:
                 height=round(height, 2),
                 day=day,
                 count=count,
+                day_label=day.isoformat(),
+                count_label=count_label(count),
             )
         )
         # Every LABEL_EVERY days back from the newest, so the labels are evenly spaced and the

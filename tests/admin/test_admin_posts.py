@@ -229,3 +229,57 @@ def test_a_snippet_finds_a_plain_word_for_an_accented_query(app, admin_client, u
     make_post(user, "Coffee", "We met at the Cafe downtown.")
     body = assert_admin_html(admin_client.get("/admin/posts?q=CAFÉ+coffee"), 200)
     assert "<mark>Cafe</mark> downtown." in body
+
+
+def test_a_snippet_marks_a_whole_word_or_a_word_the_last_term_starts(app, admin_client, user, make_post):
+    """`kestrel` must be a whole word (not the end of `akestrel`, not `kestrels`); the last term,
+    `flask`, also matches as the start of a word. Underscores split words, as the search splits them."""
+    make_post(user, "Birds", "akestrel kestrels snake_kestrelx kept in flasks_ then a kestrel")
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "kestrel flask"}), 200)
+    assert "snake_kestrelx kept in <mark>flasks</mark>_ then a kestrel" in body
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "kestrel flasks"}), 200)
+    assert "snake_kestrelx kept in <mark>flasks</mark>_ then a kestrel" in body  # a whole word is a prefix too
+    make_post(user, "Birds again", "akestrel kestrels foo_kestrel_bar, and a flask")
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "flask kestrel"}), 200)
+    assert "akestrel <mark>kestrels</mark> foo_kestrel_bar, and a flask" in body  # `kestrel` is the prefix now
+
+
+def test_a_snippet_is_found_the_same_way_in_a_body_that_is_not_ascii(app, admin_client, user, make_post):
+    make_post(user, "Birds", "Akestrel kestrels über der Straße, ein kestrel.")
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "über kestrel"}), 200)
+    assert "Akestrel <mark>kestrels</mark> über der Straße" in body
+    body = assert_admin_html(admin_client.get("/admin/posts", query_string={"q": "kestrel über"}), 200)
+    assert "Akestrel kestrels <mark>über</mark> der Straße" in body  # accents ignored, as the search ignores them
+
+
+def test_a_search_page_runs_no_statement_per_row(app, admin_client, make_user, make_post, sql_statements):
+    """The admin's session, then the page's posts with their authors: the excerpts and the links
+    of fifty rows by many authors need no statement of their own."""
+    authors = [make_user() for _ in range(5)]
+    make_post(authors[0], "A kestrel", "One kestrel.")
+    admin_client.get("/admin/posts?q=kestrel")  # the word statistics are read once in a while (PostgreSQL)
+    sql_statements.clear()
+    assert _ids_in(assert_admin_html(admin_client.get("/admin/posts?q=kestrel"), 200))
+    one_row = len(sql_statements)
+    for n in range(60):
+        make_post(authors[n % 5], f"Kestrel {n}", f"Seen a kestrel, number {n}.")
+    sql_statements.clear()
+    body = assert_admin_html(admin_client.get("/admin/posts?q=kestrel"), 200)
+    assert len(_ids_in(body)) == 50 and body.count("<mark>kestrel</mark>") == 50
+    assert len(sql_statements) <= one_row <= 3, sql_statements
+
+
+def test_row_links_are_the_urls_url_for_builds_also_under_a_script_root(app, user):
+    """`id_urls` builds one URL with the router and puts each id in its place: the same URL as
+    `url_for`, also when the app is mounted under a path (even one that holds the stand-in id)."""
+    from flask import url_for
+
+    from app.admin.links import id_urls
+
+    for root in ("", "/mounted", "/2147483647"):
+        with app.test_request_context("/admin/posts", environ_base={"SCRIPT_NAME": root}):
+            for endpoint, name in [("admin.post_detail", "post_id"), ("admin.confirm_delete_post", "post_id"),
+                                   ("admin.user_detail", "user_id")]:
+                urls = id_urls(endpoint, name)
+                for value in (1, 42, 2147483647):
+                    assert urls[value] == url_for(endpoint, **{name: value}), (root, endpoint, value)
