@@ -62,7 +62,6 @@ _FIGURES = (
     .subquery("figures")
 )
 _CHART_DAYS = and_(_counts.subject == "posts", _counts.day >= bindparam("first", type_=_counts.day.type))
-_POSTS_PER_DAY = select(_counts.day, _counts.count).where(_CHART_DAYS)
 # The figures' one row, beside each day of the chart that has a counter (or beside nothing).
 _DASHBOARD = select(_FIGURES, _counts.day.label("chart_day"), _counts.count.label("chart_count")).select_from(
     _FIGURES.outerjoin(DailyCount.__table__, _CHART_DAYS)
@@ -93,12 +92,6 @@ def dashboard(now: datetime | None = None) -> DashboardStats:
         posts_per_day=chart,
         recent_since=since,
     )
-
-
-def posts_per_day(now: datetime | None = None) -> list[tuple[date, int]]:
-    """Posts per UTC day for the last `CHART_DAYS` days (today included), from `daily_counts`."""
-    first = _first_chart_day(now or datetime.now(UTC))
-    return _series(first, db.session.execute(_POSTS_PER_DAY, {"first": first}).all())
 
 
 def _first_chart_day(now: datetime) -> date:

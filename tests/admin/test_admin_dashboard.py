@@ -115,7 +115,7 @@ def test_posts_per_day_buckets_by_utc_day_with_zero_days_filled(app, make_user, 
     make_post(author.id, at=datetime(2025, 3, 2, 0, 0, tzinfo=UTC))       # first day of the window
     make_post(author.id, at=datetime(2025, 3, 1, 23, 59, 59, tzinfo=UTC))  # just before it
     with app.app_context():
-        series = stats.posts_per_day(NOW)
+        series = stats.dashboard(NOW).posts_per_day
     assert len(series) == 30
     assert series[0][0] == date(2025, 3, 2) and series[-1][0] == today
     by_day = dict(series)
@@ -141,7 +141,7 @@ def test_posts_per_day_is_one_statement_on_the_daily_counts_not_the_posts(app, m
     _add_to_counter(app, "posts", NOW.date(), 10)
     sql_statements.clear()
     with app.app_context():
-        series = stats.posts_per_day(NOW)
+        series = stats.dashboard(NOW).posts_per_day
     assert len(sql_statements) == 1, sql_statements
     assert dict(series)[NOW.date()] == 11 and sum(count for _, count in series) == 20
 
