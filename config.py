@@ -73,6 +73,20 @@ def integer(raw: str) -> int:
     return int(raw)
 
 
+@dataclass(frozen=True)
+class Between:
+    """A whole number from `low` to `high` (`ADMIN_PAGE_SIZE=50`)."""
+
+    low: int
+    high: int
+
+    def __call__(self, raw: str) -> int:
+        value = raw.strip()
+        if not re.fullmatch(r"[0-9]+", value) or not self.low <= int(value) <= self.high:
+            raise ValueError(f"a whole number from {self.low} to {self.high}")
+        return int(value)
+
+
 def mail_backend(raw: str) -> str:
     """`smtp` or `file` (the development mailbox); `log`, this setting's earlier value for test
     harnesses without a mail server, means `file`."""
@@ -277,6 +291,7 @@ class Config:
 
     ADMIN_SESSION_HOURS = Setting(Duration("h"), 8)  # idle: the cookie lapses
     ADMIN_SESSION_MAX_HOURS = Setting(Duration("h"), 12)  # absolute: the server ends it
+    ADMIN_PAGE_SIZE = Setting(Between(1, 500), 50)  # rows on each admin list page
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "admin_session"
@@ -392,7 +407,7 @@ def check_public_urls(config: dict) -> None:
             raise ConfigurationError(f"PUBLIC_BASE_URL must be an absolute http(s) URL such as "
                                      f"https://api.example.com (no query, fragment or user), not {base!r}")
     config["PUBLIC_BASE_URL"] = base.rstrip("/")
-    if config.get("LOG_FORMAT", "text") not in ("text", "json"):
+    if config["LOG_FORMAT"] not in ("text", "json"):
         raise ConfigurationError(f"LOG_FORMAT must be text or json, not {config['LOG_FORMAT']!r}")
     check_cors_origins(config)
     check_replicas(config)

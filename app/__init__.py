@@ -112,6 +112,6 @@ def _register_admin(app: Flask) -> None:
 
 
 def _install_proxy_fix(app: Flask) -> None:
-    hops = app.config.get("PROXY_FIX_HOPS", 0)
+    hops = app.config["PROXY_FIX_HOPS"]
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]

@@ -104,7 +104,7 @@ def server_settings(timeout_ms: int) -> dict[str, str]:
 
 
 def behind_a_transaction_pooler(app: Flask) -> bool:
-    return app.config.get("DB_POOLER", "none") == "transaction"
+    return app.config["DB_POOLER"] == "transaction"
 
 
 def _startup_options(settings: dict[str, str]) -> str:
@@ -292,7 +292,7 @@ def _read_engine(app: Flask, uri: str, name: str, connect_timeout: int | None = 
     settings = server_settings(app.config["DB_READ_TIMEOUT_MS"])
     pooled = behind_a_transaction_pooler(app)
     connect_args = {key: value for key, value in options["connect_args"].items() if key != "options"}
-    connect_args["application_name"] = f"{app.config.get('DB_APPLICATION_NAME', 'users-posts')}:{name}"
+    connect_args["application_name"] = f"{app.config['DB_APPLICATION_NAME']}:{name}"
     if not pooled:
         connect_args["options"] = _startup_options(settings)
     if connect_timeout is not None:
@@ -404,10 +404,10 @@ class ReplicaRouter:
         self.replicas = replicas
         self.primary = primary
         self.max_lag = float(app.config["REPLICA_MAX_LAG_SECONDS"])
-        self.check_every = float(app.config.get("REPLICA_CHECK_SECONDS", 1.0))
+        self.check_every = float(app.config["REPLICA_CHECK_SECONDS"])
         self.redis = redis.Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=0.5)
         self.keep_max = self.redis.register_script(_KEEP_MAX)
-        self.key_prefix = f"{app.config.get('RATELIMIT_KEY_PREFIX', 'users-posts')}:wal-position:"
+        self.key_prefix = f"{app.config['RATELIMIT_KEY_PREFIX']}:wal-position:"
         self._turn = itertools.count()
         self._watcher: tuple[int, threading.Thread] | None = None
         self._checked, self._stopped = threading.Event(), threading.Event()

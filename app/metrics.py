@@ -128,7 +128,7 @@ def init_app(app: Flask, engines: dict[str, Engine], scraped: tuple[Collector, .
     /metrics when a token is set, adding what the `scraped` collectors read at each scrape
     (the outbox's state). `METRICS_ENABLED=0` leaves
     requests and pools uncounted (the benchmark's baseline for the metrics' cost)."""
-    if not app.config.get("METRICS_ENABLED", True):
+    if not app.config["METRICS_ENABLED"]:
         return
 
     @app.after_request

@@ -69,7 +69,7 @@ def retry_after_only_when_it_means_something(response: Response) -> Response:
 
 
 def limits_disabled() -> bool:
-    return not current_app.config.get("RATELIMIT_ENABLED", True)
+    return not current_app.config["RATELIMIT_ENABLED"]
 
 
 def client_ip() -> str:

@@ -25,10 +25,10 @@ def init_app(app: Flask) -> None:
     root = logging.getLogger()
     if not root.handlers:  # else whoever configured logging (gunicorn.conf.py, a test runner) decides
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(formatter(app.config.get("LOG_FORMAT", "text")))
+        handler.setFormatter(formatter(app.config["LOG_FORMAT"]))
         root.addHandler(handler)
-        root.setLevel(app.config.get("LOG_LEVEL", "INFO"))
-    log.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+        root.setLevel(app.config["LOG_LEVEL"])
+    log.setLevel(app.config["LOG_LEVEL"])
 
     @app.before_request
     def start_timer() -> None:

@@ -28,7 +28,6 @@ from app.search import parse_search
 from app.services import Precondition, expect_version, follows, outbox, posts, sessions, stats, throttle, users
 from app.services.throttle import Client
 
-PAGE_SIZE = 50
 RECENT_POSTS = 10
 RECENT_FOLLOWS = 10
 ID = f"int(max={MAX_ID})"  # larger ids cannot exist; PostgreSQL would reject them
@@ -349,7 +348,7 @@ def _back(form: ActionForm, endpoint: str, **values: Any) -> Response:
 
 def _page_request(cursor: str | None, before: str | None, kinds: Sequence[type]) -> PageRequest:
     """The page after `cursor` (Next), the page before `before` (Previous), or the first page."""
-    limit = current_app.config.get("ADMIN_PAGE_SIZE", PAGE_SIZE)
+    limit = current_app.config["ADMIN_PAGE_SIZE"]
     if cursor and before:
         abort(422, BAD_CURSOR)  # no link of these pages carries both
     try:

@@ -123,11 +123,11 @@ def budgets(email: str, user: User | None, client: Client) -> list[_Budget]:
 
 
 def _enabled() -> bool:
-    return bool(current_app.config.get("RATELIMIT_ENABLED", True))
+    return bool(current_app.config["RATELIMIT_ENABLED"])
 
 
 def _identifiers(budget: _Budget) -> tuple[str, ...]:
-    return (current_app.config.get("RATELIMIT_KEY_PREFIX", ""), "account-budgets", *budget.identifiers)
+    return (current_app.config["RATELIMIT_KEY_PREFIX"], "account-budgets", *budget.identifiers)
 
 
 def _count(item: RateLimitItem, ids: tuple[str, ...], cost: int) -> bool:

@@ -199,6 +199,8 @@ def test_require_if_match_is_read_as_a_boolean(make_app, monkeypatch, user, valu
     ("LOGIN_FAILURES_PER_DEVICE", "5/minute;50/day", "LOGIN_FAILURES_PER_DEVICE: expected one rate limit "
                                                      "(10/minute, 5 per 15 minutes), got '5/minute;50/day'"),
     ("DB_POOLER", "statement", "DB_POOLER: expected one of none, transaction, got 'statement'"),
+    ("ADMIN_PAGE_SIZE", "0", "ADMIN_PAGE_SIZE: expected a whole number from 1 to 500, got '0'"),
+    ("ADMIN_PAGE_SIZE", "all", "ADMIN_PAGE_SIZE: expected a whole number from 1 to 500, got 'all'"),
 ])
 def test_a_value_that_is_not_understood_stops_the_start_naming_the_variable(monkeypatch, variable, value, line):
     monkeypatch.setenv(variable, value)
@@ -217,6 +219,15 @@ def test_the_start_refuses_every_value_not_understood_one_line_each():
     assert result.stderr.splitlines() == [
         "error: DB_POOL_SIZE: expected a whole number (0, 1, 2, ...), got 'five'",
         "RATELIMIT_ENABLED: expected a boolean (1/0, true/false, yes/no, on/off), got 'maybe'"]
+
+
+@pytest.mark.parametrize(("value", "rows"), [(None, 50), ("20", 20), (" 500 ", 500)])
+def test_admin_lists_show_the_rows_the_environment_asks_for(monkeypatch, value, rows):
+    if value is None:
+        monkeypatch.delenv("ADMIN_PAGE_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("ADMIN_PAGE_SIZE", value)
+    assert create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://"}).config["ADMIN_PAGE_SIZE"] == rows
 
 
 @pytest.mark.parametrize(("value", "expires_in"), [("3600", 3600), ("15m", 900), ("1h", 3600), ("90s", 90)])
