@@ -291,7 +291,7 @@ class Config:
 
     ADMIN_SESSION_HOURS = Setting(Duration("h"), 8)  # idle: the cookie lapses
     ADMIN_SESSION_MAX_HOURS = Setting(Duration("h"), 12)  # absolute: the server ends it
-    ADMIN_PAGE_SIZE = Setting(Between(1, 500), 50)  # rows on each admin list page
+    ADMIN_PAGE_SIZE = Setting(Between(1, 500), 20)  # rows on each admin list page, as Flask-Admin shows
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_NAME = "admin_session"

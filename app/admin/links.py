@@ -1,7 +1,7 @@
 """Links to many rows of one kind on a page (each post's page, its author's), built by the router once.
 
-`url_for` runs Flask's and Werkzeug's whole URL building each time; a list page of 50 rows asked
-it 150 times for three URLs that differ only in their id. `id_urls` asks it once, with a stand-in
+`url_for` runs Flask's and Werkzeug's whole URL building each time; a list page of n rows asked
+it 3n times for three URLs that differ only in their id. `id_urls` asks it once, with a stand-in
 id, and puts each id in its place: the same URL as `url_for` builds, since an `int` URL converter
 writes an id as its decimal digits. A template reads them by id (`post_urls[post.id]`): an item
 lookup, which Jinja makes directly, where a call goes through its checks for every row.

@@ -252,9 +252,11 @@ def test_a_snippet_is_found_the_same_way_in_a_body_that_is_not_ascii(app, admin_
     assert "Akestrel kestrels <mark>über</mark> der Straße" in body  # accents ignored, as the search ignores them
 
 
-def test_a_search_page_runs_no_statement_per_row(app, admin_client, make_user, make_post, sql_statements):
+def test_a_search_page_runs_no_statement_per_row(app, admin_client, make_user, make_post, sql_statements,
+                                                monkeypatch):
     """The admin's session, then the page's posts with their authors: the excerpts and the links
     of fifty rows by many authors need no statement of their own."""
+    monkeypatch.setitem(app.config, "ADMIN_PAGE_SIZE", 50)
     authors = [make_user() for _ in range(5)]
     make_post(authors[0], "A kestrel", "One kestrel.")
     admin_client.get("/admin/posts?q=kestrel")  # the word statistics are read once in a while (PostgreSQL)
