@@ -81,10 +81,14 @@ class Between:
     high: int
 
     def __call__(self, raw: str) -> int:
-        value = raw.strip()
-        if not re.fullmatch(r"[0-9]+", value) or not self.low <= int(value) <= self.high:
-            raise ValueError(f"a whole number from {self.low} to {self.high}")
-        return int(value)
+        refusal = ValueError(f"a whole number from {self.low} to {self.high}")
+        try:
+            value = integer(raw)
+        except ValueError:
+            raise refusal from None
+        if not self.low <= value <= self.high:
+            raise refusal
+        return value
 
 
 def mail_backend(raw: str) -> str:
